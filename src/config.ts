@@ -1,0 +1,103 @@
+/**
+ * runboard's configuration: environment variables, mirrored by command-line flags (flags win).
+ * One table drives parsing, `--help` and the README, so the three never disagree.
+ */
+import { createHash } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+
+export interface Config {
+  /** @default 4000 */
+  port: number;
+  /** @default '127.0.0.1' */
+  host: string;
+  /** The git repository to orchestrate. @default the working directory */
+  repo: string;
+  /** Database, worktrees and logs. @default $XDG_DATA_HOME/runboard/<repo name>-<hash> */
+  dataDir: string;
+  /** A SQLite `file:` URL. @default file:<dataDir>/runboard.db */
+  databaseUrl: string;
+}
+
+/** One option: its flag, environment variable, default (as shown in --help) and meaning. */
+export interface OptionSpec {
+  readonly key: keyof Config;
+  readonly flag: string;
+  readonly env: string;
+  readonly defaultText: string;
+  readonly description: string;
+}
+
+export const OPTIONS: readonly OptionSpec[] = [
+  { key: 'repo', flag: 'repo', env: 'RUNBOARD_REPO', defaultText: 'the working directory', description: 'Git repository to orchestrate (must have at least one commit)' },
+  { key: 'port', flag: 'port', env: 'PORT', defaultText: '4000', description: 'TCP port to listen on (0 picks a free one)' },
+  { key: 'host', flag: 'host', env: 'HOST', defaultText: '127.0.0.1', description: 'Interface to bind' },
+  { key: 'dataDir', flag: 'data-dir', env: 'RUNBOARD_DATA_DIR', defaultText: '$XDG_DATA_HOME/runboard/<repo>-<hash>', description: 'Database, worktrees and logs; outside the repository by default' },
+  { key: 'databaseUrl', flag: 'database-url', env: 'DATABASE_URL', defaultText: 'file:<data dir>/runboard.db', description: 'SQLite database URL' },
+];
+
+/** A bad flag or value; the CLI prints the message on one line and exits with code 2. */
+export class ConfigError extends Error {}
+
+/** Reads flags (argv without node and script) over environment variables over defaults. */
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, cwd = process.cwd()): Config {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: Object.fromEntries(OPTIONS.map((o) => [o.flag, { type: 'string' as const }])),
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    throw new ConfigError((error as Error).message.split('\n')[0]);
+  }
+  const raw = (o: OptionSpec): string | undefined => {
+    const value = (values[o.flag] as string | undefined) ?? env[o.env];
+    return value === '' ? undefined : value;
+  };
+  const option = (key: keyof Config) => OPTIONS.find((o) => o.key === key)!;
+
+  const repo = path.resolve(cwd, raw(option('repo')) ?? '.');
+  const dataDir = path.resolve(cwd, raw(option('dataDir')) ?? defaultDataDir(repo, env));
+  return {
+    repo,
+    dataDir,
+    port: parsePort(raw(option('port')) ?? '4000'),
+    host: raw(option('host')) ?? '127.0.0.1',
+    databaseUrl: parseDatabaseUrl(raw(option('databaseUrl')), dataDir, cwd),
+  };
+}
+
+function parsePort(text: string): number {
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port > 65_535) throw new ConfigError(`invalid port "${text}": expected 0-65535`);
+  return port;
+}
+
+/** Only SQLite `file:` URLs are supported; relative paths are made absolute so children agree. */
+function parseDatabaseUrl(text: string | undefined, dataDir: string, cwd: string): string {
+  if (text === undefined) return `file:${path.join(dataDir, 'runboard.db')}`;
+  if (!text.startsWith('file:')) throw new ConfigError(`invalid DATABASE_URL "${text}": expected a SQLite file: URL`);
+  const file = text.slice('file:'.length);
+  return file.startsWith('/') ? text : `file:${path.resolve(cwd, file)}`;
+}
+
+/**
+ * Outside the repository, so runboard's files can never show up as changes in it: one folder per
+ * repository under the user's data home, named for readability and made unique by a path hash.
+ */
+function defaultDataDir(repo: string, env: NodeJS.ProcessEnv): string {
+  const dataHome = env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share');
+  const hash = createHash('sha256').update(pathToFileURL(repo).href).digest('hex').slice(0, 10);
+  const name = path.basename(repo).replace(/[^A-Za-z0-9._-]/g, '_') || 'repo';
+  return path.join(dataHome, 'runboard', `${name}-${hash}`);
+}
+
+/** Text for `runboard --help`. */
+export function helpText(): string {
+  const rows = OPTIONS.map((o) => `  --${o.flag.padEnd(14)} ${o.env.padEnd(18)} ${o.description} (default: ${o.defaultText})`);
+  return ['Usage: runboard [options]', '', 'Options (flag, environment variable, meaning):', ...rows, '  --help                            Show this help', ''].join('\n');
+}

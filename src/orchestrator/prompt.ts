@@ -1,0 +1,37 @@
+/** Renders a card into the text an agent receives as its default prompt. */
+import type { ReferenceKind } from '../generated/prisma/client.js';
+
+export interface PromptCard {
+  title: string;
+  description: string;
+  tags: readonly { name: string }[];
+  references: readonly { kind: ReferenceKind; target: string; note: string }[];
+  /** Oldest first; the caller bounds how many (see PROMPT_COMMENT_LIMIT). */
+  comments: readonly { author: string; body: string; createdAt: Date }[];
+}
+
+/** How many of the newest comments a prompt includes, so a long discussion cannot swamp it. */
+export const PROMPT_COMMENT_LIMIT = 20;
+
+const REFERENCE_LABEL: Record<ReferenceKind, string> = {
+  FILE: 'File',
+  URL: 'Link',
+  CARD: 'Related card',
+  NOTE: 'Note',
+};
+
+export function renderAgentPrompt(card: PromptCard): string {
+  const sections = [`# ${card.title}`];
+  if (card.description.trim()) sections.push(card.description.trim());
+  if (card.tags.length) sections.push(`Tags: ${card.tags.map((t) => t.name).join(', ')}`);
+  if (card.references.length) {
+    const lines = card.references.map((r) => `- ${REFERENCE_LABEL[r.kind]}: ${r.target}${r.note ? ` (${r.note})` : ''}`);
+    sections.push(['## References', ...lines].join('\n'));
+  }
+  if (card.comments.length) {
+    const lines = card.comments.map((c) => `- ${c.author} (${c.createdAt.toISOString()}): ${c.body}`);
+    sections.push(['## Discussion', ...lines].join('\n'));
+  }
+  sections.push('Work in the current directory, which is a git worktree on its own branch. Commit your changes with clear messages when you are done.');
+  return sections.join('\n\n');
+}

@@ -1,0 +1,10 @@
+/** The GraphQL schema: each module registers its types and fields on the builder. */
+import { builder } from './builder.js';
+import './scalars.js';
+import './card.js';
+import './comment.js';
+import './reference.js';
+import './run.js';
+
+export const schema = builder.toSchema({ sortSchema: true });
+export type { Context } from './context.js';
