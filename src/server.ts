@@ -15,6 +15,7 @@ import type { Config } from './config.js';
 import { Database } from './orchestrator/db.js';
 import { openRepository } from './orchestrator/git.js';
 import { Orchestrator } from './orchestrator/index.js';
+import { useVariableErrorCodes } from './plugins/use-variable-error-codes.js';
 import { schema, type Context } from './schema/index.js';
 import { isExpectedError, maskError } from './schema/errors.js';
 
@@ -48,6 +49,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     graphiql: { title: 'runboard', subscriptionsProtocol: 'WS' },
     renderGraphiQL,
     context,
+    plugins: [useVariableErrorCodes()],
   });
 
   const http = createServer(yoga);

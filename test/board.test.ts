@@ -174,6 +174,7 @@ describe('errors', () => {
     expect(badEnum.errors?.[0].extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
     const badVariable = await t.gql(`mutation($c: CardColumn!) { createCard(input: { title: "x", column: $c }) { id } }`, { c: 'SIDEWAYS' });
     expect(badVariable.errors?.[0].message).toMatch(/SIDEWAYS/);
+    expect(codes(badVariable)).toEqual(['BAD_USER_INPUT']);
     expect(badVariable.data ?? null).toBeNull();
 
     const card = await createCard({ title: 'typed ids' });
