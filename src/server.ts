@@ -38,6 +38,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   mkdirSync(config.dataDir, { recursive: true });
   const db = await Database.open({ url: config.databaseUrl, logQueries: options.logQueries });
   const orchestrator = new Orchestrator({ db, repository, dataDir: config.dataDir });
+  await orchestrator.start();
   const context = (): Context => ({ orchestrator, prisma: db.client });
 
   const yoga = createYoga({

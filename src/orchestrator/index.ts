@@ -5,6 +5,7 @@
 import { Board } from './board.js';
 import type { Database } from './db.js';
 import type { RepositoryInfo } from './git.js';
+import { Workspaces } from './workspaces.js';
 
 export interface OrchestratorOptions {
   db: Database;
@@ -17,6 +18,7 @@ export interface OrchestratorOptions {
 export class Orchestrator {
   readonly db: Database;
   readonly board: Board;
+  readonly workspaces: Workspaces;
   readonly repository: RepositoryInfo;
   readonly dataDir: string;
 
@@ -25,6 +27,12 @@ export class Orchestrator {
     this.repository = repository;
     this.dataDir = dataDir;
     this.board = new Board(db);
+    this.workspaces = new Workspaces(db, repository.root, dataDir);
+  }
+
+  /** Start-up reconciliation with what is on disk: worktrees deleted while runboard was down. */
+  async start(): Promise<void> {
+    await this.workspaces.reconcile();
   }
 
   /** Ends everything the orchestrator started (agents, playtests), then closes the database. */

@@ -5,6 +5,8 @@ import './card.js';
 import './comment.js';
 import './reference.js';
 import './run.js';
+import './review.js';
+import './repository.js';
 
 export const schema = builder.toSchema({ sortSchema: true });
 export type { Context } from './context.js';

@@ -21,9 +21,10 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startTestServer(options: ServerOptions & { repo?: string; env?: Record<string, string> } = {}): Promise<TestServer> {
+/** Options: reuse a `repo` or `dataDir` (e.g. to restart on the same data); both are removed on close only if made here. */
+export async function startTestServer(options: ServerOptions & { repo?: string; dataDir?: string; env?: Record<string, string> } = {}): Promise<TestServer> {
   const repo = options.repo ?? (await makeRepo());
-  const dataDir = await tempDir('runboard-data-');
+  const dataDir = options.dataDir ?? (await tempDir('runboard-data-'));
   const config = loadConfig(['--port', '0', '--repo', repo, '--data-dir', dataDir], options.env ?? {});
   const server = await startServer(config, options);
   const gql = async (query: string, variables?: Record<string, unknown>) => {
@@ -47,7 +48,7 @@ export async function startTestServer(options: ServerOptions & { repo?: string; 
     },
     close: async () => {
       await server.close();
-      await removeDirs(dataDir, options.repo ? undefined : repo);
+      await removeDirs(options.dataDir ? undefined : dataDir, options.repo ? undefined : repo);
     },
   };
 }

@@ -1,0 +1,171 @@
+/**
+ * A run's workspace: its git worktree and branch, what it has done there, and merging it into the
+ * main checkout. Everything here is read from git (through git.ts) using the branch and base
+ * recorded on the run; the database only remembers where to look.
+ */
+import path from 'node:path';
+import type { Database } from './db.js';
+import { ConflictError, NotFoundError } from './errors.js';
+import * as git from './git.js';
+import { isActive, type RunStatus } from './run-status.js';
+
+/** The fields of a run its workspace needs; resolvers select exactly these. */
+export interface RunWorkspaceRef {
+  id: string;
+  branch: string | null;
+  baseBranch: string | null;
+  baseSha: string | null;
+  worktreePath: string | null;
+}
+
+/** A run ref with a branch, i.e. a run that worked in a worktree of its own. */
+type BranchedRun = RunWorkspaceRef & { branch: string; baseSha: string };
+
+export const WORKSPACE_SELECT = { id: true, branch: true, baseBranch: true, baseSha: true, worktreePath: true } as const;
+
+/** Longest card description copied into a merge commit message. @default 2_000 // characters */
+const MESSAGE_DESCRIPTION_CHARS = 2_000;
+
+export interface MergeRunResult extends git.MergeResult {
+  runId: string;
+}
+
+export class Workspaces {
+  /** Where run worktrees live: `<data dir>/worktrees`. */
+  readonly worktreesDir: string;
+
+  constructor(
+    private readonly db: Database,
+    private readonly repoRoot: string,
+    dataDir: string,
+  ) {
+    this.worktreesDir = path.join(dataDir, 'worktrees');
+  }
+
+  /** Creates the run's worktree on a new branch from the main checkout's HEAD and records it on the run. */
+  async create(runId: string): Promise<git.CreatedWorktree> {
+    const run = await this.db.client.run.findUnique({ where: { id: runId }, select: { card: { select: { title: true } } } });
+    if (!run) throw new NotFoundError('Run', runId);
+    const created = await git.createWorktree({ repoRoot: this.repoRoot, worktreesDir: this.worktreesDir, title: run.card.title, runId });
+    await this.db.write((tx) =>
+      tx.run.update({
+        where: { id: runId },
+        data: { branch: created.branch, baseBranch: created.baseBranch, baseSha: created.baseSha, worktreePath: created.path, ownsWorktree: true, worktreeMissing: false },
+      }),
+    );
+    return created;
+  }
+
+  /** Removes a worktree the run owns, with its branch unless that has unmerged commits (then kept and reported). */
+  async remove(runId: string): Promise<git.RemovedWorktree | null> {
+    const run = await this.db.client.run.findUnique({ where: { id: runId }, select: { ...WORKSPACE_SELECT, ownsWorktree: true } });
+    if (!run) throw new NotFoundError('Run', runId);
+    if (!run.ownsWorktree || !run.worktreePath || !run.branch) return null;
+    return git.removeWorktree({ repoRoot: this.repoRoot, path: run.worktreePath, branch: run.branch });
+  }
+
+  /**
+   * Start-up: forgets worktrees whose directories are gone and flags the runs that used them
+   * (and clears the flag of any that came back). Returns the ids of runs flagged missing.
+   */
+  async reconcile(): Promise<string[]> {
+    await git.pruneWorktrees(this.repoRoot);
+    const runs = await this.db.client.run.findMany({ where: { worktreePath: { not: null } }, select: { id: true, worktreePath: true, worktreeMissing: true } });
+    const missing: string[] = [];
+    const changes: { id: string; worktreeMissing: boolean }[] = [];
+    for (const run of runs) {
+      const gone = !(await git.worktreeExists(run.worktreePath!));
+      if (gone) missing.push(run.id);
+      if (gone !== run.worktreeMissing) changes.push({ id: run.id, worktreeMissing: gone });
+    }
+    if (changes.length) {
+      await this.db.write(async (tx) => {
+        for (const { id, worktreeMissing } of changes) await tx.run.update({ where: { id }, data: { worktreeMissing } });
+      });
+    }
+    return missing;
+  }
+
+  /** The main checkout: branch, HEAD, half-done operation and changed paths. */
+  repositoryStatus(): Promise<git.RepositoryStatus> {
+    return git.repositoryStatus(this.repoRoot);
+  }
+
+  /** Commits on the run's branch since its base commit, newest first; null for a run without a branch. */
+  async commits(run: RunWorkspaceRef, limit?: number): Promise<git.CommitInfo[] | null> {
+    if (!hasBranch(run)) return null;
+    return (await git.commitsAhead({ repoRoot: this.repoRoot, branch: run.branch, base: run.baseSha, limit })).commits;
+  }
+
+  /**
+   * Commits the branch has that its base branch lacks, and the reverse. Measured against the base
+   * branch as it is now, so `behind` counts what main gained since the run started.
+   */
+  async aheadBehind(run: RunWorkspaceRef): Promise<{ ahead: number; behind: number } | null> {
+    if (!hasBranch(run)) return null;
+    const baseBranchAlive = run.baseBranch !== null && (await git.branchSha(this.repoRoot, run.baseBranch)) !== null;
+    const base = baseBranchAlive ? run.baseBranch! : run.baseSha;
+    return git.aheadBehind({ repoRoot: this.repoRoot, branch: run.branch, base });
+  }
+
+  /**
+   * The run's committed changes, against the commit it started from: commits main gained later do
+   * not show, and the diff stays readable after the run is merged.
+   */
+  async diff(run: RunWorkspaceRef, maxBytes?: number | null): Promise<git.DiffResult | null> {
+    if (!hasBranch(run)) return null;
+    return git.diff({ repoRoot: this.repoRoot, branch: run.branch, base: run.baseSha, maxBytes: maxBytes ?? undefined });
+  }
+
+  async fileDiff(run: RunWorkspaceRef, filePath: string, maxBytes?: number | null): Promise<git.FileDiff | null> {
+    if (!hasBranch(run)) return null;
+    return git.fileDiff({ repoRoot: this.repoRoot, branch: run.branch, base: run.baseSha, path: filePath, maxBytes: maxBytes ?? undefined });
+  }
+
+  /** Uncommitted work in the run's worktree; null when the run has none or the worktree is gone (then flagged). */
+  async uncommitted(run: RunWorkspaceRef, maxBytes?: number | null): Promise<git.UncommittedChanges | null> {
+    if (!run.worktreePath) return null;
+    try {
+      return await git.uncommittedChanges(run.worktreePath, maxBytes ?? undefined);
+    } catch (error) {
+      if (!(error instanceof NotFoundError)) throw error;
+      await this.db.write((tx) => tx.run.update({ where: { id: run.id }, data: { worktreeMissing: true } }));
+      return null;
+    }
+  }
+
+  /**
+   * Merges the run's branch into the main checkout, which must be on the branch the run started
+   * from. Refused while the run is active. On success the new commit is recorded on the run.
+   */
+  async merge(runId: string, strategy: git.MergeStrategy): Promise<MergeRunResult> {
+    const run = await this.db.client.run.findUnique({
+      where: { id: runId },
+      select: { ...WORKSPACE_SELECT, status: true, card: { select: { title: true, description: true } } },
+    });
+    if (!run) throw new NotFoundError('Run', runId);
+    if (isActive(run.status as RunStatus)) throw new ConflictError(`run ${runId} is still ${run.status}; wait for it to settle or stop it before merging`);
+    if (!hasBranch(run)) throw new ConflictError(`run ${runId} worked in the main checkout, so it has no branch to merge`);
+    const result = await git.merge({
+      repoRoot: this.repoRoot,
+      worktreePath: run.worktreePath,
+      branch: run.branch,
+      strategy,
+      expectedBranch: run.baseBranch ?? undefined,
+      message: mergeMessage(run.card, run, strategy),
+    });
+    if (result.ok) await this.db.write((tx) => tx.run.update({ where: { id: runId }, data: { mergedSha: result.sha } }));
+    return { ...result, runId };
+  }
+}
+
+function hasBranch(run: RunWorkspaceRef): run is BranchedRun {
+  return run.branch !== null && run.baseSha !== null;
+}
+
+function mergeMessage(card: { title: string; description: string }, run: BranchedRun, strategy: git.MergeStrategy): string {
+  const description = card.description.trim().slice(0, MESSAGE_DESCRIPTION_CHARS);
+  const origin = `runboard run ${run.id}, branch ${run.branch}`;
+  const subject = strategy === 'MERGE' ? `Merge "${card.title}" (${run.branch})` : card.title;
+  return [subject, description, strategy === 'MERGE' ? `From ${origin}.` : `Squashed from ${origin}.`].filter(Boolean).join('\n\n');
+}
