@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { parseCommandLine } from './orchestrator/command-line.js';
 
 export interface Config {
   /** @default 4000 */
@@ -19,6 +20,12 @@ export interface Config {
   dataDir: string;
   /** A SQLite `file:` URL. @default file:<dataDir>/runboard.db */
   databaseUrl: string;
+  /** The agent program, parsed into an argument array (no shell). @default pi from this project's dependencies */
+  agentCommand: string[] | null;
+  /** Extra arguments after `--mode rpc`, parsed likewise (a provider or model, say). @default none */
+  agentArgs: string[];
+  /** Runs beyond this wait QUEUED and start in order. @default 4 */
+  maxConcurrentRuns: number;
 }
 
 /** One option: its flag, environment variable, default (as shown in --help) and meaning. */
@@ -36,6 +43,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'host', flag: 'host', env: 'HOST', defaultText: '127.0.0.1', description: 'Interface to bind' },
   { key: 'dataDir', flag: 'data-dir', env: 'RUNBOARD_DATA_DIR', defaultText: '$XDG_DATA_HOME/runboard/<repo>-<hash>', description: 'Database, worktrees and logs; outside the repository by default' },
   { key: 'databaseUrl', flag: 'database-url', env: 'DATABASE_URL', defaultText: 'file:<data dir>/runboard.db', description: 'SQLite database URL' },
+  { key: 'agentCommand', flag: 'agent-command', env: 'RUNBOARD_AGENT_COMMAND', defaultText: 'pi from the project\'s dependencies', description: 'Agent program, started as <command> --mode rpc <args> (parsed, never run through a shell)' },
+  { key: 'agentArgs', flag: 'agent-args', env: 'RUNBOARD_AGENT_ARGS', defaultText: 'none', description: 'Extra agent arguments, e.g. "--provider openai --model gpt-4o"' },
+  { key: 'maxConcurrentRuns', flag: 'max-concurrent-runs', env: 'RUNBOARD_MAX_CONCURRENT_RUNS', defaultText: '4', description: 'Runs working at once; more wait QUEUED and start in order' },
 ];
 
 /** A bad flag or value; the CLI prints the message on one line and exits with code 2. */
@@ -68,7 +78,26 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, cwd 
     port: parsePort(raw(option('port')) ?? '4000'),
     host: raw(option('host')) ?? '127.0.0.1',
     databaseUrl: parseDatabaseUrl(raw(option('databaseUrl')), dataDir, cwd),
+    agentCommand: parseArgv('RUNBOARD_AGENT_COMMAND', raw(option('agentCommand'))),
+    agentArgs: parseArgv('RUNBOARD_AGENT_ARGS', raw(option('agentArgs'))) ?? [],
+    maxConcurrentRuns: parsePositive('RUNBOARD_MAX_CONCURRENT_RUNS', raw(option('maxConcurrentRuns')) ?? '4', 64),
   };
+}
+
+function parseArgv(name: string, text: string | undefined): string[] | null {
+  if (text === undefined) return null;
+  try {
+    const argv = parseCommandLine(text);
+    return argv.length ? argv : null;
+  } catch (error) {
+    throw new ConfigError(`invalid ${name}: ${(error as Error).message}`);
+  }
+}
+
+function parsePositive(name: string, text: string, max: number): number {
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value < 1 || value > max) throw new ConfigError(`invalid ${name} "${text}": expected 1-${max}`);
+  return value;
 }
 
 function parsePort(text: string): number {

@@ -22,6 +22,8 @@ import { isExpectedError, maskError } from './schema/errors.js';
 export interface ServerOptions {
   /** Emit Prisma query events on `orchestrator.db.client` (tests count SQL with them). @default false */
   logQueries?: boolean;
+  /** Environment added to the server's own for every agent (tests point pi at a scripted model). */
+  agentEnv?: Readonly<Record<string, string>>;
 }
 
 export interface RunboardServer {
@@ -37,7 +39,15 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const repository = await openRepository(config.repo);
   mkdirSync(config.dataDir, { recursive: true });
   const db = await Database.open({ url: config.databaseUrl, logQueries: options.logQueries });
-  const orchestrator = new Orchestrator({ db, repository, dataDir: config.dataDir });
+  const orchestrator = new Orchestrator({
+    db,
+    repository,
+    dataDir: config.dataDir,
+    agentCommand: config.agentCommand,
+    agentArgs: config.agentArgs,
+    agentEnv: options.agentEnv,
+    maxConcurrentRuns: config.maxConcurrentRuns,
+  });
   await orchestrator.start();
   const context = (): Context => ({ orchestrator, prisma: db.client });
 

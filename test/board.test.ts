@@ -103,7 +103,7 @@ describe('cards', () => {
   test('delete closes the gap and removes comments with the card', async () => {
     const [x, y, z] = [await createCard({ title: 'x', column: 'IN_PROGRESS' }), await createCard({ title: 'y', column: 'IN_PROGRESS' }), await createCard({ title: 'z', column: 'IN_PROGRESS' })];
     const comment = await t.ok(`mutation($id: ID!) { addComment(cardId: $id, author: "bo", body: "hi") { id } }`, { id: y.id });
-    expect((await t.ok(`mutation($id: ID!) { deleteCard(id: $id) }`, { id: y.id })).deleteCard).toBeTruthy();
+    expect((await t.ok(`mutation($id: ID!) { deleteCard(id: $id) }`, { id: y.id })).deleteCard).toBe(y.id);
     expect(await column('IN_PROGRESS')).toEqual([
       { title: 'x', position: 0 },
       { title: 'z', position: 1 },

@@ -4,39 +4,71 @@
  */
 import { Board } from './board.js';
 import type { Database } from './db.js';
+import { EventLog, type RunEventTopics } from './event-log.js';
 import type { RepositoryInfo } from './git.js';
+import { InMemoryPubSub } from './pubsub.js';
+import { Runs, type RunTopics } from './runs.js';
 import { Workspaces } from './workspaces.js';
 
 export interface OrchestratorOptions {
   db: Database;
   /** The main checkout, as `openRepository` found it at start-up. */
   repository: RepositoryInfo;
-  /** Where worktrees and logs live. */
+  /** Where worktrees, sessions and logs live. */
   dataDir: string;
+  /** The agent program and its leading arguments. @default pi from this project's dependencies */
+  agentCommand?: readonly string[] | null;
+  /** Added after `--mode rpc`. */
+  agentArgs?: readonly string[];
+  /** Added to the server's environment for every agent. */
+  agentEnv?: Readonly<Record<string, string>>;
+  /** @default 4 */
+  maxConcurrentRuns?: number;
 }
+
+export type Topics = RunEventTopics & RunTopics;
 
 export class Orchestrator {
   readonly db: Database;
-  readonly board: Board;
-  readonly workspaces: Workspaces;
   readonly repository: RepositoryInfo;
   readonly dataDir: string;
+  /** Where run events and run updates are published, after they are persisted. */
+  readonly bus = new InMemoryPubSub<Topics>();
+  readonly eventLog: EventLog;
+  readonly board: Board;
+  readonly workspaces: Workspaces;
+  readonly runs: Runs;
 
-  constructor({ db, repository, dataDir }: OrchestratorOptions) {
-    this.db = db;
-    this.repository = repository;
-    this.dataDir = dataDir;
-    this.board = new Board(db);
-    this.workspaces = new Workspaces(db, repository.root, dataDir);
+  constructor(options: OrchestratorOptions) {
+    this.db = options.db;
+    this.repository = options.repository;
+    this.dataDir = options.dataDir;
+    this.eventLog = new EventLog(options.db, this.bus);
+    this.board = new Board(options.db);
+    this.workspaces = new Workspaces(options.db, options.repository.root, options.dataDir);
+    this.runs = new Runs({
+      db: options.db,
+      eventLog: this.eventLog,
+      bus: this.bus,
+      workspaces: this.workspaces,
+      repoRoot: options.repository.root,
+      dataDir: options.dataDir,
+      agentCommand: options.agentCommand,
+      agentArgs: options.agentArgs,
+      agentEnv: options.agentEnv,
+      maxConcurrentRuns: options.maxConcurrentRuns,
+    });
   }
 
-  /** Start-up reconciliation with what is on disk: worktrees deleted while runboard was down. */
+  /** Start-up reconciliation with what is on disk and what an earlier server left running, then the queue resumes. */
   async start(): Promise<void> {
     await this.workspaces.reconcile();
+    await this.runs.recover();
   }
 
-  /** Ends everything the orchestrator started (agents, playtests), then closes the database. */
+  /** Ends every agent (their runs become INTERRUPTED), then closes the database. */
   async shutdown(): Promise<void> {
+    await this.runs.shutdown();
     await this.db.close();
   }
 }

@@ -1,5 +1,5 @@
 /** Renders a card into the text an agent receives as its default prompt. */
-import type { ReferenceKind } from '../generated/prisma/client.js';
+import type { Prisma, ReferenceKind } from '../generated/prisma/client.js';
 
 export interface PromptCard {
   title: string;
@@ -19,6 +19,20 @@ const REFERENCE_LABEL: Record<ReferenceKind, string> = {
   CARD: 'Related card',
   NOTE: 'Note',
 };
+
+/** The Prisma `select` that loads a card as `renderAgentPrompt` needs it (newest comments first). */
+export const AGENT_PROMPT_SELECT = {
+  title: true,
+  description: true,
+  tags: { select: { name: true }, orderBy: { name: 'asc' } },
+  references: { select: { kind: true, target: true, note: true }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] },
+  comments: { select: { author: true, body: true, createdAt: true }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], take: PROMPT_COMMENT_LIMIT },
+} satisfies Prisma.CardSelect;
+
+/** Renders a card loaded with AGENT_PROMPT_SELECT, whose comments come newest first. */
+export function renderCardPrompt(card: PromptCard): string {
+  return renderAgentPrompt({ ...card, comments: [...card.comments].reverse() });
+}
 
 export function renderAgentPrompt(card: PromptCard): string {
   const sections = [`# ${card.title}`];

@@ -1,4 +1,5 @@
-import { PROMPT_COMMENT_LIMIT, renderAgentPrompt } from '../orchestrator/prompt.js';
+import { encodeGlobalID } from '@pothos/plugin-relay';
+import { AGENT_PROMPT_SELECT, PROMPT_COMMENT_LIMIT, renderCardPrompt } from '../orchestrator/prompt.js';
 import { builder } from './builder.js';
 import { orNotFound } from './errors.js';
 
@@ -27,14 +28,8 @@ export const Card = builder.prismaNode('Card', {
     runs: t.relatedConnection('runs', { cursor: 'id', totalCount: true, query: { orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] } }),
     agentPrompt: t.string({
       description: `The card rendered as the text an agent receives: title, description, tags, references and the newest ${PROMPT_COMMENT_LIMIT} comments. Runs use it as their default prompt.`,
-      select: {
-        title: true,
-        description: true,
-        tags: { select: { name: true }, orderBy: { name: 'asc' } },
-        references: { select: { kind: true, target: true, note: true }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] },
-        comments: { select: { author: true, body: true, createdAt: true }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }], take: PROMPT_COMMENT_LIMIT },
-      },
-      resolve: (card) => renderAgentPrompt({ ...card, comments: [...card.comments].reverse() }),
+      select: AGENT_PROMPT_SELECT,
+      resolve: (card) => renderCardPrompt(card),
     }),
   }),
 });
@@ -112,11 +107,11 @@ builder.mutationFields((t) => ({
   }),
   deleteCard: t.field({
     type: 'ID',
-    description: 'Deletes a card with its comments, references and settled runs; CONFLICT while a run is active. Returns the deleted id.',
+    description: 'Deletes a card with its comments, references and settled runs; CONFLICT while a run is active. Returns the deleted card\'s id.',
     args: { id: t.arg.globalID({ for: Card, required: true }) },
     resolve: async (_root, { id }, ctx) => {
       await ctx.orchestrator.board.deleteCard(id.id);
-      return id.id;
+      return encodeGlobalID('Card', id.id);
     },
   }),
   addCardTags: t.prismaField({

@@ -1,15 +1,46 @@
+import { encodeGlobalID } from '@pothos/plugin-relay';
+import { MAX_EVENTS_PER_READ } from '../orchestrator/event-log.js';
 import { builder } from './builder.js';
+import { Card } from './card.js';
+import { orNotFound } from './errors.js';
 
 export const RunStatusEnum = builder.enumType('RunStatus', {
   values: {
-    QUEUED: { description: 'Waiting for a free slot.' },
+    QUEUED: { description: 'Waiting for a free slot (RUNBOARD_MAX_CONCURRENT_RUNS); runs start in order.' },
     STARTING: { description: 'Creating the worktree and spawning the agent.' },
     RUNNING: { description: 'The agent is working.' },
-    SUCCEEDED: { description: 'The agent finished its work.' },
-    FAILED: { description: 'The agent or the model failed; see `error`.' },
-    STOPPED: { description: 'Stopped by a person.' },
-    INTERRUPTED: { description: 'The server stopped while the run was active.' },
+    SUCCEEDED: { description: 'The agent finished its work with nothing pending.' },
+    FAILED: { description: 'The agent or the model failed; see `error`, `exitCode`, `exitSignal`.' },
+    STOPPED: { description: 'Stopped by a person (stopRun).' },
+    INTERRUPTED: { description: 'The server stopped while the run was active. Its worktree is kept, so it can be refined.' },
   },
+});
+
+export const RUN_EVENT_TYPES_DOC = `Event types and their \`data\`:
+- status { status, reason?, error?, refinedFrom? }: every status transition, the first event of every run.
+- user_message { mode: PROMPT | STEER | FOLLOW_UP, text }: a message runboard sent to the agent.
+- message_delivered { text }: a message reached the agent's conversation (steers arrive at its next model request).
+- assistant_text { text }: answer text, coalesced; concatenated in seq order they are the answer.
+- thinking { text }: reasoning text, coalesced.
+- tool_start { toolCallId, tool, args } / tool_progress { toolCallId, tool, output } (throttled, output tail) / tool_end { toolCallId, tool, isError, output (capped) }.
+- usage { input, output, cacheRead, cacheWrite, totalTokens, cost }: per model answer.
+- model_error { message }: a model request failed.
+- queue { steering, followUp }: how many messages wait in the agent's queue.
+- retry { attempt, maxAttempts, delayMs, error } / retry_end { success, attempt, error }.
+- agent_start {} / agent_end {}: the agent began / stopped working.
+- compaction { phase, reason }; stderr { line }; warning { message }.
+- worktree_removed { branchDeleted, unmergedCommits }: cleanupOnFinish removed the worktree.
+- agent_event { originalType, preview }: anything else the agent said, kept rather than dropped.
+Payloads are capped at 16 KiB; an oversized one becomes { truncated, originalBytes, preview }.`;
+
+export const RunEventRef = builder.objectRef<{ runId: string; seq: number; type: string; data: Record<string, unknown>; createdAt: Date }>('RunEvent').implement({
+  description: `One entry of a run's event log, persisted before anyone sees it. \`seq\` is 1, 2, 3… per run with no gaps.\n\n${RUN_EVENT_TYPES_DOC}`,
+  fields: (t) => ({
+    seq: t.exposeInt('seq'),
+    type: t.exposeString('type'),
+    data: t.expose('data', { type: 'JSON' }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+  }),
 });
 
 export const Run = builder.prismaNode('Run', {
@@ -19,16 +50,116 @@ export const Run = builder.prismaNode('Run', {
   fields: (t) => ({
     card: t.relation('card'),
     status: t.expose('status', { type: RunStatusEnum }),
-    prompt: t.exposeString('prompt'),
+    prompt: t.exposeString('prompt', { description: 'The first message the agent received.' }),
+    agent: t.exposeString('agent', { description: 'The agent command line it was started with.' }),
+    useWorktree: t.exposeBoolean('useWorktree', { description: 'False for a run that worked in the main checkout.' }),
+    cleanupOnFinish: t.exposeBoolean('cleanupOnFinish'),
     branch: t.exposeString('branch', { nullable: true, description: 'The run\'s own branch; null for a run in the main checkout.' }),
     baseBranch: t.exposeString('baseBranch', { nullable: true, description: 'The main checkout\'s branch when the worktree was made.' }),
     baseSha: t.exposeString('baseSha', { nullable: true, description: 'The commit the branch started from.' }),
     worktreePath: t.exposeString('worktreePath', { nullable: true }),
-    ownsWorktree: t.exposeBoolean('ownsWorktree', { description: 'False for a refinement, which works in its owner\'s worktree.' }),
-    worktreeMissing: t.exposeBoolean('worktreeMissing', { description: 'The worktree was found deleted behind runboard\'s back (checked at start-up and whenever runboard reads it).' }),
+    ownsWorktree: t.exposeBoolean('ownsWorktree', { description: 'False for a refinement, which works in its owner\'s worktree and never removes it.' }),
+    worktreeMissing: t.exposeBoolean('worktreeMissing', { description: 'The worktree no longer exists: removed by cleanupOnFinish, or found deleted behind runboard\'s back.' }),
+    sessionFile: t.exposeString('sessionFile', { nullable: true, description: 'The agent\'s session, resumed by a refinement.' }),
+    refinedFrom: t.relation('refinedFrom', { nullable: true }),
+    refinements: t.relation('refinements', { query: { orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] } }),
+    exitCode: t.exposeInt('exitCode', { nullable: true, description: 'Set when a FAILED run\'s agent exited by itself.' }),
+    exitSignal: t.exposeString('exitSignal', { nullable: true }),
+    error: t.exposeString('error', { nullable: true, description: 'Why a run FAILED: the model error, or how the agent exited with its last stderr lines.' }),
     mergedSha: t.exposeString('mergedSha', { nullable: true, description: 'The commit `mergeRun` made on the main checkout.' }),
+    lastSeq: t.exposeInt('lastSeq', { description: 'The highest event seq so far (0 before the first event).' }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
     endedAt: t.expose('endedAt', { type: 'DateTime', nullable: true }),
+    events: t.field({
+      type: [RunEventRef],
+      description: `Events with seq > since, oldest first, at most \`first\` (max ${MAX_EVENTS_PER_READ}). Page by passing the last seq seen as \`since\`.`,
+      args: {
+        since: t.arg.int({ defaultValue: 0 }),
+        first: t.arg.int({ defaultValue: 100 }),
+      },
+      select: { id: true },
+      resolve: (run, { since, first }, ctx) => ctx.orchestrator.eventLog.read(run.id, since ?? 0, first ?? 100),
+    }),
   }),
 });
+
+builder.queryFields((t) => ({
+  run: t.prismaField({
+    type: Run,
+    description: 'One run. Unknown ids are NOT_FOUND.',
+    args: { id: t.arg.globalID({ for: Run, required: true }) },
+    resolve: (query, _root, { id }, ctx) => orNotFound('Run', id.id, ctx.prisma.run.findUnique({ ...query, where: { id: id.id } })),
+  }),
+  runs: t.prismaConnection({
+    type: Run,
+    cursor: 'id',
+    description: 'Runs, newest first, optionally for one card and in one status.',
+    args: {
+      cardId: t.arg.globalID({ for: Card }),
+      status: t.arg({ type: RunStatusEnum }),
+    },
+    resolve: (query, _root, { cardId, status }, ctx) =>
+      ctx.prisma.run.findMany({ ...query, where: { cardId: cardId?.id, status: status ?? undefined }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] }),
+  }),
+}));
+
+const StartRunInput = builder.inputType('StartRunInput', {
+  fields: (t) => ({
+    cardId: t.globalID({ for: Card, required: true }),
+    prompt: t.string({ description: 'Defaults to the card\'s agentPrompt. Required for a refinement: it is the feedback.' }),
+    useWorktree: t.boolean({ defaultValue: true, description: 'False works in the main checkout; at most one such run may be active.' }),
+    cleanupOnFinish: t.boolean({ defaultValue: false, description: 'Remove the run\'s own worktree when it settles; a branch with unmerged commits is kept.' }),
+    refineRunId: t.globalID({ for: Run, description: 'Continue this settled run\'s agent session in its worktree. CONFLICT says why a run cannot be refined.' }),
+  }),
+});
+
+const MessageModeEnum = builder.enumType('MessageMode', {
+  values: {
+    STEER: { description: 'Delivered at the agent\'s next model request (a running tool or answer is not cut).' },
+    FOLLOW_UP: { description: 'Delivered when the agent would otherwise stop.' },
+  },
+});
+
+builder.mutationFields((t) => ({
+  startRun: t.prismaField({
+    type: Run,
+    description: 'Starts an agent on a card in a new worktree (QUEUED until a slot is free).',
+    args: { input: t.arg({ type: StartRunInput, required: true }) },
+    resolve: async (query, _root, { input }, ctx) => {
+      const id = await ctx.orchestrator.runs.start({ ...input, cardId: input.cardId.id, refineRunId: input.refineRunId?.id });
+      return ctx.prisma.run.findUniqueOrThrow({ ...query, where: { id } });
+    },
+  }),
+  sendRunMessage: t.prismaField({
+    type: Run,
+    description: 'Steers or follows up an active run. CONFLICT when the run is not active.',
+    args: {
+      runId: t.arg.globalID({ for: Run, required: true }),
+      text: t.arg.string({ required: true }),
+      mode: t.arg({ type: MessageModeEnum, required: true }),
+    },
+    resolve: async (query, _root, { runId, text, mode }, ctx) => {
+      await ctx.orchestrator.runs.sendMessage(runId.id, text, mode);
+      return ctx.prisma.run.findUniqueOrThrow({ ...query, where: { id: runId.id } });
+    },
+  }),
+  stopRun: t.prismaField({
+    type: Run,
+    description: 'Aborts the agent, ends its process tree (SIGKILL after a grace period) and returns the STOPPED run. CONFLICT when not active.',
+    args: { runId: t.arg.globalID({ for: Run, required: true }) },
+    resolve: async (query, _root, { runId }, ctx) => {
+      await ctx.orchestrator.runs.stop(runId.id);
+      return ctx.prisma.run.findUniqueOrThrow({ ...query, where: { id: runId.id } });
+    },
+  }),
+  deleteRun: t.field({
+    type: 'ID',
+    description: 'Deletes a settled run and its events, and its worktree if it owns it (a branch with unmerged commits is kept). CONFLICT while active.',
+    args: { runId: t.arg.globalID({ for: Run, required: true }) },
+    resolve: async (_root, { runId }, ctx) => {
+      await ctx.orchestrator.runs.delete(runId.id);
+      return encodeGlobalID('Run', runId.id);
+    },
+  }),
+}));

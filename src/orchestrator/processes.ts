@@ -1,0 +1,94 @@
+/**
+ * Ending process trees. execa's `kill()` signals only the direct child, so children we start get a
+ * process group of their own (`detached: true`) and are signalled as a group; an agent's tools run
+ * in further groups of their own, which `descendantGroups` finds through /proc before the kill.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** Signals every process in group `pgid`; false when the group is already gone. */
+export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ESRCH') return false;
+    throw error;
+  }
+}
+
+/** Whether any process of group `pgid` is still alive (signal 0 probes without signalling). */
+export function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * The process groups of every descendant of `pid` (Linux /proc; empty elsewhere), excluding our
+ * own group. Read before a kill, since orphans are re-parented and can no longer be traced.
+ */
+export function descendantGroups(pid: number): number[] {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  const children = new Map<number, { pid: number; pgid: number }[]>();
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // /proc/<pid>/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces or parentheses.
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ppid = Number(fields[1]);
+      const list = children.get(ppid) ?? [];
+      list.push({ pid: Number(entry), pgid: Number(fields[2]) });
+      children.set(ppid, list);
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  const groups = new Set<number>();
+  const stack = [pid];
+  while (stack.length) {
+    for (const child of children.get(stack.pop()!) ?? []) {
+      groups.add(child.pgid);
+      stack.push(child.pid);
+    }
+  }
+  groups.delete(process.pid);
+  try {
+    groups.delete(Number(readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ')[2]));
+  } catch {
+    // not Linux
+  }
+  return [...groups];
+}
+
+/** Resolves after `ms`, or as soon as `until` settles. */
+export function delay(ms: number, until?: Promise<unknown>): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    until?.finally(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+/**
+ * Ends group `pgid` and the groups its descendants started: SIGTERM, then SIGKILL for whatever is
+ * left after `graceMs`. `exited` settles when the leader has exited.
+ */
+export async function terminateTree(pgid: number, exited: Promise<unknown>, graceMs: number): Promise<void> {
+  const groups = [pgid, ...descendantGroups(pgid)];
+  for (const group of groups) signalGroup(group, 'SIGTERM');
+  await delay(graceMs, exited);
+  // Tools the leader tracked end with it; anything else still alive is killed outright.
+  await delay(50);
+  for (const group of groups) if (groupAlive(group)) signalGroup(group, 'SIGKILL');
+}

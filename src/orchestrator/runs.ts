@@ -1,0 +1,526 @@
+/**
+ * Runs: one agent working one card in one worktree. This module owns their lifecycle: the capacity
+ * queue, spawning the agent, settling, stopping, refining, recovery after a restart. Every status
+ * change is written together with its `status` event through the event log.
+ *
+ * Statuses: QUEUED -> STARTING -> RUNNING -> SUCCEEDED | FAILED | STOPPED | INTERRUPTED.
+ * A run settles when the agent has ended its work (an `agent_end` that no retry follows) with no
+ * steering or follow-up pending; pi stays alive in RPC mode, so runboard then ends it.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AgentProcess, type AgentExit } from './agent.js';
+import { AgentEventNormalizer } from './agent-events.js';
+import { AgentCommandType, AgentMessageType, type AgentMessage, type AgentState } from './agent-protocol.js';
+import type { Database } from './db.js';
+import { ConflictError, InvalidInputError, NotFoundError } from './errors.js';
+import { truncateText, type EventLog, type RunEventInput } from './event-log.js';
+import { worktreeExists } from './git.js';
+import { descendantGroups, signalGroup, groupAlive, delay } from './processes.js';
+import { AGENT_PROMPT_SELECT, renderCardPrompt } from './prompt.js';
+import type { PubSub } from './pubsub.js';
+import { ACTIVE_RUN_STATUSES, isActive, type RunStatus } from './run-status.js';
+import type { Workspaces } from './workspaces.js';
+
+/** Longest prompt or message sent to an agent. @default 100_000 // characters */
+export const MAX_MESSAGE_CHARS = 100_000;
+/** Message text kept in a `user_message` event. @default 8_000 // characters */
+const MESSAGE_EVENT_CHARS = 8_000;
+/** How long `abort` may take before the process is ended anyway. @default 5_000 // ms */
+export const ABORT_TIMEOUT_MS = 5_000;
+/** Between SIGTERM and SIGKILL when ending an agent. @default 5_000 // ms */
+export const STOP_GRACE_MS = 5_000;
+/** stderr lines recorded as events per run; the rest are counted in one warning. @default 500 */
+export const MAX_STDERR_EVENTS = 500;
+
+export type MessageMode = 'STEER' | 'FOLLOW_UP';
+
+/** What the server passes through to runs. */
+export interface RunsOptions {
+  db: Database;
+  eventLog: EventLog;
+  bus: PubSub<RunTopics>;
+  workspaces: Workspaces;
+  repoRoot: string;
+  dataDir: string;
+  /** The agent program and its leading arguments. @default pi from this project's dependencies */
+  agentCommand?: readonly string[] | null;
+  /** Added after `--mode rpc`. */
+  agentArgs?: readonly string[];
+  /** Environment added to the server's own for every agent. */
+  agentEnv?: Readonly<Record<string, string>>;
+  /** @default 4 */
+  maxConcurrentRuns?: number;
+}
+
+/** A run's status and summary changed; keyed by card id. */
+export interface RunUpdate {
+  runId: string;
+  cardId: string;
+  status: RunStatus;
+}
+
+export interface RunTopics extends Record<string, unknown> {
+  'run-updated': RunUpdate;
+}
+
+export interface StartRunInput {
+  cardId: string;
+  /** @default the card's agent prompt; required for a refinement */
+  prompt?: string | null;
+  /** @default true */
+  useWorktree?: boolean | null;
+  /** Remove the run's own worktree when it settles (its branch stays if it has unmerged commits). @default false */
+  cleanupOnFinish?: boolean | null;
+  /** Continue this settled run's session in its worktree. */
+  refineRunId?: string | null;
+}
+
+/** The state of a run whose agent this process drives. */
+interface LiveRun {
+  readonly id: string;
+  readonly cardId: string;
+  phase: 'starting' | 'running' | 'stopping' | 'ended';
+  agent: AgentProcess | null;
+  readonly normalizer: AgentEventNormalizer;
+  /** Between agent_start and agent_end. */
+  agentWorking: boolean;
+  /** An auto_retry_start came and its auto_retry_end has not. */
+  retryPending: boolean;
+  /** The last assistant message's outcome, for FAILED. */
+  lastStopReason: string | null;
+  lastError: string | null;
+  /** Bumped by every agent_start and every message sent; a settle check from before is void. */
+  generation: number;
+  /** Messages sent while the agent was being started, delivered right after the first prompt. */
+  deferred: { text: string; mode: MessageMode }[];
+  stderrEvents: number;
+  stderrDropped: number;
+  readonly ended: Promise<void>;
+  resolveEnded(): void;
+}
+
+export class Runs {
+  private readonly live = new Map<string, LiveRun>();
+  private readonly agentCommand: readonly string[];
+  private readonly maxConcurrentRuns: number;
+  private pumping: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  constructor(private readonly options: RunsOptions) {
+    this.agentCommand = options.agentCommand?.length ? options.agentCommand : defaultAgentCommand();
+    this.maxConcurrentRuns = options.maxConcurrentRuns ?? 4;
+  }
+
+  /** The agent command line runs are started with, for display. */
+  get agentDescription(): string {
+    const [program, ...rest] = this.agentCommand;
+    const name = program === process.execPath && rest[0]?.endsWith(path.join('pi-coding-agent', 'dist', 'cli.js')) ? 'pi' : [program, ...rest].join(' ');
+    return [name, '--mode', 'rpc', ...(this.options.agentArgs ?? [])].join(' ');
+  }
+
+  /** Creates a QUEUED run (its first event) and starts it when a slot is free. Returns its id. */
+  async start(input: StartRunInput): Promise<string> {
+    const { db } = this.options;
+    const card = await db.client.card.findUnique({ where: { id: input.cardId }, select: { id: true, ...AGENT_PROMPT_SELECT } });
+    if (!card) throw new NotFoundError('Card', input.cardId);
+    const useWorktree = input.useWorktree ?? true;
+    const refine = input.refineRunId ? await this.refineTarget(input.refineRunId, card.id) : null;
+    const explicit = input.prompt?.trim();
+    if (refine && !explicit) throw new InvalidInputError('a refinement needs a prompt: the feedback for the agent', 'prompt');
+    const prompt = explicit || renderCardPrompt(card);
+    if (prompt.length > MAX_MESSAGE_CHARS) throw new InvalidInputError(`prompt is longer than ${MAX_MESSAGE_CHARS} characters`, 'prompt');
+
+    const run = await db.write(async (tx) => {
+      if (!useWorktree && !refine) {
+        const other = await tx.run.findFirst({ where: { useWorktree: false, status: { in: [...ACTIVE_RUN_STATUSES] } }, select: { id: true } });
+        if (other) throw new ConflictError(`run ${other.id} is already working in the main checkout; only one run at a time may`);
+      }
+      return tx.run.create({
+        data: {
+          cardId: card.id,
+          prompt,
+          agent: this.agentDescription,
+          useWorktree: refine ? refine.useWorktree : useWorktree,
+          cleanupOnFinish: input.cleanupOnFinish ?? false,
+          ...(refine
+            ? { refinedFromId: refine.id, branch: refine.branch, baseBranch: refine.baseBranch, baseSha: refine.baseSha, worktreePath: refine.worktreePath, sessionFile: refine.sessionFile, ownsWorktree: false }
+            : {}),
+        },
+        select: { id: true },
+      });
+    });
+    await this.record(run.id, card.id, 'QUEUED', {}, refine ? { refinedFrom: refine.id } : {});
+    this.pump();
+    return run.id;
+  }
+
+  /** Delivers a message to a working agent: STEER at its next model request, FOLLOW_UP when it would stop. */
+  async sendMessage(runId: string, text: string, mode: MessageMode): Promise<void> {
+    const message = text.trim();
+    if (!message) throw new InvalidInputError('text must not be empty', 'text');
+    if (message.length > MAX_MESSAGE_CHARS) throw new InvalidInputError(`text is longer than ${MAX_MESSAGE_CHARS} characters`, 'text');
+    const live = await this.requireLive(runId, 'send a message to');
+    if (live.phase === 'starting') {
+      live.deferred.push({ text: message, mode });
+      return;
+    }
+    await this.deliver(live, message, mode);
+  }
+
+  /** Stops a run: abort, then end the process tree (SIGKILL after a grace period). A QUEUED run just ends. */
+  async stop(runId: string): Promise<void> {
+    const live = this.live.get(runId);
+    if (!live) {
+      const run = await this.findRun(runId);
+      if (run.status !== 'QUEUED') throw new ConflictError(`run ${runId} is ${run.status}, not active`);
+      // Guarded by status, so a run that the queue just picked up is not also stopped here.
+      const stopped = await this.options.db.write((tx) => tx.run.updateMany({ where: { id: runId, status: 'QUEUED' }, data: { status: 'STOPPED', endedAt: new Date() } }));
+      if (stopped.count === 0) return this.stop(runId);
+      await this.options.eventLog.append(runId, [{ type: 'status', data: { status: 'STOPPED', reason: 'stopped before it started' } }]);
+      this.options.bus.publish('run-updated', run.cardId, { runId, cardId: run.cardId, status: 'STOPPED' });
+      return;
+    }
+    if (live.phase === 'ended') return live.ended;
+    if (live.phase !== 'stopping') {
+      live.phase = 'stopping';
+      if (live.agent && live.agentWorking) await live.agent.request({ type: AgentCommandType.Abort }, ABORT_TIMEOUT_MS).catch(() => undefined);
+      await this.finish(live, 'STOPPED', { reason: 'stopped by request' });
+    }
+    return live.ended;
+  }
+
+  /** Deletes a settled run and its events; removes its worktree only if it owns it and no other run works there. */
+  async delete(runId: string): Promise<void> {
+    const run = await this.findRun(runId);
+    if (isActive(run.status)) throw new ConflictError(`run ${runId} is ${run.status}; stop it before deleting it`);
+    if (run.ownsWorktree && run.worktreePath) {
+      const user = await this.options.db.client.run.findFirst({ where: { worktreePath: run.worktreePath, status: { in: [...ACTIVE_RUN_STATUSES] } }, select: { id: true } });
+      if (user) throw new ConflictError(`run ${user.id} is still working in this run's worktree`);
+      await this.options.workspaces.remove(runId);
+    }
+    await this.options.db.write((tx) => tx.run.delete({ where: { id: runId } }));
+    this.options.bus.publish('run-updated', run.cardId, { runId, cardId: run.cardId, status: run.status });
+  }
+
+  /**
+   * Start-up: runs an earlier server left STARTING or RUNNING become INTERRUPTED (their worktrees
+   * kept for a refine), and their agents, if still alive, are ended. Then the queue resumes.
+   */
+  async recover(): Promise<void> {
+    const stale = await this.options.db.client.run.findMany({
+      where: { status: { in: ['STARTING', 'RUNNING'] } },
+      select: { id: true, cardId: true, agentPid: true, sessionFile: true },
+    });
+    await Promise.all(
+      stale.map(async (run) => {
+        const ended = run.agentPid && run.sessionFile ? await endLeftoverAgent(run.agentPid, run.sessionFile) : false;
+        await this.record(run.id, run.cardId, 'INTERRUPTED', { endedAt: new Date(), agentPid: null }, {
+          reason: 'the server stopped while the run was active',
+          ...(ended ? { endedLeftoverProcess: run.agentPid } : {}),
+        });
+      }),
+    );
+    this.pump();
+  }
+
+  /** Server shutdown: active agents are ended and their runs marked INTERRUPTED; QUEUED runs wait for the next start. */
+  async shutdown(): Promise<void> {
+    this.closed = true;
+    await Promise.all(
+      [...this.live.values()].map(async (live) => {
+        if (live.phase === 'ended') return live.ended;
+        live.phase = 'stopping';
+        if (live.agent && live.agentWorking) await live.agent.request({ type: AgentCommandType.Abort }, 1_000).catch(() => undefined);
+        await this.finish(live, 'INTERRUPTED', { reason: 'the server shut down' });
+      }),
+    );
+    await this.pumping;
+  }
+
+  /** Ids of runs whose agents this process drives. */
+  get activeCount(): number {
+    return this.live.size;
+  }
+
+  // -- starting ---------------------------------------------------------------------------------
+
+  private pump(): void {
+    this.pumping = this.pumping.then(() => this.fillSlots()).catch((error) => console.error('runboard: run queue failed', error));
+  }
+
+  private async fillSlots(): Promise<void> {
+    while (!this.closed && this.live.size < this.maxConcurrentRuns) {
+      const next = await this.options.db.client.run.findFirst({
+        where: { status: 'QUEUED', id: { notIn: [...this.live.keys()] } },
+        orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+        select: { id: true, cardId: true },
+      });
+      if (!next) return;
+      void this.launch(next.id, next.cardId);
+    }
+  }
+
+  /** STARTING: worktree and agent; RUNNING once the agent is up and the prompt is sent. */
+  private async launch(runId: string, cardId: string): Promise<void> {
+    let resolveEnded!: () => void;
+    const ended = new Promise<void>((resolve) => (resolveEnded = resolve));
+    const live: LiveRun = {
+      id: runId,
+      cardId,
+      phase: 'starting',
+      agent: null,
+      normalizer: new AgentEventNormalizer((events) => void this.append(live, events)),
+      agentWorking: false,
+      retryPending: false,
+      lastStopReason: null,
+      lastError: null,
+      generation: 0,
+      deferred: [],
+      stderrEvents: 0,
+      stderrDropped: 0,
+      ended,
+      resolveEnded,
+    };
+    this.live.set(runId, live); // before any await: the queue counts it at once
+
+    try {
+      const claimed = await this.options.db.write((tx) => tx.run.updateMany({ where: { id: runId, status: 'QUEUED' }, data: { status: 'STARTING' } }));
+      if (claimed.count === 0) {
+        // Stopped or deleted while queued.
+        this.live.delete(runId);
+        live.phase = 'ended';
+        live.resolveEnded();
+        return;
+      }
+      await this.record(runId, cardId, 'STARTING', {}, {}, false);
+      const run = await this.options.db.client.run.findUniqueOrThrow({ where: { id: runId }, select: { prompt: true, useWorktree: true, worktreePath: true, sessionFile: true, refinedFromId: true } });
+
+      let cwd = this.options.repoRoot;
+      if (run.refinedFromId) {
+        if (!run.worktreePath || !(await worktreeExists(run.worktreePath))) throw new ConflictError('the worktree to refine in is gone');
+        cwd = run.worktreePath;
+      } else if (run.useWorktree) {
+        cwd = (await this.options.workspaces.create(runId)).path;
+      }
+      const sessionFile = run.sessionFile ?? path.join(this.options.dataDir, 'sessions', `${runId}.jsonl`);
+      await mkdir(path.dirname(sessionFile), { recursive: true });
+      if (live.phase !== 'starting') return; // stopped while the worktree was made
+
+      const [program, ...leading] = this.agentCommand;
+      const agent = new AgentProcess(
+        { command: program, args: [...leading, '--mode', 'rpc', ...(this.options.agentArgs ?? []), '--session', sessionFile], cwd, env: { ...this.options.agentEnv } },
+        {
+          onMessage: (message) => this.onAgentMessage(live, message),
+          onStderr: (line) => this.onStderr(live, line),
+          onProtocolError: (error) => void this.append(live, [{ type: 'warning', data: { message: truncateText(error.message, 2_000) } }]),
+        },
+      );
+      live.agent = agent;
+      void agent.exited.then((exit) => this.onExit(live, exit));
+
+      const state = (await agent.request({ type: AgentCommandType.GetState })).data as AgentState | undefined;
+      await this.options.db.write((tx) => tx.run.update({ where: { id: runId }, data: { agentPid: agent.pid ?? null, sessionFile: state?.sessionFile ?? sessionFile } }));
+      if (live.phase !== 'starting') return;
+
+      live.phase = 'running';
+      await this.record(runId, cardId, 'RUNNING', { startedAt: new Date() });
+      await this.append(live, [{ type: 'user_message', data: { mode: 'PROMPT', text: truncateText(run.prompt, MESSAGE_EVENT_CHARS) } }]);
+      await agent.request({ type: AgentCommandType.Prompt, message: run.prompt });
+      for (const message of live.deferred.splice(0)) await this.deliver(live, message.text, message.mode);
+    } catch (error) {
+      // An agent that died makes its pending request fail too; let onExit report it, with stderr.
+      if (live.agent) await delay(200, live.agent.exited);
+      if (live.phase === 'ended' || live.phase === 'stopping') return;
+      await this.finish(live, 'FAILED', { error: truncateText((error as Error).message, 2_000) });
+    }
+  }
+
+  /** A STEER or FOLLOW_UP, as a `prompt` with streamingBehavior: queued while the agent works, started at once if it just stopped. */
+  private async deliver(live: LiveRun, text: string, mode: MessageMode): Promise<void> {
+    live.generation += 1; // a settle check already under way must not end the run under this message
+    await this.append(live, [{ type: 'user_message', data: { mode, text: truncateText(text, MESSAGE_EVENT_CHARS) } }]);
+    await live.agent!.request({ type: AgentCommandType.Prompt, message: text, streamingBehavior: mode === 'STEER' ? 'steer' : 'followUp' });
+  }
+
+  // -- what the agent says ----------------------------------------------------------------------
+
+  private onAgentMessage(live: LiveRun, message: AgentMessage): void {
+    if (live.phase === 'ended') return;
+    live.normalizer.handle(message);
+    switch (message.type) {
+      case AgentMessageType.AgentStart:
+        live.agentWorking = true;
+        live.generation += 1;
+        break;
+      case AgentMessageType.AgentEnd:
+        live.agentWorking = false;
+        this.checkSettled(live);
+        break;
+      case AgentMessageType.MessageEnd:
+        if (message.message.role === 'assistant') {
+          live.lastStopReason = message.message.stopReason ?? null;
+          live.lastError = message.message.errorMessage ?? null;
+        }
+        break;
+      case AgentMessageType.AutoRetryStart:
+        live.retryPending = true;
+        break;
+      case AgentMessageType.AutoRetryEnd:
+        live.retryPending = false;
+        if (!message.success && message.finalError) live.lastError = message.finalError;
+        this.checkSettled(live);
+        break;
+      default:
+        break;
+    }
+  }
+
+  /**
+   * Asks the agent whether it is done. pi writes `auto_retry_start` right after the `agent_end` it
+   * follows, so by the time this `get_state` is answered any retry has announced itself. A message
+   * sent or an agent_start seen meanwhile bumps `generation` and voids the answer.
+   */
+  private checkSettled(live: LiveRun): void {
+    if (live.phase !== 'running' || !live.agent) return;
+    const generation = live.generation;
+    live.agent.request({ type: AgentCommandType.GetState }).then(
+      async (response) => {
+        if (live.phase !== 'running' || live.generation !== generation || live.agentWorking || live.retryPending) return;
+        const state = response.data as AgentState;
+        if (state.isStreaming) return;
+        if (state.pendingMessageCount > 0) {
+          // Queued while the agent was idle: pi only delivers those with a next prompt.
+          await this.deliver(live, 'Continue with the queued messages above.', 'FOLLOW_UP');
+          return;
+        }
+        if (live.lastStopReason === 'error') await this.finish(live, 'FAILED', { error: live.lastError ?? 'the model request failed' });
+        else await this.finish(live, 'SUCCEEDED', {});
+      },
+      () => undefined, // the agent exited: onExit reports it
+    );
+  }
+
+  private onStderr(live: LiveRun, line: string): void {
+    if (live.stderrEvents < MAX_STDERR_EVENTS) {
+      live.stderrEvents += 1;
+      void this.append(live, [{ type: 'stderr', data: { line } }]);
+    } else live.stderrDropped += 1;
+  }
+
+  private async onExit(live: LiveRun, exit: AgentExit): Promise<void> {
+    if (live.phase === 'ended') return;
+    if (live.phase === 'stopping') return; // finish() is already ending it
+    const how = exit.spawnError ?? (exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.exitCode}`);
+    const stderr = exit.stderrTail.length ? `; stderr: ${exit.stderrTail.slice(-5).join(' | ')}` : '';
+    await this.finish(live, 'FAILED', { error: truncateText(`the agent ${how}${stderr}`, 2_000), exitCode: exit.exitCode, exitSignal: exit.signal });
+  }
+
+  // -- ending -----------------------------------------------------------------------------------
+
+  /** Records the terminal status, then ends the agent and frees the slot. Runs once per run. */
+  private async finish(live: LiveRun, status: 'SUCCEEDED' | 'FAILED' | 'STOPPED' | 'INTERRUPTED', outcome: { reason?: string; error?: string; exitCode?: number | null; exitSignal?: string | null }): Promise<void> {
+    if (live.phase === 'ended') return live.ended;
+    live.normalizer.flush(); // text the agent wrote before this goes first
+    live.phase = 'ended';
+    try {
+      if (live.stderrDropped) await this.append(live, [{ type: 'warning', data: { message: `${live.stderrDropped} more stderr lines were not recorded` } }], true);
+      // The process tree is gone before the terminal status is visible: a client that sees STOPPED can rely on it.
+      if (live.agent) await live.agent.terminate(STOP_GRACE_MS);
+      const fields = { endedAt: new Date(), agentPid: null, error: outcome.error ?? null, exitCode: outcome.exitCode ?? null, exitSignal: outcome.exitSignal ?? null };
+      await this.record(live.id, live.cardId, status, fields, { ...(outcome.reason ? { reason: outcome.reason } : {}), ...(outcome.error ? { error: outcome.error } : {}) });
+      if (status !== 'INTERRUPTED') await this.cleanUp(live.id);
+    } catch (error) {
+      console.error(`runboard: ending run ${live.id} failed`, error);
+    } finally {
+      this.live.delete(live.id);
+      live.resolveEnded();
+      this.pump();
+    }
+  }
+
+  /** cleanupOnFinish: remove the run's own worktree, keeping a branch with unmerged commits. */
+  private async cleanUp(runId: string): Promise<void> {
+    const run = await this.options.db.client.run.findUnique({ where: { id: runId }, select: { cleanupOnFinish: true, ownsWorktree: true, worktreePath: true } });
+    if (!run?.cleanupOnFinish || !run.ownsWorktree || !run.worktreePath) return;
+    const removed = await this.options.workspaces.remove(runId);
+    if (!removed) return;
+    await this.options.eventLog.append(runId, [{ type: 'worktree_removed', data: { branchDeleted: removed.branchDeleted, unmergedCommits: removed.unmergedCommits } }], (tx) =>
+      tx.run.update({ where: { id: runId }, data: { worktreeMissing: true } }),
+    );
+  }
+
+  // -- persistence ------------------------------------------------------------------------------
+
+  /** Writes a status change and its event in one transaction, then tells runUpdated subscribers. */
+  private async record(runId: string, cardId: string, status: RunStatus, fields: Record<string, unknown>, data: Record<string, unknown> = {}, updateRow = true): Promise<void> {
+    await this.options.eventLog.append(runId, [{ type: 'status', data: { status, ...data } }], updateRow ? (tx) => tx.run.update({ where: { id: runId }, data: { status, ...fields } }) : undefined);
+    this.options.bus.publish('run-updated', cardId, { runId, cardId, status });
+  }
+
+  /** Agent events; dropped once the run has ended unless `force` (a final warning). */
+  private async append(live: LiveRun, events: RunEventInput[], force = false): Promise<void> {
+    if (live.phase === 'ended' && !force) return;
+    try {
+      await this.options.eventLog.append(live.id, events);
+    } catch (error) {
+      console.error(`runboard: recording events of run ${live.id} failed`, error);
+    }
+  }
+
+  // -- lookups ----------------------------------------------------------------------------------
+
+  private async findRun(runId: string) {
+    const run = await this.options.db.client.run.findUnique({ where: { id: runId }, select: { id: true, cardId: true, status: true, ownsWorktree: true, worktreePath: true } });
+    if (!run) throw new NotFoundError('Run', runId);
+    return run;
+  }
+
+  private async requireLive(runId: string, action: string): Promise<LiveRun> {
+    const live = this.live.get(runId);
+    if (live && (live.phase === 'starting' || live.phase === 'running')) return live;
+    const run = await this.findRun(runId);
+    throw new ConflictError(`cannot ${action} run ${runId}: it is ${run.status === 'QUEUED' ? 'still QUEUED' : run.status}`);
+  }
+
+  /** The run to refine, or a CONFLICT that says what is wrong with it. */
+  private async refineTarget(runId: string, cardId: string) {
+    const target = await this.options.db.client.run.findUnique({
+      where: { id: runId },
+      select: { id: true, cardId: true, status: true, sessionFile: true, worktreePath: true, branch: true, baseBranch: true, baseSha: true, useWorktree: true },
+    });
+    if (!target) throw new ConflictError(`cannot refine run ${runId}: no such run`);
+    if (target.cardId !== cardId) throw new ConflictError(`cannot refine run ${runId}: it belongs to another card`);
+    if (isActive(target.status)) throw new ConflictError(`cannot refine run ${runId}: it is still ${target.status}`);
+    if (!target.sessionFile || !existsSync(target.sessionFile)) throw new ConflictError(`cannot refine run ${runId}: it has no agent session to resume`);
+    if (!target.worktreePath || !(await worktreeExists(target.worktreePath))) throw new ConflictError(`cannot refine run ${runId}: its worktree is gone`);
+    const busy = await this.options.db.client.run.findFirst({ where: { worktreePath: target.worktreePath, status: { in: [...ACTIVE_RUN_STATUSES] } }, select: { id: true } });
+    if (busy) throw new ConflictError(`cannot refine run ${runId}: run ${busy.id} is already working in its worktree`);
+    return target;
+  }
+}
+
+/** pi from this project's own dependencies, started with the running node. */
+export function defaultAgentCommand(): string[] {
+  for (let dir = path.dirname(fileURLToPath(import.meta.url)); ; dir = path.dirname(dir)) {
+    const cli = path.join(dir, 'node_modules', '@mariozechner', 'pi-coding-agent', 'dist', 'cli.js');
+    if (existsSync(cli)) return [process.execPath, cli];
+    if (path.dirname(dir) === dir) return ['pi'];
+  }
+}
+
+/**
+ * Ends an agent left by an earlier server, but only if pid still names that agent (its command line
+ * holds the run's session file): pids are reused.
+ */
+async function endLeftoverAgent(pid: number, sessionFile: string): Promise<boolean> {
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  if (!cmdline.split('\0').includes(sessionFile)) return false;
+  const groups = [pid, ...descendantGroups(pid)];
+  for (const group of groups) signalGroup(group, 'SIGTERM');
+  for (let waited = 0; waited < STOP_GRACE_MS && groups.some(groupAlive); waited += 100) await delay(100);
+  for (const group of groups) if (groupAlive(group)) signalGroup(group, 'SIGKILL');
+  return true;
+}
