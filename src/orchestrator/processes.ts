@@ -60,13 +60,48 @@ export function descendantGroups(pid: number): number[] {
       stack.push(child.pid);
     }
   }
-  groups.delete(process.pid);
+  return withoutOwnGroup([...groups]);
+}
+
+/**
+ * Pids of processes whose environment holds `name=value` (Linux /proc; empty elsewhere). Children
+ * inherit the environment, so this finds everything an agent started, even after it was orphaned.
+ */
+export function processesWithEnv(name: string, value: string): number[] {
+  const needle = Buffer.from(`${name}=${value}\0`);
+  const found: number[] = [];
+  let entries: string[];
   try {
-    groups.delete(Number(readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ')[2]));
+    entries = readdirSync('/proc');
   } catch {
-    // not Linux
+    return [];
   }
-  return [...groups];
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const environ = readFileSync(`/proc/${entry}/environ`);
+      if (environ.subarray(0, needle.length).equals(needle) || environ.includes(Buffer.concat([Buffer.from('\0'), needle]))) found.push(Number(entry));
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return found;
+}
+
+/** Drops our own process group (and a missing one) from `groups`: never signal ourselves. */
+export function withoutOwnGroup(groups: readonly (number | null)[]): number[] {
+  const own = processGroupOf(process.pid);
+  return groups.filter((group): group is number => group !== null && group > 0 && group !== own);
+}
+
+/** The process group of `pid`, or null when it is gone (Linux /proc). */
+export function processGroupOf(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+  } catch {
+    return null;
+  }
 }
 
 /** Resolves after `ms`, or as soon as `until` settles. */

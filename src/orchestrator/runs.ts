@@ -8,7 +8,7 @@
  * steering or follow-up pending; pi stays alive in RPC mode, so runboard then ends it.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AgentProcess, type AgentExit } from './agent.js';
@@ -18,12 +18,14 @@ import type { Database } from './db.js';
 import { ConflictError, InvalidInputError, NotFoundError } from './errors.js';
 import { truncateText, type EventLog, type RunEventInput } from './event-log.js';
 import { worktreeExists } from './git.js';
-import { descendantGroups, signalGroup, groupAlive, delay } from './processes.js';
+import { delay, descendantGroups, groupAlive, processesWithEnv, processGroupOf, signalGroup, withoutOwnGroup } from './processes.js';
 import { AGENT_PROMPT_SELECT, renderCardPrompt } from './prompt.js';
 import type { PubSub } from './pubsub.js';
 import { ACTIVE_RUN_STATUSES, isActive, type RunStatus } from './run-status.js';
 import type { Workspaces } from './workspaces.js';
 
+/** Set in every agent's environment (and so its tools'): how a restarted server finds what a run left running. */
+export const RUN_ID_VARIABLE = 'RUNBOARD_RUN_ID';
 /** Longest prompt or message sent to an agent. @default 100_000 // characters */
 export const MAX_MESSAGE_CHARS = 100_000;
 /** Message text kept in a `user_message` event. @default 8_000 // characters */
@@ -212,14 +214,14 @@ export class Runs {
   async recover(): Promise<void> {
     const stale = await this.options.db.client.run.findMany({
       where: { status: { in: ['STARTING', 'RUNNING'] } },
-      select: { id: true, cardId: true, agentPid: true, sessionFile: true },
+      select: { id: true, cardId: true },
     });
     await Promise.all(
       stale.map(async (run) => {
-        const ended = run.agentPid && run.sessionFile ? await endLeftoverAgent(run.agentPid, run.sessionFile) : false;
+        const leftovers = await endLeftoverProcesses(run.id);
         await this.record(run.id, run.cardId, 'INTERRUPTED', { endedAt: new Date(), agentPid: null }, {
           reason: 'the server stopped while the run was active',
-          ...(ended ? { endedLeftoverProcess: run.agentPid } : {}),
+          ...(leftovers ? { endedLeftoverProcesses: leftovers } : {}),
         });
       }),
     );
@@ -311,7 +313,7 @@ export class Runs {
 
       const [program, ...leading] = this.agentCommand;
       const agent = new AgentProcess(
-        { command: program, args: [...leading, '--mode', 'rpc', ...(this.options.agentArgs ?? []), '--session', sessionFile], cwd, env: { ...this.options.agentEnv } },
+        { command: program, args: [...leading, '--mode', 'rpc', ...(this.options.agentArgs ?? []), '--session', sessionFile], cwd, env: { ...this.options.agentEnv, [RUN_ID_VARIABLE]: runId } },
         {
           onMessage: (message) => this.onAgentMessage(live, message),
           onStderr: (line) => this.onStderr(live, line),
@@ -420,7 +422,7 @@ export class Runs {
 
   // -- ending -----------------------------------------------------------------------------------
 
-  /** Records the terminal status, then ends the agent and frees the slot. Runs once per run. */
+  /** Ends the agent, cleans up, records the terminal status as the run's last event, and frees the slot. Runs once per run. */
   private async finish(live: LiveRun, status: 'SUCCEEDED' | 'FAILED' | 'STOPPED' | 'INTERRUPTED', outcome: { reason?: string; error?: string; exitCode?: number | null; exitSignal?: string | null }): Promise<void> {
     if (live.phase === 'ended') return live.ended;
     live.normalizer.flush(); // text the agent wrote before this goes first
@@ -430,8 +432,11 @@ export class Runs {
       // The process tree is gone before the terminal status is visible: a client that sees STOPPED can rely on it.
       if (live.agent) await live.agent.terminate(STOP_GRACE_MS);
       const fields = { endedAt: new Date(), agentPid: null, error: outcome.error ?? null, exitCode: outcome.exitCode ?? null, exitSignal: outcome.exitSignal ?? null };
+      // The terminal status is the run's last event, so cleaning up comes first.
+      if (status !== 'INTERRUPTED') {
+        await this.cleanUp(live.id).catch((error: Error) => this.append(live, [{ type: 'warning', data: { message: `cleanup failed: ${truncateText(error.message, 500)}` } }], true));
+      }
       await this.record(live.id, live.cardId, status, fields, { ...(outcome.reason ? { reason: outcome.reason } : {}), ...(outcome.error ? { error: outcome.error } : {}) });
-      if (status !== 'INTERRUPTED') await this.cleanUp(live.id);
     } catch (error) {
       console.error(`runboard: ending run ${live.id} failed`, error);
     } finally {
@@ -512,15 +517,15 @@ export function defaultAgentCommand(): string[] {
 }
 
 /**
- * Ends an agent left by an earlier server, but only if pid still names that agent (its command line
- * holds the run's session file): pids are reused.
+ * Ends whatever an earlier server's agent for this run left behind: pi itself exits when its stdin
+ * closes with the server, but a running tool survives it. Both carry RUNBOARD_RUN_ID in their
+ * environment, which pid reuse cannot fake. Returns how many processes were found.
  */
-async function endLeftoverAgent(pid: number, sessionFile: string): Promise<boolean> {
-  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-  if (!cmdline.split('\0').includes(sessionFile)) return false;
-  const groups = [pid, ...descendantGroups(pid)];
+async function endLeftoverProcesses(runId: string): Promise<number> {
+  const pids = processesWithEnv(RUN_ID_VARIABLE, runId);
+  const groups = [...new Set(withoutOwnGroup(pids.flatMap((pid) => [processGroupOf(pid), ...descendantGroups(pid)])))];
   for (const group of groups) signalGroup(group, 'SIGTERM');
   for (let waited = 0; waited < STOP_GRACE_MS && groups.some(groupAlive); waited += 100) await delay(100);
   for (const group of groups) if (groupAlive(group)) signalGroup(group, 'SIGKILL');
-  return true;
+  return pids.length;
 }

@@ -1,0 +1,75 @@
+/** Helpers for tests that run the real pi against the scripted model server. */
+import { makePiEnvironment, startModelServer, type ModelScript, type ModelServer } from './model-server.js';
+import { startTestServer, type TestServer } from './server.js';
+
+export interface AgentTestBed {
+  model: ModelServer;
+  t: TestServer;
+  close(): Promise<void>;
+}
+
+/** A model server, a pi configuration pointing at it, and a runboard server whose agents use both. */
+export async function startAgentTestBed(script: ModelScript, env: Record<string, string> = {}): Promise<AgentTestBed> {
+  const model = await startModelServer(script);
+  const pi = await makePiEnvironment(model);
+  const t = await startTestServer({ agentEnv: pi.env, env: { RUNBOARD_AGENT_ARGS: pi.args.join(' '), ...env } });
+  return {
+    model,
+    t,
+    close: async () => {
+      await t.close();
+      await model.close();
+      await pi.cleanup();
+    },
+  };
+}
+
+/** Polls until `check` returns a value other than undefined, or fails after `timeoutMs`. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+export const SETTLED = ['SUCCEEDED', 'FAILED', 'STOPPED', 'INTERRUPTED'];
+
+/** Creates a card and starts a run on it; returns the run's global id. */
+export async function startRun(t: TestServer, title: string, extra: Record<string, unknown> = {}): Promise<string> {
+  const { createCard } = await t.ok(`mutation($title: String!) { createCard(input: { title: $title }) { id } }`, { title });
+  const { startRun: run } = await t.ok(`mutation($input: StartRunInput!) { startRun(input: $input) { id status } }`, { input: { cardId: createCard.id, ...extra } });
+  return run.id;
+}
+
+const RUN_FIELDS = `id status error exitCode exitSignal sessionFile worktreePath ownsWorktree branch lastSeq startedAt endedAt`;
+
+/** The run once its status is one of `statuses` (default: settled). */
+export async function waitForStatus(t: TestServer, runId: string, statuses = SETTLED, timeoutMs = 30_000): Promise<any> {
+  return waitFor(`run ${runId} to be ${statuses.join('/')}`, async () => {
+    const { run } = await t.ok(`query($id: ID!) { run(id: $id) { ${RUN_FIELDS} } }`, { id: runId });
+    return statuses.includes(run.status) ? run : undefined;
+  }, timeoutMs);
+}
+
+/** All events of a run, oldest first. */
+export async function runEvents(t: TestServer, runId: string): Promise<{ seq: number; type: string; data: any }[]> {
+  const events: { seq: number; type: string; data: any }[] = [];
+  for (;;) {
+    const { run } = await t.ok(`query($id: ID!, $since: Int!) { run(id: $id) { events(since: $since, first: 1000) { seq type data } } }`, { id: runId, since: events.at(-1)?.seq ?? 0 });
+    if (!run.events.length) return events;
+    events.push(...run.events);
+  }
+}
+
+/** Whether a process is alive. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
