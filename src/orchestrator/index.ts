@@ -4,7 +4,8 @@
  */
 import { Board } from './board.js';
 import type { Database } from './db.js';
-import { EventLog, type RunEventTopics } from './event-log.js';
+import { EventLog, type RunEventRecord, type RunEventTopics } from './event-log.js';
+import { followRunEvents } from './event-stream.js';
 import type { RepositoryInfo } from './git.js';
 import { InMemoryPubSub } from './pubsub.js';
 import { Runs, type RunTopics } from './runs.js';
@@ -58,6 +59,39 @@ export class Orchestrator {
       agentEnv: options.agentEnv,
       maxConcurrentRuns: options.maxConcurrentRuns,
     });
+  }
+
+  /** A run's events with seq > since: history, then live, once each (see event-stream.ts). NotFoundError for an unknown run. */
+  followRunEvents(runId: string, since: number): Promise<AsyncGenerator<RunEventRecord>> {
+    return followRunEvents(this.db, this.eventLog, this.bus, runId, { since });
+  }
+
+  /**
+   * Ids of runs as their status changes, for one card or all (null). Updates not yet read are
+   * coalesced per run, so a slow reader holds at most one entry per run.
+   */
+  async *followRunUpdates(cardId: string | null): AsyncGenerator<string> {
+    const pending = new Set<string>();
+    let wake: (() => void) | null = null;
+    const unsubscribe = this.bus.subscribe('run-updated', cardId ?? '*', (update) => {
+      pending.delete(update.runId); // re-added at the end: order by latest change
+      pending.add(update.runId);
+      wake?.();
+    });
+    try {
+      for (;;) {
+        const [next] = pending;
+        if (next === undefined) {
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = null;
+          continue;
+        }
+        pending.delete(next);
+        yield next;
+      }
+    } finally {
+      unsubscribe();
+    }
   }
 
   /** Start-up reconciliation with what is on disk and what an earlier server left running, then the queue resumes. */

@@ -7,6 +7,7 @@ import './reference.js';
 import './run.js';
 import './review.js';
 import './repository.js';
+import './subscriptions.js';
 
 export const schema = builder.toSchema({ sortSchema: true });
 export type { Context } from './context.js';

@@ -1,0 +1,109 @@
+/**
+ * Following a run's events from any seq: replay the persisted history, then go live, exactly once.
+ *
+ * The live subscription is opened *before* the history is read, so an event written during the
+ * replay is caught by one or the other; anything with `seq <= lastSent` is dropped, so the
+ * boundary delivers each event once. Live events wait in a bounded buffer: a subscriber that falls
+ * further behind is ended with the seq to resume from, and loses nothing because history is durable.
+ */
+import type { Database } from './db.js';
+import { NotFoundError, RunboardError } from './errors.js';
+import { MAX_EVENTS_PER_READ, type EventLog, type RunEventRecord, type RunEventTopics } from './event-log.js';
+import type { PubSub } from './pubsub.js';
+import { isActive, type RunStatus } from './run-status.js';
+
+/** Live events one subscriber may have waiting before it is ended as too slow. @default 1_000 */
+export const MAX_BUFFERED_EVENTS = 1_000;
+/** Events read per history page. @default 500 */
+const REPLAY_PAGE = Math.min(500, MAX_EVENTS_PER_READ);
+
+/** A subscriber fell more than MAX_BUFFERED_EVENTS behind; it resubscribes with `since: resumeFrom`. */
+export class SubscriberTooSlowError extends RunboardError {
+  constructor(readonly resumeFrom: number) {
+    super(`subscriber fell too far behind; resubscribe with since: ${resumeFrom} to continue without loss`);
+  }
+}
+
+const TERMINAL = new Set<string>(['SUCCEEDED', 'FAILED', 'STOPPED', 'INTERRUPTED']);
+
+/** A `status` event that ends a run. */
+export function isTerminalEvent(event: Pick<RunEventRecord, 'type' | 'data'>): boolean {
+  return event.type === 'status' && TERMINAL.has(String(event.data.status));
+}
+
+export interface FollowOptions {
+  /** Deliver events with seq > since. @default 0 */
+  since?: number;
+  /** @default MAX_BUFFERED_EVENTS */
+  maxBuffered?: number;
+}
+
+/**
+ * Every event of `runId` with seq > since, in order, once each: history first, then live. Ends
+ * after the terminal status event has been delivered, or at once for a settled run whose history
+ * holds nothing after `since`.
+ * NotFoundError for an unknown run, thrown before the first event.
+ */
+export async function followRunEvents(
+  db: Database,
+  eventLog: EventLog,
+  bus: PubSub<RunEventTopics>,
+  runId: string,
+  options: FollowOptions = {},
+): Promise<AsyncGenerator<RunEventRecord>> {
+  const maxBuffered = options.maxBuffered ?? MAX_BUFFERED_EVENTS;
+  const buffer: RunEventRecord[] = [];
+  let overflowed = false;
+  let wake: (() => void) | null = null;
+  // Subscribe first: whatever is written from now on is caught here, or by the replay below.
+  const unsubscribe = bus.subscribe('run-events', runId, (event) => {
+    if (overflowed) return;
+    if (buffer.length >= maxBuffered) {
+      overflowed = true;
+      buffer.length = 0; // free the memory now; the subscriber resumes from history
+    } else buffer.push(event);
+    wake?.();
+  });
+  const run = await db.client.run.findUnique({ where: { id: runId }, select: { status: true } });
+  if (!run) {
+    unsubscribe();
+    throw new NotFoundError('Run', runId);
+  }
+  const settled = !isActive(run.status as RunStatus);
+
+  async function* stream(): AsyncGenerator<RunEventRecord> {
+    let lastSent = Math.max(0, options.since ?? 0);
+    let ended = false;
+    try {
+      // History, page by page, until a page comes back short.
+      for (;;) {
+        const page = await eventLog.read(runId, lastSent, REPLAY_PAGE);
+        for (const event of page) {
+          lastSent = event.seq;
+          yield event;
+          if (isTerminalEvent(event)) ended = true;
+        }
+        if (page.length < REPLAY_PAGE) break;
+      }
+      // A run that had settled when we subscribed has nothing more to say.
+      if (ended || settled) return;
+      // Live.
+      for (;;) {
+        if (overflowed) throw new SubscriberTooSlowError(lastSent);
+        const event = buffer.shift();
+        if (!event) {
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = null;
+          continue;
+        }
+        if (event.seq <= lastSent) continue; // already replayed
+        lastSent = event.seq;
+        yield event;
+        if (isTerminalEvent(event)) return;
+      }
+    } finally {
+      unsubscribe();
+    }
+  }
+  return stream();
+}

@@ -1,0 +1,46 @@
+/** Live views: a run's event stream from any seq, and run status changes for a board. */
+import { SubscriberTooSlowError } from '../orchestrator/event-stream.js';
+import type { RunEventRecord } from '../orchestrator/event-log.js';
+import { builder } from './builder.js';
+import { Card } from './card.js';
+import { Run, RunEventRef } from './run.js';
+
+builder.subscriptionFields((t) => ({
+  runEvents: t.field({
+    type: RunEventRef,
+    description: `Every event of a run with seq > since, in seq order, each exactly once: first the persisted history, then live events as they are written.
+
+The stream ends after the run's terminal \`status\` event (SUCCEEDED, FAILED, STOPPED or INTERRUPTED) has been delivered; for a settled run it ends once the history after \`since\` is sent. A refinement is a new run: follow it by subscribing to the run that startRun(refineRunId) returns, or watch runUpdated for the card.
+
+If the connection drops, resubscribe with the last seq you received as \`since\`: nothing is lost or repeated. A subscriber that falls more than 1,000 events behind is ended with a SUBSCRIBER_TOO_SLOW error whose \`extensions.resumeFrom\` is the seq to resubscribe with. NOT_FOUND for an unknown run.`,
+    args: {
+      runId: t.arg.globalID({ for: Run, required: true }),
+      since: t.arg.int({ defaultValue: 0 }),
+    },
+    subscribe: async (_root, { runId, since }, ctx) => endWithError(await ctx.orchestrator.followRunEvents(runId.id, since ?? 0)),
+    resolve: (event) => {
+      if (event instanceof Error) throw event;
+      return event;
+    },
+  }),
+  runUpdated: t.prismaField({
+    type: Run,
+    description: 'A run whenever its status changes (and when it is merged), for one card or, without cardId, for every card. Updates of one run that arrive faster than they are read are coalesced to the latest.',
+    args: { cardId: t.arg.globalID({ for: Card }) },
+    subscribe: (_root, { cardId }, ctx) => ctx.orchestrator.followRunUpdates(cardId?.id ?? null),
+    resolve: (query, runId, _args, ctx) => ctx.prisma.run.findUniqueOrThrow({ ...query, where: { id: runId } }),
+  }),
+}));
+
+/**
+ * A stream that ends in SubscriberTooSlowError yields the error as its last item, so the client gets
+ * a GraphQL error with its resume seq and a clean completion instead of a dropped socket.
+ */
+async function* endWithError(stream: AsyncGenerator<RunEventRecord>): AsyncGenerator<RunEventRecord | SubscriberTooSlowError> {
+  try {
+    yield* stream;
+  } catch (error) {
+    if (!(error instanceof SubscriberTooSlowError)) throw error;
+    yield error;
+  }
+}
