@@ -1,10 +1,14 @@
 /**
  * The run event log: every event of a run is persisted with the next per-run `seq` (1, 2, 3… no
  * gaps, no repeats) inside one transaction, and published only after that transaction commits.
+ * It speaks SQL on its own connection (see db.ts): this is the hot path of every run.
  * Whatever writes an event (the agent, a merge, a playtest, a board change) goes through `append`.
  */
-import type { Database, Tx } from './db.js';
+import { randomUUID } from 'node:crypto';
+import type { Database } from './db.js';
+import { NotFoundError } from './errors.js';
 import type { PubSub } from './pubsub.js';
+import type { RunStatus } from './run-status.js';
 
 /** Largest `data` of one event, as JSON; larger payloads are replaced by a preview. @default 16_384 // bytes */
 export const MAX_EVENT_DATA_BYTES = 16 * 1024;
@@ -30,27 +34,68 @@ export interface RunEventTopics extends Record<string, unknown> {
   'run-events': RunEventRecord;
 }
 
+/**
+ * Run columns that change together with an event (a status and its timestamps, say), so the row and
+ * its `status` event commit in one transaction.
+ */
+export interface RunChanges {
+  status?: RunStatus;
+  startedAt?: Date | null;
+  endedAt?: Date | null;
+  error?: string | null;
+  exitCode?: number | null;
+  exitSignal?: string | null;
+  agentPid?: number | null;
+  worktreeMissing?: boolean;
+}
+
+const RUN_COLUMNS: readonly (keyof RunChanges)[] = ['status', 'startedAt', 'endedAt', 'error', 'exitCode', 'exitSignal', 'agentPid', 'worktreeMissing'];
+
+/** SQLite values as Prisma writes them: ISO dates with an explicit offset, booleans as 0/1. */
+function sqlValue(value: RunChanges[keyof RunChanges]): string | number | null {
+  if (value instanceof Date) return value.toISOString().replace('Z', '+00:00');
+  if (typeof value === 'boolean') return value ? 1 : 0;
+  return value ?? null;
+}
+
 export class EventLog {
+  private readonly statements;
+
   constructor(
     private readonly db: Database,
     private readonly bus: PubSub<RunEventTopics>,
-  ) {}
+  ) {
+    const sqlite = db.sqlite;
+    this.statements = {
+      bumpSeq: sqlite.prepare<[number, string], { lastSeq: number }>('UPDATE "Run" SET "lastSeq" = "lastSeq" + ? WHERE "id" = ? RETURNING "lastSeq"'),
+      insert: sqlite.prepare('INSERT INTO "RunEvent" ("id", "runId", "seq", "type", "data", "createdAt") VALUES (?, ?, ?, ?, ?, ?)'),
+      read: sqlite.prepare<[string, number, number], { seq: number; type: string; data: string; createdAt: string }>(
+        'SELECT "seq", "type", "data", "createdAt" FROM "RunEvent" WHERE "runId" = ? AND "seq" > ? ORDER BY "seq" LIMIT ?',
+      ),
+    };
+  }
 
   /**
-   * Persists `events` in order with the next seqs, running `alsoInTx` (a status update, say) in the
-   * same transaction, then publishes them. Returns the stored records.
+   * Persists `events` in order with the next seqs, applying `changes` to the run row in the same
+   * transaction, then publishes them. Returns the stored records. NotFoundError for an unknown run.
    */
-  async append(runId: string, events: readonly RunEventInput[], alsoInTx?: (tx: Tx) => Promise<unknown>): Promise<RunEventRecord[]> {
-    if (events.length === 0 && !alsoInTx) return [];
-    const records = await this.db.write(async (tx) => {
-      if (alsoInTx) await alsoInTx(tx);
-      if (events.length === 0) return [];
-      const run = await tx.run.update({ where: { id: runId }, data: { lastSeq: { increment: events.length } }, select: { lastSeq: true } });
-      const first = run.lastSeq - events.length + 1;
+  async append(runId: string, events: readonly RunEventInput[], changes: RunChanges = {}): Promise<RunEventRecord[]> {
+    const columns = RUN_COLUMNS.filter((column) => column in changes);
+    const records = await this.db.writeSync(() => {
+      if (columns.length) {
+        this.db.sqlite
+          .prepare(`UPDATE "Run" SET ${columns.map((c) => `"${c}" = ?`).join(', ')} WHERE "id" = ?`)
+          .run(...columns.map((c) => sqlValue(changes[c])), runId);
+      }
+      const bumped = this.statements.bumpSeq.get(events.length, runId);
+      if (!bumped) throw new NotFoundError('Run', runId);
       const createdAt = new Date();
-      const rows = events.map((event, i) => ({ runId, seq: first + i, type: event.type, data: capData(event.data), createdAt }));
-      await tx.runEvent.createMany({ data: rows.map((row) => ({ ...row, data: JSON.stringify(row.data) })) });
-      return rows;
+      const stamp = sqlValue(createdAt);
+      return events.map((event, i) => {
+        const record = { runId, seq: bumped.lastSeq - events.length + 1 + i, type: event.type, data: capData(event.data), createdAt };
+        this.statements.insert.run(randomUUID(), runId, record.seq, record.type, JSON.stringify(record.data), stamp);
+        return record;
+      });
     });
     for (const record of records) this.bus.publish('run-events', runId, record);
     return records;
@@ -58,13 +103,8 @@ export class EventLog {
 
   /** Events with `seq > since`, oldest first, at most `limit` (capped at MAX_EVENTS_PER_READ). */
   async read(runId: string, since = 0, limit = MAX_EVENTS_PER_READ): Promise<RunEventRecord[]> {
-    const rows = await this.db.client.runEvent.findMany({
-      where: { runId, seq: { gt: since } },
-      orderBy: { seq: 'asc' },
-      take: Math.max(0, Math.min(limit, MAX_EVENTS_PER_READ)),
-      select: { seq: true, type: true, data: true, createdAt: true },
-    });
-    return rows.map((row) => ({ runId, seq: row.seq, type: row.type, data: JSON.parse(row.data) as Record<string, unknown>, createdAt: row.createdAt }));
+    const rows = this.statements.read.all(runId, since, Math.max(0, Math.min(limit, MAX_EVENTS_PER_READ)));
+    return rows.map((row) => ({ runId, seq: row.seq, type: row.type, data: JSON.parse(row.data) as Record<string, unknown>, createdAt: new Date(row.createdAt) }));
   }
 }
 

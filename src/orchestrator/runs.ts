@@ -16,7 +16,7 @@ import { AgentEventNormalizer } from './agent-events.js';
 import { AgentCommandType, AgentMessageType, type AgentMessage, type AgentState } from './agent-protocol.js';
 import type { Database } from './db.js';
 import { ConflictError, InvalidInputError, NotFoundError } from './errors.js';
-import { truncateText, type EventLog, type RunEventInput } from './event-log.js';
+import { truncateText, type EventLog, type RunChanges, type RunEventInput } from './event-log.js';
 import { worktreeExists } from './git.js';
 import { delay, descendantGroups, groupAlive, processesWithEnv, processGroupOf, signalGroup, withoutOwnGroup } from './processes.js';
 import { AGENT_PROMPT_SELECT, renderCardPrompt } from './prompt.js';
@@ -297,7 +297,7 @@ export class Runs {
         live.resolveEnded();
         return;
       }
-      await this.record(runId, cardId, 'STARTING', {}, {}, false);
+      await this.record(runId, cardId, 'STARTING', {});
       const run = await this.options.db.client.run.findUniqueOrThrow({ where: { id: runId }, select: { prompt: true, useWorktree: true, worktreePath: true, sessionFile: true, refinedFromId: true } });
 
       let cwd = this.options.repoRoot;
@@ -452,16 +452,14 @@ export class Runs {
     if (!run?.cleanupOnFinish || !run.ownsWorktree || !run.worktreePath) return;
     const removed = await this.options.workspaces.remove(runId);
     if (!removed) return;
-    await this.options.eventLog.append(runId, [{ type: 'worktree_removed', data: { branchDeleted: removed.branchDeleted, unmergedCommits: removed.unmergedCommits } }], (tx) =>
-      tx.run.update({ where: { id: runId }, data: { worktreeMissing: true } }),
-    );
+    await this.options.eventLog.append(runId, [{ type: 'worktree_removed', data: { branchDeleted: removed.branchDeleted, unmergedCommits: removed.unmergedCommits } }], { worktreeMissing: true });
   }
 
   // -- persistence ------------------------------------------------------------------------------
 
   /** Writes a status change and its event in one transaction, then tells runUpdated subscribers. */
-  private async record(runId: string, cardId: string, status: RunStatus, fields: Record<string, unknown>, data: Record<string, unknown> = {}, updateRow = true): Promise<void> {
-    await this.options.eventLog.append(runId, [{ type: 'status', data: { status, ...data } }], updateRow ? (tx) => tx.run.update({ where: { id: runId }, data: { status, ...fields } }) : undefined);
+  private async record(runId: string, cardId: string, status: RunStatus, changes: RunChanges, data: Record<string, unknown> = {}): Promise<void> {
+    await this.options.eventLog.append(runId, [{ type: 'status', data: { status, ...data } }], { status, ...changes });
     this.options.bus.publish('run-updated', cardId, { runId, cardId, status });
   }
 

@@ -1,0 +1,160 @@
+/** runEvents and runUpdated over a real graphql-ws socket and over SSE, with a concurrent writer. */
+import { encodeGlobalID } from '@pothos/plugin-relay';
+import { createClient, type Client } from 'graphql-ws';
+import WebSocket from 'ws';
+import { followRunEvents, SubscriberTooSlowError } from '../src/orchestrator/event-stream.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+
+let t: TestServer;
+let client: Client;
+beforeAll(async () => {
+  t = await startTestServer();
+  client = createClient({ url: t.url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
+});
+afterAll(async () => {
+  await client?.dispose();
+  await t?.close();
+});
+
+/** A card and an active run to write events for, as the run manager would. */
+async function makeRun(): Promise<{ id: string; globalId: string }> {
+  const db = t.server.orchestrator.db.client;
+  const card = await db.card.create({ data: { title: 'events', position: 0 } });
+  const run = await db.run.create({ data: { cardId: card.id, prompt: 'p', status: 'RUNNING' } });
+  return { id: run.id, globalId: encodeGlobalID('Run', run.id) };
+}
+
+/** Appends `count` events one transaction at a time, yielding to the event loop between them, then the terminal status. */
+async function write(runId: string, count: number, terminal = true): Promise<void> {
+  const log = t.server.orchestrator.eventLog;
+  for (let i = 0; i < count; i++) {
+    await log.append(runId, [{ type: 'assistant_text', data: { text: `chunk ${i}` } }]);
+    if (i % 10 === 0) await new Promise((resolve) => setImmediate(resolve));
+  }
+  if (terminal) await log.append(runId, [{ type: 'status', data: { status: 'SUCCEEDED' } }], { status: 'SUCCEEDED' });
+}
+
+const RUN_EVENTS = `subscription($id: ID!, $since: Int) { runEvents(runId: $id, since: $since) { seq type data } }`;
+
+/** Collects a graphql-ws subscription until it completes. */
+function collect(query: string, variables: Record<string, unknown>, onEvent?: (seq: number) => void): Promise<{ events: any[]; errors: any[] }> {
+  return new Promise((resolve, reject) => {
+    const events: any[] = [];
+    const errors: any[] = [];
+    client.subscribe(
+      { query, variables },
+      {
+        next: (result) => {
+          if (result.errors) errors.push(...result.errors);
+          if (result.data) {
+            const event = (result.data as any).runEvents;
+            events.push(event);
+            onEvent?.(event.seq);
+          }
+        },
+        error: reject,
+        complete: () => resolve({ events, errors }),
+      },
+    );
+  });
+}
+
+const seqs = (events: { seq: number }[]) => events.map((e) => e.seq);
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+test('replay plus live across the boundary while a writer inserts: exactly seq 1..N, once each, in order', async () => {
+  const run = await makeRun();
+  await write(run.id, 150, false); // history before the subscriber arrives
+  const writing = write(run.id, 350); // …and a writer still going while it replays
+  const { events, errors } = await collect(RUN_EVENTS, { id: run.globalId });
+  await writing;
+  expect(errors).toEqual([]);
+  expect(seqs(events)).toEqual(range(1, 501));
+  expect(events.at(-1)).toEqual({ seq: 501, type: 'status', data: { status: 'SUCCEEDED' } });
+});
+
+test('resubscribing with since continues from there, and two subscribers each get every event', async () => {
+  const run = await makeRun();
+  const firstSubscriber = collect(RUN_EVENTS, { id: run.globalId });
+  let resumed: Promise<{ events: any[] }> | undefined;
+  const secondSubscriber = collect(RUN_EVENTS, { id: run.globalId }, (seq) => {
+    // A client that "drops" at seq 40 and resubscribes from there.
+    if (seq === 40) resumed = collect(RUN_EVENTS, { id: run.globalId, since: 40 });
+  });
+  await write(run.id, 99);
+  const [a, b] = await Promise.all([firstSubscriber, secondSubscriber]);
+  expect(seqs(a.events)).toEqual(range(1, 100));
+  expect(seqs(b.events)).toEqual(range(1, 100));
+  expect(seqs((await resumed!).events)).toEqual(range(41, 100));
+  // A settled run replays its history and ends at once.
+  expect(seqs((await collect(RUN_EVENTS, { id: run.globalId, since: 95 })).events)).toEqual(range(96, 100));
+  expect((await collect(RUN_EVENTS, { id: run.globalId, since: 100 })).events).toEqual([]);
+});
+
+test('an unknown run is NOT_FOUND', async () => {
+  const result = await collect(RUN_EVENTS, { id: encodeGlobalID('Run', 'nope') }).catch((errors) => ({ events: [], errors }));
+  expect(result.errors[0].extensions.code).toBe('NOT_FOUND');
+});
+
+test('SSE transport: history then live, ended by the terminal event', async () => {
+  const run = await makeRun();
+  await write(run.id, 5, false);
+  const response = await fetch(t.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+    body: JSON.stringify({ query: RUN_EVENTS, variables: { id: run.globalId, since: 2 } }),
+  });
+  expect(response.headers.get('content-type')).toMatch(/text\/event-stream/);
+  const writing = write(run.id, 5);
+  const text = await response.text(); // resolves when the server ends the stream
+  await writing;
+  const frames = text.split('\n\n').filter((frame) => frame.startsWith('event: next'));
+  const events = frames.map((frame) => JSON.parse(frame.split('\n').find((line) => line.startsWith('data: '))!.slice(6)).data.runEvents);
+  expect(seqs(events)).toEqual(range(3, 11));
+  expect(text).toMatch(/event: complete/);
+});
+
+test('runUpdated tells a board about status changes of its card\'s runs', async () => {
+  const run = await makeRun();
+  const cardId = (await t.server.orchestrator.db.client.run.findUniqueOrThrow({ where: { id: run.id } })).cardId;
+  const updates: string[] = [];
+  const done = new Promise<void>((resolve, reject) => {
+    const stop = client.subscribe(
+      { query: `subscription($card: ID) { runUpdated(cardId: $card) { id status } }`, variables: { card: encodeGlobalID('Card', cardId) } },
+      {
+        next: (result) => {
+          updates.push((result.data as any).runUpdated.status);
+          if (updates.includes('STOPPED')) {
+            stop();
+            resolve();
+          }
+        },
+        error: reject,
+        complete: () => undefined,
+      },
+    );
+  });
+  await new Promise((resolve) => setTimeout(resolve, 100)); // let the subscription start
+  await t.server.orchestrator.db.client.run.update({ where: { id: run.id }, data: { status: 'QUEUED' } });
+  const stopped = await t.ok(`mutation($id: ID!) { stopRun(runId: $id) { status } }`, { id: run.globalId });
+  expect(stopped.stopRun.status).toBe('STOPPED');
+  await done;
+  expect(updates).toEqual(['STOPPED']);
+});
+
+test('a subscriber that falls too far behind is ended with the seq to resume from, and loses nothing', async () => {
+  const run = await makeRun();
+  const { db, eventLog, bus } = t.server.orchestrator;
+  const fast = collect(RUN_EVENTS, { id: run.globalId });
+  const slow = await followRunEvents(db, eventLog, bus, run.id, { maxBuffered: 10 });
+  await write(run.id, 5, false);
+  const received: number[] = [];
+  for (let i = 0; i < 5; i++) received.push((await slow.next()).value!.seq);
+  await write(run.id, 50); // the slow subscriber reads none of these while they are written
+  await expect(slow.next()).rejects.toEqual(new SubscriberTooSlowError(5));
+  // Other subscribers were not held back, and resuming from the given seq loses nothing.
+  expect(seqs((await fast).events)).toEqual(range(1, 56));
+  const resumed = await followRunEvents(db, eventLog, bus, run.id, { since: 5 });
+  for await (const event of resumed) received.push(event.seq);
+  expect(received).toEqual(range(1, 56));
+});
