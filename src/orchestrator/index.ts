@@ -100,6 +100,11 @@ export class Orchestrator {
     await this.runs.recover();
   }
 
+  /** What shutdown will have to stop, for the operator's benefit. */
+  activeWork(): { agents: number; playtests: number } {
+    return { agents: this.runs.activeCount, playtests: 0 };
+  }
+
   /** Ends every agent (their runs become INTERRUPTED), then closes the database. */
   async shutdown(): Promise<void> {
     await this.runs.shutdown();
