@@ -47,6 +47,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     agentArgs: config.agentArgs,
     agentEnv: options.agentEnv,
     maxConcurrentRuns: config.maxConcurrentRuns,
+    playtestCommand: config.playtestCommand,
   });
   await orchestrator.start();
   const context = (): Context => ({ orchestrator, prisma: db.client });
