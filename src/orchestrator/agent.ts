@@ -12,6 +12,7 @@ import {
   type AgentMessage,
   type ResponseMessage,
 } from './agent-protocol.js';
+import { readLines } from './lines.js';
 import { terminateTree } from './processes.js';
 
 /** Longest stdout line kept; pi repeats a whole message in each update, so lines grow with answers. @default 16 MiB // bytes */
@@ -74,10 +75,10 @@ export class AgentProcess {
       encoding: 'buffer',
     });
     this.child.stdin?.on('error', () => undefined); // EPIPE after exit is reported through `exited`
-    this.readLines(this.child.stdout!, MAX_AGENT_LINE_BYTES, (line) => this.onStdoutLine(line), (size) =>
+    readLines(this.child.stdout!, MAX_AGENT_LINE_BYTES, (line) => this.onStdoutLine(line), (size) =>
       handlers.onProtocolError(new AgentProtocolError(`dropped a ${size}-byte stdout line over the ${MAX_AGENT_LINE_BYTES}-byte cap`)),
     );
-    this.readLines(this.child.stderr!, MAX_STDERR_LINE_CHARS * 4, (line) => this.onStderrLine(line), () => undefined);
+    readLines(this.child.stderr!, MAX_STDERR_LINE_CHARS * 4, (line) => this.onStderrLine(line), () => undefined);
     this.exited = this.child.then((result) => {
       this.hasExited = true;
       const spawnError = result.failed && result.exitCode === undefined && !result.signal ? (result.shortMessage ?? "failed to start") : null;
@@ -141,37 +142,5 @@ export class AgentProcess {
     this.stderrTail.push(capped);
     if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift();
     this.handlers.onStderr(capped);
-  }
-
-  /**
-   * Splits a byte stream on "\n" only (JSON strings may hold U+2028, which readline would split on)
-   * without ever holding more than `maxBytes` of one line.
-   */
-  private readLines(stream: NodeJS.ReadableStream, maxBytes: number, onLine: (line: string) => void, onOversize: (size: number) => void): void {
-    let parts: Buffer[] = [];
-    let size = 0;
-    let oversize = false;
-    stream.on('data', (chunk: Buffer) => {
-      let start = 0;
-      for (let newline = chunk.indexOf(0x0a); newline !== -1; newline = chunk.indexOf(0x0a, start)) {
-        const piece = chunk.subarray(start, newline);
-        start = newline + 1;
-        if (oversize || size + piece.length > maxBytes) onOversize(size + piece.length);
-        else onLine(Buffer.concat([...parts, piece]).toString('utf8'));
-        parts = [];
-        size = 0;
-        oversize = false;
-      }
-      const rest = chunk.subarray(start);
-      if (!rest.length) return;
-      size += rest.length;
-      if (size > maxBytes) {
-        oversize = true;
-        parts = []; // keep counting, stop keeping
-      } else parts.push(rest);
-    });
-    stream.on('end', () => {
-      if (parts.length && !oversize) onLine(Buffer.concat(parts).toString('utf8'));
-    });
   }
 }

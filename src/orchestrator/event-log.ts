@@ -47,9 +47,18 @@ export interface RunChanges {
   exitSignal?: string | null;
   agentPid?: number | null;
   worktreeMissing?: boolean;
+  playtestCommand?: string | null;
+  playtestPid?: number | null;
+  playtestStartedAt?: Date | null;
+  playtestEndedAt?: Date | null;
+  playtestExitCode?: number | null;
+  playtestSignal?: string | null;
 }
 
-const RUN_COLUMNS: readonly (keyof RunChanges)[] = ['status', 'startedAt', 'endedAt', 'error', 'exitCode', 'exitSignal', 'agentPid', 'worktreeMissing'];
+const RUN_COLUMNS: readonly (keyof RunChanges)[] = [
+  'status', 'startedAt', 'endedAt', 'error', 'exitCode', 'exitSignal', 'agentPid', 'worktreeMissing',
+  'playtestCommand', 'playtestPid', 'playtestStartedAt', 'playtestEndedAt', 'playtestExitCode', 'playtestSignal',
+];
 
 /** SQLite values as Prisma writes them: ISO dates with an explicit offset, booleans as 0/1. */
 function sqlValue(value: RunChanges[keyof RunChanges]): string | number | null {

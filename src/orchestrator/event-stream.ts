@@ -34,14 +34,16 @@ export function isTerminalEvent(event: Pick<RunEventRecord, 'type' | 'data'>): b
 export interface FollowOptions {
   /** Deliver events with seq > since. @default 0 */
   since?: number;
+  /** Something other than the agent still writes events for a settled run (a playtest): keep the stream open. */
+  stillWriting?: (runId: string) => boolean;
   /** @default MAX_BUFFERED_EVENTS */
   maxBuffered?: number;
 }
 
 /**
- * Every event of `runId` with seq > since, in order, once each: history first, then live. Ends
- * after the terminal status event has been delivered, or at once for a settled run whose history
- * holds nothing after `since`.
+ * Every event of `runId` with seq > since, in order, once each: history first, then live. Ends once
+ * the run has settled (its terminal status event delivered, or settled before we subscribed and its
+ * history sent) and nothing else writes for it: a playtest keeps the stream open until playtest_exit.
  * NotFoundError for an unknown run, thrown before the first event.
  */
 export async function followRunEvents(
@@ -73,7 +75,8 @@ export async function followRunEvents(
 
   async function* stream(): AsyncGenerator<RunEventRecord> {
     let lastSent = Math.max(0, options.since ?? 0);
-    let ended = false;
+    let ended = settled;
+    const finished = () => ended && !options.stillWriting?.(runId);
     try {
       // History, page by page, until a page comes back short.
       for (;;) {
@@ -85,8 +88,7 @@ export async function followRunEvents(
         }
         if (page.length < REPLAY_PAGE) break;
       }
-      // A run that had settled when we subscribed has nothing more to say.
-      if (ended || settled) return;
+      if (finished()) return;
       // Live.
       for (;;) {
         if (overflowed) throw new SubscriberTooSlowError(lastSent);
@@ -99,7 +101,8 @@ export async function followRunEvents(
         if (event.seq <= lastSent) continue; // already replayed
         lastSent = event.seq;
         yield event;
-        if (isTerminalEvent(event)) return;
+        if (isTerminalEvent(event)) ended = true;
+        if ((isTerminalEvent(event) || event.type === 'playtest_exit') && finished()) return;
       }
     } finally {
       unsubscribe();

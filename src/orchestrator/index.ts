@@ -7,6 +7,7 @@ import type { Database } from './db.js';
 import { EventLog, type RunEventRecord, type RunEventTopics } from './event-log.js';
 import { followRunEvents } from './event-stream.js';
 import type { RepositoryInfo } from './git.js';
+import { Playtests } from './playtest.js';
 import { InMemoryPubSub } from './pubsub.js';
 import { Runs, type RunTopics } from './runs.js';
 import { Workspaces } from './workspaces.js';
@@ -25,6 +26,8 @@ export interface OrchestratorOptions {
   agentEnv?: Readonly<Record<string, string>>;
   /** @default 4 */
   maxConcurrentRuns?: number;
+  /** The playtest command as an argument array. @default ['cargo', 'run'] */
+  playtestCommand?: readonly string[] | null;
 }
 
 export type Topics = RunEventTopics & RunTopics;
@@ -39,6 +42,7 @@ export class Orchestrator {
   readonly board: Board;
   readonly workspaces: Workspaces;
   readonly runs: Runs;
+  readonly playtests: Playtests;
 
   constructor(options: OrchestratorOptions) {
     this.db = options.db;
@@ -47,7 +51,14 @@ export class Orchestrator {
     this.eventLog = new EventLog(options.db, this.bus);
     this.board = new Board(options.db);
     this.workspaces = new Workspaces(options.db, options.repository.root, options.dataDir);
+    this.playtests = new Playtests({
+      db: options.db,
+      eventLog: this.eventLog,
+      command: options.playtestCommand?.length ? options.playtestCommand : ['cargo', 'run'],
+      repoRoot: options.repository.root,
+    });
     this.runs = new Runs({
+      playtests: this.playtests,
       db: options.db,
       eventLog: this.eventLog,
       bus: this.bus,
@@ -63,7 +74,7 @@ export class Orchestrator {
 
   /** A run's events with seq > since: history, then live, once each (see event-stream.ts). NotFoundError for an unknown run. */
   followRunEvents(runId: string, since: number): Promise<AsyncGenerator<RunEventRecord>> {
-    return followRunEvents(this.db, this.eventLog, this.bus, runId, { since });
+    return followRunEvents(this.db, this.eventLog, this.bus, runId, { since, stillWriting: (id) => this.playtests.isRunning(id) });
   }
 
   /**
@@ -97,17 +108,17 @@ export class Orchestrator {
   /** Start-up reconciliation with what is on disk and what an earlier server left running, then the queue resumes. */
   async start(): Promise<void> {
     await this.workspaces.reconcile();
-    await this.runs.recover();
+    await Promise.all([this.runs.recover(), this.playtests.recover()]);
   }
 
   /** What shutdown will have to stop, for the operator's benefit. */
   activeWork(): { agents: number; playtests: number } {
-    return { agents: this.runs.activeCount, playtests: 0 };
+    return { agents: this.runs.activeCount, playtests: this.playtests.activeCount };
   }
 
-  /** Ends every agent (their runs become INTERRUPTED), then closes the database. */
+  /** Ends every agent (their runs become INTERRUPTED) and every playtest, then closes the database. */
   async shutdown(): Promise<void> {
-    await this.runs.shutdown();
+    await Promise.all([this.runs.shutdown(), this.playtests.shutdown()]);
     await this.db.close();
   }
 }

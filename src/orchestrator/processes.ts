@@ -16,14 +16,48 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
   }
 }
 
-/** Whether any process of group `pgid` is still alive (signal 0 probes without signalling). */
+/**
+ * Whether any process of group `pgid` is still running. Zombies do not count: an orphan's zombie
+ * lingers until init reaps it (which a container's init may never do), yet it holds nothing.
+ */
 export function groupAlive(pgid: number): boolean {
   try {
     process.kill(-pgid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
+  const procs = readProcStats();
+  return procs === null || procs.some((p) => p.pgid === pgid && p.state !== 'Z');
+}
+
+interface ProcStat {
+  pid: number;
+  state: string;
+  ppid: number;
+  pgid: number;
+}
+
+/** Every process's /proc/<pid>/stat essentials, or null where there is no /proc. */
+function readProcStats(): ProcStat[] | null {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return null;
+  }
+  const stats: ProcStat[] = [];
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // "pid (comm) state ppid pgrp ...": comm may hold spaces or parentheses.
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const [state, ppid, pgid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      stats.push({ pid: Number(entry), state, ppid: Number(ppid), pgid: Number(pgid) });
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return stats;
 }
 
 /**
@@ -31,27 +65,8 @@ export function groupAlive(pgid: number): boolean {
  * own group. Read before a kill, since orphans are re-parented and can no longer be traced.
  */
 export function descendantGroups(pid: number): number[] {
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return [];
-  }
-  const children = new Map<number, { pid: number; pgid: number }[]>();
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      // /proc/<pid>/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces or parentheses.
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const ppid = Number(fields[1]);
-      const list = children.get(ppid) ?? [];
-      list.push({ pid: Number(entry), pgid: Number(fields[2]) });
-      children.set(ppid, list);
-    } catch {
-      // the process ended while we looked
-    }
-  }
+  const children = new Map<number, ProcStat[]>();
+  for (const proc of readProcStats() ?? []) children.set(proc.ppid, [...(children.get(proc.ppid) ?? []), proc]);
   const groups = new Set<number>();
   const stack = [pid];
   while (stack.length) {

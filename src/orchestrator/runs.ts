@@ -22,6 +22,7 @@ import { delay, descendantGroups, groupAlive, processesWithEnv, processGroupOf, 
 import { AGENT_PROMPT_SELECT, renderCardPrompt } from './prompt.js';
 import type { PubSub } from './pubsub.js';
 import { ACTIVE_RUN_STATUSES, isActive, type RunStatus } from './run-status.js';
+import type { Playtests } from './playtest.js';
 import type { Workspaces } from './workspaces.js';
 
 /** Set in every agent's environment (and so its tools'): how a restarted server finds what a run left running. */
@@ -45,6 +46,8 @@ export interface RunsOptions {
   eventLog: EventLog;
   bus: PubSub<RunTopics>;
   workspaces: Workspaces;
+  /** Deleting a run stops its playtest. */
+  playtests: Pick<Playtests, 'stopIfRunning'>;
   repoRoot: string;
   dataDir: string;
   /** The agent program and its leading arguments. @default pi from this project's dependencies */
@@ -201,10 +204,11 @@ export class Runs {
     if (run.ownsWorktree && run.worktreePath) {
       const user = await this.options.db.client.run.findFirst({ where: { worktreePath: run.worktreePath, status: { in: [...ACTIVE_RUN_STATUSES] } }, select: { id: true } });
       if (user) throw new ConflictError(`run ${user.id} is still working in this run's worktree`);
-      await this.options.workspaces.remove(runId);
     }
+    await this.options.playtests.stopIfRunning(runId);
+    if (run.ownsWorktree && run.worktreePath) await this.options.workspaces.remove(runId);
+    // Not published to runUpdated: there is no run left to show; boards drop it when a query misses it.
     await this.options.db.write((tx) => tx.run.delete({ where: { id: runId } }));
-    this.options.bus.publish('run-updated', run.cardId, { runId, cardId: run.cardId, status: run.status });
   }
 
   /**

@@ -8,6 +8,7 @@ import './run.js';
 import './review.js';
 import './repository.js';
 import './subscriptions.js';
+import './playtest.js';
 
 export const schema = builder.toSchema({ sortSchema: true });
 export type { Context } from './context.js';

@@ -31,6 +31,7 @@ export const RUN_EVENT_TYPES_DOC = `Event types and their \`data\`:
 - compaction { phase, reason }; stderr { line }; warning { message }.
 - worktree_removed { branchDeleted, unmergedCommits }: cleanupOnFinish removed the worktree.
 - agent_event { originalType, preview }: anything else the agent said, kept rather than dropped.
+- playtest_start { command, pid } / playtest_output { stream, line } / playtest_dropped { count } / playtest_exit { exitCode, signal, droppedLines, stopped }.
 Payloads are capped at 16 KiB; an oversized one becomes { truncated, originalBytes, preview }.`;
 
 export const RunEventRef = builder.objectRef<{ runId: string; seq: number; type: string; data: Record<string, unknown>; createdAt: Date }>('RunEvent').implement({

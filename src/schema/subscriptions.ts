@@ -10,7 +10,7 @@ builder.subscriptionFields((t) => ({
     type: RunEventRef,
     description: `Every event of a run with seq > since, in seq order, each exactly once: first the persisted history, then live events as they are written.
 
-The stream ends after the run's terminal \`status\` event (SUCCEEDED, FAILED, STOPPED or INTERRUPTED) has been delivered; for a settled run it ends once the history after \`since\` is sent. A refinement is a new run: follow it by subscribing to the run that startRun(refineRunId) returns, or watch runUpdated for the card.
+The stream ends after the run's terminal \`status\` event (SUCCEEDED, FAILED, STOPPED or INTERRUPTED) has been delivered; for a settled run it ends once the history after \`since\` is sent. A running playtest keeps it open until its playtest_exit. A refinement is a new run: follow it by subscribing to the run that startRun(refineRunId) returns, or watch runUpdated for the card.
 
 If the connection drops, resubscribe with the last seq you received as \`since\`: nothing is lost or repeated. A subscriber that falls more than 1,000 events behind is ended with a SUBSCRIBER_TOO_SLOW error whose \`extensions.resumeFrom\` is the seq to resubscribe with. NOT_FOUND for an unknown run.`,
     args: {

@@ -1,0 +1,72 @@
+/**
+ * Readiness: whether this process can do its work right now. The database answers (on a fresh
+ * connection too, so a deleted or corrupt file is noticed even though the open handles still
+ * work), every migration shipped with this version is applied, and the repository is readable.
+ */
+import BetterSqlite3 from 'better-sqlite3';
+import type { Database } from './db.js';
+import { openRepository } from './git.js';
+import { availableMigrations, MIGRATIONS_DIR } from './migrations.js';
+
+/** One check's outcome; `error` says why it failed, in one line. */
+export interface CheckResult {
+  ok: boolean;
+  error?: string;
+}
+
+export interface Readiness {
+  ready: boolean;
+  /** Names of the checks that failed. */
+  failed: string[];
+  checks: { database: CheckResult; migrations: CheckResult; repository: CheckResult };
+}
+
+export interface ReadinessOptions {
+  db: Database;
+  repositoryRoot: string;
+  /** @default MIGRATIONS_DIR */
+  migrationsDir?: string;
+  /** Each check fails if it takes longer. @default 5_000 // ms */
+  timeoutMs?: number;
+}
+
+/** Runs the checks (database and repository at once); never throws. */
+export async function checkReadiness({ db, repositoryRoot, migrationsDir = MIGRATIONS_DIR, timeoutMs = 5_000 }: ReadinessOptions): Promise<Readiness> {
+  const [applied, repository] = await Promise.all([attempt(within(timeoutMs, readAppliedMigrations(db))), attempt(within(timeoutMs, openRepository(repositoryRoot)))]);
+  const missing = applied.value ? availableMigrations(migrationsDir).filter((name) => !applied.value!.has(name)) : [];
+  const checks = {
+    database: applied.result,
+    migrations: !applied.value ? { ok: false, error: 'not checked: the database did not answer' } : missing.length ? { ok: false, error: `not applied: ${missing.join(', ')}` } : { ok: true },
+    repository: repository.result,
+  };
+  const failed = Object.entries(checks).filter(([, check]) => !check.ok).map(([name]) => name);
+  return { ready: failed.length === 0, failed, checks };
+}
+
+/** Asks the server's own connection, then opens the file afresh (read-only) and reads `_prisma_migrations`. */
+async function readAppliedMigrations(db: Database): Promise<Set<string>> {
+  await db.client.$queryRawUnsafe('SELECT 1');
+  const fresh = new BetterSqlite3(db.sqlite.name, { readonly: true, fileMustExist: true, timeout: 1_000 });
+  try {
+    const rows = fresh.prepare('SELECT migration_name AS name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL').all() as { name: string }[];
+    return new Set(rows.map((row) => row.name));
+  } finally {
+    fresh.close();
+  }
+}
+
+async function attempt<T>(check: Promise<T>): Promise<{ result: CheckResult; value?: T }> {
+  try {
+    return { result: { ok: true }, value: await check };
+  } catch (error) {
+    return { result: { ok: false, error: (error as Error).message.split('\n')[0] } };
+  }
+}
+
+function within<T>(ms: number, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
