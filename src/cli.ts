@@ -1,8 +1,11 @@
 #!/usr/bin/env node
 /** `runboard`: parse flags and environment, start the server, stop cleanly on SIGINT/SIGTERM. */
 import { ConfigError, helpText, loadConfig } from './config.js';
+import { createLogger } from './log.js';
 import { RunboardError } from './orchestrator/errors.js';
-import { startServer } from './server.js';
+
+/** How long a graceful shutdown may take before the process exits anyway. @default 15_000 // ms */
+const SHUTDOWN_TIMEOUT_MS = 15_000;
 
 async function main(argv: string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -18,31 +21,50 @@ async function main(argv: string[]): Promise<void> {
     process.exit(2);
   }
 
+  const logger = createLogger({ level: config.logLevel });
+  // The start and stop lines are the command's own output: shown even when LOG_LEVEL is quieter than info.
+  const say = logger.child({}, { level: 'info' });
   let server;
   try {
-    server = await startServer(config);
+    // Loaded only now, so --help and a bad flag answer at once instead of after loading GraphQL and Prisma.
+    const { startServer } = await import('./server.js');
+    server = await startServer(config, { logger });
   } catch (error) {
     // Expected start-up failures (not a repository, port in use) get one line, not a stack trace.
     const known = error instanceof RunboardError || (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
     process.stderr.write(`runboard: ${known ? (error as Error).message : (error as Error).stack}\n`);
     process.exit(1);
   }
-  process.stdout.write(`runboard: GraphiQL at ${server.url} (repository ${config.repo}, data ${config.dataDir})\n`);
+  say.info(`GraphiQL at ${server.url} (repository ${config.repo}, data ${config.dataDir})`);
 
+  let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
-    process.stdout.write(`runboard: ${signal} received, shutting down\n`);
     // A second signal means "now": skip the graceful path.
-    process.once(signal, () => process.exit(130));
+    if (stopping) process.exit(130);
+    stopping = true;
+    const { agents, playtests } = server.orchestrator.activeWork();
+    say.info(`${signal} received: stopping ${count(agents, 'agent')} and ${count(playtests, 'playtest')}`);
+    setTimeout(() => {
+      say.error(`shutdown did not finish within ${SHUTDOWN_TIMEOUT_MS / 1000} s; exiting anyway`);
+      process.exit(1);
+    }, SHUTDOWN_TIMEOUT_MS).unref();
     server.close().then(
-      () => process.exit(0),
+      () => {
+        say.info('stopped');
+        process.exit(0);
+      },
       (error: unknown) => {
-        process.stderr.write(`runboard: shutdown failed: ${(error as Error).message}\n`);
+        say.error({ err: error }, `shutdown failed: ${(error as Error).message}`);
         process.exit(1);
       },
     );
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 
 await main(process.argv.slice(2));

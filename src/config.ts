@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { isLogLevel, LOG_LEVELS, type LevelWithSilent } from './log.js';
 import { parseCommandLine } from './orchestrator/command-line.js';
 
 export interface Config {
@@ -28,12 +29,26 @@ export interface Config {
   maxConcurrentRuns: number;
   /** The playtest command, parsed into an argument array (no shell). @default ['cargo', 'run'] */
   playtestCommand: string[];
+  /** @default 'info' */
+  logLevel: LevelWithSilent;
+  /** The API token, from the environment only (never a flag, so it never shows in `ps`); never printed. @default none */
+  token: string | null;
+  /** Deepest field nesting a query may have. @default 12 */
+  maxDepth: number;
+  /** Aliases per operation. @default 30 */
+  maxAliases: number;
+  /** Directives per operation. @default 50 */
+  maxDirectives: number;
+  /** Estimated query cost (each field 1, times the page size of every list above it). @default 50_000 */
+  maxCost: number;
+  /** Largest request body. @default 1_048_576 // bytes */
+  maxBodyBytes: number;
 }
 
-/** One option: its flag, environment variable, default (as shown in --help) and meaning. */
+/** One option: its flag (null for a secret, read from the environment only), environment variable, default (as shown in --help) and meaning. */
 export interface OptionSpec {
   readonly key: keyof Config;
-  readonly flag: string;
+  readonly flag: string | null;
   readonly env: string;
   readonly defaultText: string;
   readonly description: string;
@@ -49,6 +64,13 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'agentArgs', flag: 'agent-args', env: 'RUNBOARD_AGENT_ARGS', defaultText: 'none', description: 'Extra agent arguments, e.g. "--provider openai --model gpt-4o"' },
   { key: 'maxConcurrentRuns', flag: 'max-concurrent-runs', env: 'RUNBOARD_MAX_CONCURRENT_RUNS', defaultText: '4', description: 'Runs working at once; more wait QUEUED and start in order' },
   { key: 'playtestCommand', flag: 'playtest-command', env: 'RUNBOARD_PLAYTEST_COMMAND', defaultText: 'cargo run', description: 'Playtest command, run in a run\'s worktree (parsed, never run through a shell)' },
+  { key: 'logLevel', flag: 'log-level', env: 'LOG_LEVEL', defaultText: 'info', description: `Log level: ${LOG_LEVELS.join(', ')}` },
+  { key: 'token', flag: null, env: 'RUNBOARD_TOKEN', defaultText: 'none', description: 'API token clients send as "Authorization: Bearer <token>"; required to bind a non-loopback HOST' },
+  { key: 'maxDepth', flag: 'max-depth', env: 'RUNBOARD_MAX_DEPTH', defaultText: '12', description: 'Deepest field nesting a query may have' },
+  { key: 'maxAliases', flag: 'max-aliases', env: 'RUNBOARD_MAX_ALIASES', defaultText: '30', description: 'Aliases per operation' },
+  { key: 'maxDirectives', flag: 'max-directives', env: 'RUNBOARD_MAX_DIRECTIVES', defaultText: '50', description: 'Directives per operation' },
+  { key: 'maxCost', flag: 'max-cost', env: 'RUNBOARD_MAX_COST', defaultText: '50000', description: 'Query cost limit: each field costs 1, times the page size (first/last) of every list above it' },
+  { key: 'maxBodyBytes', flag: 'max-body-bytes', env: 'RUNBOARD_MAX_BODY_BYTES', defaultText: '1048576', description: 'Largest request body in bytes' },
 ];
 
 /** A bad flag or value; the CLI prints the message on one line and exits with code 2. */
@@ -60,7 +82,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, cwd 
   try {
     ({ values } = parseArgs({
       args: [...argv],
-      options: Object.fromEntries(OPTIONS.map((o) => [o.flag, { type: 'string' as const }])),
+      options: Object.fromEntries(OPTIONS.flatMap((o) => (o.flag ? [[o.flag, { type: 'string' as const }]] : []))) as Record<string, { type: 'string' }>,
       strict: true,
       allowPositionals: false,
     }));
@@ -68,24 +90,40 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, cwd 
     throw new ConfigError((error as Error).message.split('\n')[0]);
   }
   const raw = (o: OptionSpec): string | undefined => {
-    const value = (values[o.flag] as string | undefined) ?? env[o.env];
+    const value = (o.flag ? (values[o.flag] as string | undefined) : undefined) ?? env[o.env];
     return value === '' ? undefined : value;
   };
   const option = (key: keyof Config) => OPTIONS.find((o) => o.key === key)!;
 
   const repo = path.resolve(cwd, raw(option('repo')) ?? '.');
   const dataDir = path.resolve(cwd, raw(option('dataDir')) ?? defaultDataDir(repo, env));
+  const host = raw(option('host')) ?? '127.0.0.1';
+  const token = raw(option('token')) ?? null;
+  // Without a token, anyone who reaches the port could run commands in the repository.
+  if (!token && !isLoopbackHost(host)) throw new ConfigError(`refusing to listen on ${host} without RUNBOARD_TOKEN: set a token, or bind 127.0.0.1`);
   return {
     repo,
     dataDir,
     port: parsePort(raw(option('port')) ?? '4000'),
-    host: raw(option('host')) ?? '127.0.0.1',
+    host,
     databaseUrl: parseDatabaseUrl(raw(option('databaseUrl')), dataDir, cwd),
     agentCommand: parseArgv('RUNBOARD_AGENT_COMMAND', raw(option('agentCommand'))),
     agentArgs: parseArgv('RUNBOARD_AGENT_ARGS', raw(option('agentArgs'))) ?? [],
     maxConcurrentRuns: parsePositive('RUNBOARD_MAX_CONCURRENT_RUNS', raw(option('maxConcurrentRuns')) ?? '4', 64),
     playtestCommand: parseArgv('RUNBOARD_PLAYTEST_COMMAND', raw(option('playtestCommand'))) ?? ['cargo', 'run'],
+    logLevel: parseLogLevel(raw(option('logLevel')) ?? 'info'),
+    token,
+    maxDepth: parsePositive('RUNBOARD_MAX_DEPTH', raw(option('maxDepth')) ?? '12', 1_000),
+    maxAliases: parsePositive('RUNBOARD_MAX_ALIASES', raw(option('maxAliases')) ?? '30', 10_000),
+    maxDirectives: parsePositive('RUNBOARD_MAX_DIRECTIVES', raw(option('maxDirectives')) ?? '50', 10_000),
+    maxCost: parsePositive('RUNBOARD_MAX_COST', raw(option('maxCost')) ?? '50000', 1_000_000_000),
+    maxBodyBytes: parsePositive('RUNBOARD_MAX_BODY_BYTES', raw(option('maxBodyBytes')) ?? '1048576', 1_073_741_824),
   };
+}
+
+/** Whether `host` is a loopback interface (an address or `localhost`). */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
 }
 
 function parseArgv(name: string, text: string | undefined): string[] | null {
@@ -102,6 +140,12 @@ function parsePositive(name: string, text: string, max: number): number {
   const value = Number(text);
   if (!/^\d+$/.test(text) || value < 1 || value > max) throw new ConfigError(`invalid ${name} "${text}": expected 1-${max}`);
   return value;
+}
+
+function parseLogLevel(text: string): LevelWithSilent {
+  const level = text.toLowerCase();
+  if (!isLogLevel(level)) throw new ConfigError(`invalid LOG_LEVEL "${text}": expected one of ${LOG_LEVELS.join(', ')}`);
+  return level;
 }
 
 function parsePort(text: string): number {
@@ -129,8 +173,20 @@ function defaultDataDir(repo: string, env: NodeJS.ProcessEnv): string {
   return path.join(dataHome, 'runboard', `${name}-${hash}`);
 }
 
-/** Text for `runboard --help`. */
+/** Text for `runboard --help`: one row per option, then the secrets read only from the environment. */
 export function helpText(): string {
-  const rows = OPTIONS.map((o) => `  --${o.flag.padEnd(14)} ${o.env.padEnd(18)} ${o.description} (default: ${o.defaultText})`);
-  return ['Usage: runboard [options]', '', 'Options (flag, environment variable, meaning):', ...rows, '  --help                            Show this help', ''].join('\n');
+  const row = (o: OptionSpec) => `  ${(o.flag ? `--${o.flag}` : '(env only)').padEnd(22)} ${o.env.padEnd(29)} ${o.description} (default: ${o.defaultText})`;
+  return [
+    'Usage: runboard [options]',
+    '',
+    'Serves the GraphQL API and GraphiQL for a git repository. Flags win over environment variables.',
+    '',
+    'Options (flag, environment variable, meaning):',
+    ...OPTIONS.filter((o) => o.flag).map(row),
+    `  ${'--help, -h'.padEnd(22)} ${''.padEnd(29)} Show this help`,
+    '',
+    'Read only from the environment:',
+    ...OPTIONS.filter((o) => !o.flag).map(row),
+    '',
+  ].join('\n');
 }

@@ -1,21 +1,34 @@
 /**
  * Composes runboard's HTTP server: graphql-yoga on Node's HTTP server with GraphiQL at /graphql,
- * and graphql-ws serving subscriptions over WebSocket on the same path and port.
+ * graphql-ws serving subscriptions over WebSocket on the same path and port, and the plugins for
+ * health, request logs and error codes.
  */
 import { mkdirSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
-import type { ExecutionArgs } from 'graphql';
+import type { ExecutionArgs, GraphQLError } from 'graphql';
 import type { OperationResult } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
-import { createLogger, createYoga, type YogaLogger } from 'graphql-yoga';
+import { createYoga, type YogaLogger } from 'graphql-yoga';
+import type { DestinationStream } from 'pino';
 import { WebSocketServer } from 'ws';
-import type { Config } from './config.js';
+import { isLoopbackHost, type Config } from './config.js';
+import { createLogger, type Logger } from './log.js';
 import { Database } from './orchestrator/db.js';
 import { openRepository } from './orchestrator/git.js';
+import { checkReadiness } from './orchestrator/health.js';
 import { Orchestrator } from './orchestrator/index.js';
+import { graphiqlOptions } from './plugins/graphiql.js';
+import { useAgentScope } from './plugins/use-agent-scope.js';
+import { authenticate, useAuthentication, type AuthenticationOptions } from './plugins/use-authentication.js';
+import { useHealth } from './plugins/use-health.js';
+import { useLimits } from './plugins/use-limits.js';
+import { useRequestLog, type TransportContext } from './plugins/use-request-log.js';
+import { refusal, useRequestOrigin, type RequestOriginOptions } from './plugins/use-request-origin.js';
 import { useVariableErrorCodes } from './plugins/use-variable-error-codes.js';
+import { UnauthenticatedError } from './schema/auth.js';
 import { schema, type Context } from './schema/index.js';
 import { isExpectedError, maskError } from './schema/errors.js';
 
@@ -24,6 +37,10 @@ export interface ServerOptions {
   logQueries?: boolean;
   /** Environment added to the server's own for every agent (tests point pi at a scripted model). */
   agentEnv?: Readonly<Record<string, string>>;
+  /** The logger for requests, run status changes and yoga's own messages; the CLI passes its own. @default JSON lines at config.logLevel to `logStream` */
+  logger?: Logger;
+  /** Where the default logger writes JSON lines (tests read them). @default none: an embedded server logs nothing unless asked */
+  logStream?: DestinationStream;
 }
 
 export interface RunboardServer {
@@ -36,6 +53,7 @@ export interface RunboardServer {
 
 /** Opens the repository and database, then listens. Rejects if the repository is unusable. */
 export async function startServer(config: Config, options: ServerOptions = {}): Promise<RunboardServer> {
+  const logger = options.logger ?? createLogger({ level: options.logStream ? config.logLevel : 'silent', destination: options.logStream, pretty: false });
   const repository = await openRepository(config.repo);
   mkdirSync(config.dataDir, { recursive: true });
   const db = await Database.open({ url: config.databaseUrl, logQueries: options.logQueries });
@@ -49,29 +67,65 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     maxConcurrentRuns: config.maxConcurrentRuns,
     playtestCommand: config.playtestCommand,
   });
-  await orchestrator.start();
-  const context = (): Context => ({ orchestrator, prisma: db.client });
+  // Before start, so the statuses start-up recovery changes are logged too.
+  const stopLoggingRuns = orchestrator.bus.subscribe('run-updated', '*', ({ runId, cardId, status }) => {
+    logger.info({ runId, cardId, status }, `run ${runId} of card ${cardId}: ${status}`);
+  });
+  const auth: AuthenticationOptions = { operatorToken: config.token ?? undefined, agentForToken: (token) => orchestrator.runs.agentForToken(token) };
+  const origin: RequestOriginOptions = { loopbackBind: isLoopbackHost(config.host), tokenRequired: config.token !== null };
+  /** HTTP carries credentials in a header, graphql-ws in its connection_init payload. */
+  const context = (initial: { request?: Request; connectionParams?: Record<string, unknown> }): Context => {
+    const authorization = initial.connectionParams ? initial.connectionParams.authorization : (initial.request?.headers.get('authorization') ?? undefined);
+    const principal = authenticate(authorization, auth);
+    if (!principal) throw new UnauthenticatedError('missing or wrong token');
+    return { orchestrator, prisma: db.client, principal };
+  };
 
   const yoga = createYoga({
     schema,
     graphqlEndpoint: '/graphql',
     landingPage: false,
     maskedErrors: { maskError },
-    logging: quietAboutExpectedErrors(createLogger('info')),
-    graphiql: { title: 'runboard', subscriptionsProtocol: 'WS' },
+    logging: yogaLogger(logger),
+    graphiql: graphiqlOptions({ tokenRequired: config.token !== null }),
     renderGraphiQL,
     context,
-    plugins: [useVariableErrorCodes()],
+    maxRequestBodySize: config.maxBodyBytes,
+    plugins: [
+      useRequestOrigin(origin),
+      useHealth({ check: () => checkReadiness({ db, repositoryRoot: repository.root }) }),
+      useAuthentication(auth),
+      useCSRFPrevention(),
+      ...useLimits({ maxDepth: config.maxDepth, maxAliases: config.maxAliases, maxDirectives: config.maxDirectives, maxCost: config.maxCost }),
+      useAgentScope(),
+      useVariableErrorCodes(),
+      useRequestLog({ logger, errorCode: codeOf }), // after useVariableErrorCodes, so it sees the codes that plugin adds
+    ],
   });
 
-  const http = createServer(yoga);
-  const wss = new WebSocketServer({ server: http, path: yoga.graphqlEndpoint });
+  // Requests wait until start-up recovery is done, so nobody sees a run an earlier server left RUNNING.
+  let markReady!: () => void;
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
+  const http = createServer((req, res) => void ready.then(() => yoga(req, res)));
+  const wss = new WebSocketServer({
+    server: http,
+    path: yoga.graphqlEndpoint,
+    verifyClient: ({ req }: { req: IncomingMessage }) => refusal(req.headers, req.socket.remoteAddress, origin) === null,
+  });
   const ws = useServer<Record<string, unknown> | undefined>(
     {
+      onConnect: async (ctx) => {
+        await ready;
+        if (authenticate(ctx.connectionParams?.authorization, auth)) return true;
+        // graphql-ws would close with 4403; 4401 with a reason tells the client what to fix.
+        ctx.extra.socket.close(4401, 'UNAUTHENTICATED: missing or wrong token in connection_init { authorization }');
+        return false;
+      },
       execute: (args) => (args.rootValue as EnvelopedRoot).execute(args),
       subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args),
       onSubscribe: async (ctx, _id, params) => {
-        const enveloped = yoga.getEnveloped({ ...ctx, req: ctx.extra.request, socket: ctx.extra.socket, params });
+        const transport: TransportContext['transport'] = 'ws';
+        const enveloped = yoga.getEnveloped({ ...ctx, connectionParams: ctx.connectionParams ?? {}, req: ctx.extra.request, socket: ctx.extra.socket, params, transport });
         const args: ExecutionArgs = {
           schema: enveloped.schema,
           operationName: params.operationName,
@@ -90,10 +144,20 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   await listen(http, config.port, config.host);
   const { port } = http.address() as AddressInfo;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `http://${host}:${port}${yoga.graphqlEndpoint}`;
+  orchestrator.runs.serverUrl = url; // what agents call the board at (RUNBOARD_URL)
+  try {
+    await orchestrator.start();
+  } catch (error) {
+    http.close();
+    await orchestrator.shutdown();
+    throw error;
+  }
+  markReady();
 
   let closing: Promise<void> | undefined;
   return {
-    url: `http://${host}:${port}${yoga.graphqlEndpoint}`,
+    url,
     orchestrator,
     close: () =>
       (closing ??= (async () => {
@@ -103,6 +167,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
         http.closeAllConnections();
         await stopped;
         await orchestrator.shutdown();
+        stopLoggingRuns();
       })()),
   };
 }
@@ -113,9 +178,20 @@ interface EnvelopedRoot {
   subscribe: (args: ExecutionArgs) => OperationResult;
 }
 
-/** yoga logs every error it masks or rewrites; a NOT_FOUND or CONFLICT is the client's business, not an incident. */
-function quietAboutExpectedErrors(logger: YogaLogger): YogaLogger {
-  return { ...logger, error: (...args: unknown[]) => (args.some(isExpectedError) ? undefined : logger.error(...args)) };
+/**
+ * yoga's messages, through pino. yoga logs every error it masks or rewrites; a NOT_FOUND or CONFLICT
+ * is the client's business, not an incident, so expected errors go to debug instead of error.
+ */
+function yogaLogger(logger: Logger): YogaLogger {
+  const at = (level: 'debug' | 'info' | 'warn' | 'error') => (...args: unknown[]) => (logger[level] as (...a: unknown[]) => void)(...args);
+  const error = at('error');
+  const debug = at('debug');
+  return { debug, info: at('info'), warn: at('warn'), error: (...args: unknown[]) => (args.some(isExpectedError) ? debug(...args) : error(...args)) };
+}
+
+/** The code an error will carry once masked, for the request log (which sees errors before masking). */
+function codeOf(error: GraphQLError | Error): string {
+  return String((maskError(error, 'Unexpected error.') as GraphQLError).extensions?.code ?? 'INTERNAL_SERVER_ERROR');
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

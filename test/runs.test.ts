@@ -2,22 +2,14 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { ModelScript } from './helpers/model-server.js';
 import { git } from './helpers/repo.js';
-import { alive, runEvents, startAgentTestBed, startRun, waitFor, waitForStatus, type AgentTestBed } from './helpers/runs.js';
+import { alive, runEvents, startAgentTestBed, startRun, waitFor, waitForStatus, writeAndCommit, type AgentTestBed } from './helpers/runs.js';
 
 let bed: AgentTestBed;
 beforeAll(async () => {
   bed = await startAgentTestBed(() => ({ text: 'unused' }));
 }, 30_000);
 afterAll(() => bed?.close());
-
-/** write hello.txt, commit it, then say Done. */
-const writeAndCommit: ModelScript = (request) => {
-  if (request.toolResultCount === 0) return { toolCalls: [{ name: 'write', arguments: { path: 'hello.txt', content: 'hello from the agent\n' } }] };
-  if (request.toolResultCount === 1) return { toolCalls: [{ name: 'bash', arguments: { command: 'git add -A && git commit -qm "agent: add hello"' } }] };
-  return { text: 'Done.' };
-};
 
 test('a run that writes and commits a file ends SUCCEEDED, with the commit and its events in order', async () => {
   const { t } = bed;

@@ -139,7 +139,7 @@ export class AgentEventNormalizer {
     if (message.role !== 'assistant') return [];
     this.flush();
     const events: RunEventInput[] = [];
-    if (message.usage) {
+    if (message.usage && (message.usage.input || message.usage.output || message.usage.totalTokens)) {
       const u = message.usage;
       events.push({ type: 'usage', data: { input: u.input ?? 0, output: u.output ?? 0, cacheRead: u.cacheRead ?? 0, cacheWrite: u.cacheWrite ?? 0, totalTokens: u.totalTokens ?? 0, cost: u.cost?.total ?? 0 } });
     }

@@ -30,6 +30,8 @@ export interface AgentSpawnOptions {
   cwd: string;
   /** Added to the server's own environment. */
   env: Readonly<Record<string, string>>;
+  /** Variables of the server's environment the agent must not see (the operator token). */
+  withhold?: readonly string[];
 }
 
 export interface AgentExit {
@@ -65,7 +67,8 @@ export class AgentProcess {
     // detached: a process group of its own, so stopping reaches everything it started.
     this.child = execa(options.command, [...options.args], {
       cwd: options.cwd,
-      env: options.env,
+      env: { ...withoutKeys(process.env, options.withhold ?? []), ...options.env },
+      extendEnv: false,
       detached: true,
       stdin: 'pipe',
       stdout: 'pipe',
@@ -143,4 +146,10 @@ export class AgentProcess {
     if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift();
     this.handlers.onStderr(capped);
   }
+}
+
+function withoutKeys(env: NodeJS.ProcessEnv, keys: readonly string[]): NodeJS.ProcessEnv {
+  const copy = { ...env };
+  for (const key of keys) delete copy[key];
+  return copy;
 }

@@ -10,7 +10,8 @@ import type { RepositoryInfo } from './git.js';
 import { Playtests } from './playtest.js';
 import { InMemoryPubSub } from './pubsub.js';
 import { Runs, type RunTopics } from './runs.js';
-import { Workspaces } from './workspaces.js';
+import type { MergeStrategy } from './git.js';
+import { Workspaces, type MergeRunResult } from './workspaces.js';
 
 export interface OrchestratorOptions {
   db: Database;
@@ -109,6 +110,21 @@ export class Orchestrator {
   async start(): Promise<void> {
     await this.workspaces.reconcile();
     await Promise.all([this.runs.recover(), this.playtests.recover()]);
+  }
+
+  /**
+   * Merges a settled run into the main checkout (see Workspaces.merge) and records the outcome as a
+   * `merge` event on the run, so the merge shows in its stream like everything else it did.
+   */
+  async mergeRun(runId: string, strategy: MergeStrategy): Promise<MergeRunResult> {
+    const result = await this.workspaces.merge(runId, strategy);
+    const { sha, ok, conflictingPaths, message } = result;
+    await this.eventLog.append(runId, [{ type: 'merge', data: { ok, sha, strategy, conflictingPaths: conflictingPaths.slice(0, 100), message } }]);
+    if (ok) {
+      const run = await this.db.client.run.findUniqueOrThrow({ where: { id: runId }, select: { cardId: true, status: true } });
+      this.bus.publish('run-updated', run.cardId, { runId, cardId: run.cardId, status: run.status });
+    }
+    return result;
   }
 
   /** What shutdown will have to stop, for the operator's benefit. */

@@ -82,7 +82,8 @@ export class Playtests {
       stdin: 'ignore',
       buffer: false,
       reject: false,
-      env: { [PLAYTEST_RUN_ID_VARIABLE]: runId },
+      env: { ...withoutOperatorToken(process.env), [PLAYTEST_RUN_ID_VARIABLE]: runId },
+      extendEnv: false,
     });
     const playtest: LivePlaytest = {
       runId,
@@ -191,4 +192,10 @@ export class Playtests {
       })
       .catch((error) => console.error(`runboard: recording the end of run ${playtest.runId}'s playtest failed`, error));
   }
+}
+
+/** The user's command needs the server's environment, but not the operator's API token. */
+function withoutOperatorToken(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { RUNBOARD_TOKEN: _withheld, ...rest } = env;
+  return rest;
 }

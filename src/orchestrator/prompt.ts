@@ -34,6 +34,14 @@ export function renderCardPrompt(card: PromptCard): string {
   return renderAgentPrompt({ ...card, comments: [...card.comments].reverse() });
 }
 
+/** One paragraph telling the agent how to reach its card on the board with curl. */
+const BOARD_ACCESS = [
+  'You can update this card on the runboard board, a GraphQL API at $RUNBOARD_URL:',
+  `curl -s "$RUNBOARD_URL" -H "Authorization: Bearer $RUNBOARD_RUN_TOKEN" -H 'content-type: application/json' -d '{"query":"{ currentRun { card { id } } }"}'`,
+  'gives your card id; with it you may addComment(cardId, author, body), updateCard(id, input: { description }), addCardTags / removeCardTags(id, tags)',
+  'and moveCard(id, column: REVIEW) when your work is ready. Nothing else is allowed, and the token stops working when this run ends.',
+].join(' ');
+
 export function renderAgentPrompt(card: PromptCard): string {
   const sections = [`# ${card.title}`];
   if (card.description.trim()) sections.push(card.description.trim());
@@ -47,5 +55,6 @@ export function renderAgentPrompt(card: PromptCard): string {
     sections.push(['## Discussion', ...lines].join('\n'));
   }
   sections.push('Work in the current directory, which is a git worktree on its own branch. Commit your changes with clear messages when you are done.');
+  sections.push(BOARD_ACCESS);
   return sections.join('\n\n');
 }

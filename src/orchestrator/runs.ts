@@ -7,6 +7,7 @@
  * A run settles when the agent has ended its work (an `agent_end` that no retry follows) with no
  * steering or follow-up pending; pi stays alive in RPC mode, so runboard then ends it.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -56,6 +57,8 @@ export interface RunsOptions {
   agentArgs?: readonly string[];
   /** Environment added to the server's own for every agent. */
   agentEnv?: Readonly<Record<string, string>>;
+  /** Server variables agents must not inherit (the operator token). @default ['RUNBOARD_TOKEN'] */
+  withheldEnv?: readonly string[];
   /** @default 4 */
   maxConcurrentRuns?: number;
 }
@@ -103,12 +106,24 @@ interface LiveRun {
   deferred: { text: string; mode: MessageMode }[];
   stderrEvents: number;
   stderrDropped: number;
+  /** The agent's own API token, valid while the run is active. */
+  agentToken: string | null;
   readonly ended: Promise<void>;
   resolveEnded(): void;
 }
 
+/** The run an agent token belongs to. */
+export interface AgentIdentity {
+  runId: string;
+  cardId: string;
+}
+
 export class Runs {
   private readonly live = new Map<string, LiveRun>();
+  /** Agent tokens of active runs; a token is forgotten when its run ends. */
+  private readonly agentTokens = new Map<string, AgentIdentity>();
+  /** The GraphQL URL agents reach the board at (RUNBOARD_URL), known once the server listens. */
+  serverUrl = '';
   private readonly agentCommand: readonly string[];
   private readonly maxConcurrentRuns: number;
   private pumping: Promise<void> = Promise.resolve();
@@ -246,6 +261,11 @@ export class Runs {
     await this.pumping;
   }
 
+  /** The run whose agent holds `token`, while that run is active; null otherwise. */
+  agentForToken(token: string): AgentIdentity | null {
+    return this.agentTokens.get(token) ?? null;
+  }
+
   /** Ids of runs whose agents this process drives. */
   get activeCount(): number {
     return this.live.size;
@@ -287,6 +307,7 @@ export class Runs {
       deferred: [],
       stderrEvents: 0,
       stderrDropped: 0,
+      agentToken: null,
       ended,
       resolveEnded,
     };
@@ -316,8 +337,17 @@ export class Runs {
       if (live.phase !== 'starting') return; // stopped while the worktree was made
 
       const [program, ...leading] = this.agentCommand;
+      const token = randomBytes(32).toString('base64url');
+      this.agentTokens.set(token, { runId, cardId });
+      live.agentToken = token;
       const agent = new AgentProcess(
-        { command: program, args: [...leading, '--mode', 'rpc', ...(this.options.agentArgs ?? []), '--session', sessionFile], cwd, env: { ...this.options.agentEnv, [RUN_ID_VARIABLE]: runId } },
+        {
+          command: program,
+          args: [...leading, '--mode', 'rpc', ...(this.options.agentArgs ?? []), '--session', sessionFile],
+          cwd,
+          env: { ...this.options.agentEnv, [RUN_ID_VARIABLE]: runId, RUNBOARD_URL: this.serverUrl, RUNBOARD_RUN_TOKEN: token },
+          withhold: this.options.withheldEnv ?? ['RUNBOARD_TOKEN'],
+        },
         {
           onMessage: (message) => this.onAgentMessage(live, message),
           onStderr: (line) => this.onStderr(live, line),
@@ -431,6 +461,7 @@ export class Runs {
     if (live.phase === 'ended') return live.ended;
     live.normalizer.flush(); // text the agent wrote before this goes first
     live.phase = 'ended';
+    if (live.agentToken) this.agentTokens.delete(live.agentToken); // the agent's access ends with its run
     try {
       if (live.stderrDropped) await this.append(live, [{ type: 'warning', data: { message: `${live.stderrDropped} more stderr lines were not recorded` } }], true);
       // The process tree is gone before the terminal status is visible: a client that sees STOPPED can rely on it.

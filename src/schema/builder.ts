@@ -19,7 +19,10 @@ export const builder = new SchemaBuilder<{
   };
   DefaultEdgesNullability: false;
   DefaultNodeNullability: false;
+  // Fields are non-null unless they say otherwise, so typed clients need not check for null everywhere.
+  DefaultFieldNullability: false;
 }>({
+  defaultFieldNullability: false,
   plugins: [PrismaPlugin, RelayPlugin],
   prisma: {
     client: (ctx) => ctx.prisma,

@@ -1,6 +1,7 @@
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import { AGENT_PROMPT_SELECT, PROMPT_COMMENT_LIMIT, renderCardPrompt } from '../orchestrator/prompt.js';
 import { builder } from './builder.js';
+import { ForbiddenError, recordAgentChange, requireCardAccess } from './auth.js';
 import { orNotFound } from './errors.js';
 
 export const CardColumnEnum = builder.enumType('CardColumn', {
@@ -88,7 +89,10 @@ builder.mutationFields((t) => ({
     type: Card,
     args: { id: t.arg.globalID({ for: Card, required: true }), input: t.arg({ type: UpdateCardInput, required: true }) },
     resolve: async (query, _root, { id, input }, ctx) => {
+      requireCardAccess(ctx, id.id);
+      if (ctx.principal.kind === 'agent' && input.title != null) throw new ForbiddenError('an agent may edit its card\'s description and tags, not its title');
       await ctx.orchestrator.board.updateCard(id.id, input);
+      await recordAgentChange(ctx, 'updateCard', { description: input.description ?? null });
       return ctx.prisma.card.findUniqueOrThrow({ ...query, where: { id: id.id } });
     },
   }),
@@ -101,7 +105,9 @@ builder.mutationFields((t) => ({
       position: t.arg.int(),
     },
     resolve: async (query, _root, { id, column, position }, ctx) => {
+      requireCardAccess(ctx, id.id);
       await ctx.orchestrator.board.moveCard(id.id, column, position);
+      await recordAgentChange(ctx, 'moveCard', { column, position: position ?? null });
       return ctx.prisma.card.findUniqueOrThrow({ ...query, where: { id: id.id } });
     },
   }),
@@ -118,7 +124,9 @@ builder.mutationFields((t) => ({
     type: Card,
     args: { id: t.arg.globalID({ for: Card, required: true }), tags: t.arg.stringList({ required: true }) },
     resolve: async (query, _root, { id, tags }, ctx) => {
+      requireCardAccess(ctx, id.id);
       await ctx.orchestrator.board.addTags(id.id, tags);
+      await recordAgentChange(ctx, 'addCardTags', { tags });
       return ctx.prisma.card.findUniqueOrThrow({ ...query, where: { id: id.id } });
     },
   }),
@@ -126,7 +134,9 @@ builder.mutationFields((t) => ({
     type: Card,
     args: { id: t.arg.globalID({ for: Card, required: true }), tags: t.arg.stringList({ required: true }) },
     resolve: async (query, _root, { id, tags }, ctx) => {
+      requireCardAccess(ctx, id.id);
       await ctx.orchestrator.board.removeTags(id.id, tags);
+      await recordAgentChange(ctx, 'removeCardTags', { tags });
       return ctx.prisma.card.findUniqueOrThrow({ ...query, where: { id: id.id } });
     },
   }),

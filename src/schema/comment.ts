@@ -1,4 +1,5 @@
 import { builder } from './builder.js';
+import { recordAgentChange, requireCardAccess } from './auth.js';
 import { Card } from './card.js';
 
 export const Comment = builder.prismaNode('Comment', {
@@ -21,7 +22,9 @@ builder.mutationFields((t) => ({
       body: t.arg.string({ required: true }),
     },
     resolve: async (query, _root, { cardId, author, body }, ctx) => {
+      requireCardAccess(ctx, cardId.id);
       const id = await ctx.orchestrator.board.addComment(cardId.id, author, body);
+      await recordAgentChange(ctx, 'addComment', { commentId: id, body: body.slice(0, 2_000) });
       return ctx.prisma.comment.findUniqueOrThrow({ ...query, where: { id } });
     },
   }),

@@ -7,6 +7,7 @@ import { GraphQLError } from 'graphql';
 import { createGraphQLError, maskError as maskUnexpected } from 'graphql-yoga';
 import { ConflictError, InvalidInputError, NotFoundError, RunboardError } from '../orchestrator/errors.js';
 import { SubscriberTooSlowError } from '../orchestrator/event-stream.js';
+import { ForbiddenError, UnauthenticatedError } from './auth.js';
 
 export type ErrorCode = 'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT' | 'UNAUTHENTICATED' | 'FORBIDDEN' | 'SUBSCRIBER_TOO_SLOW';
 
@@ -15,6 +16,8 @@ function describe(error: unknown): { code: ErrorCode; extensions?: Record<string
   if (error instanceof PothosValidationError) return { code: 'BAD_USER_INPUT' };
   if (error instanceof NotFoundError) return { code: 'NOT_FOUND', extensions: { kind: error.kind } };
   if (error instanceof ConflictError) return { code: 'CONFLICT', extensions: error.paths.length ? { paths: error.paths } : undefined };
+  if (error instanceof UnauthenticatedError) return { code: 'UNAUTHENTICATED' };
+  if (error instanceof ForbiddenError) return { code: 'FORBIDDEN' };
   if (error instanceof SubscriberTooSlowError) return { code: 'SUBSCRIBER_TOO_SLOW', extensions: { resumeFrom: error.resumeFrom } };
   if (error instanceof RunboardError) return { code: 'BAD_USER_INPUT' };
   return undefined;

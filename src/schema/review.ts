@@ -150,6 +150,6 @@ builder.mutationField('mergeRun', (t) =>
       runId: t.arg.globalID({ for: Run, required: true }),
       strategy: t.arg({ type: MergeStrategyEnum, defaultValue: 'MERGE', required: true }),
     },
-    resolve: (_root, { runId, strategy }, ctx) => ctx.orchestrator.workspaces.merge(runId.id, strategy),
+    resolve: (_root, { runId, strategy }, ctx) => ctx.orchestrator.mergeRun(runId.id, strategy),
   }),
 );

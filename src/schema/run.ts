@@ -30,6 +30,8 @@ export const RUN_EVENT_TYPES_DOC = `Event types and their \`data\`:
 - agent_start {} / agent_end {}: the agent began / stopped working.
 - compaction { phase, reason }; stderr { line }; warning { message }.
 - worktree_removed { branchDeleted, unmergedCommits }: cleanupOnFinish removed the worktree.
+- merge { ok, sha, strategy, conflictingPaths, message }: mergeRun's outcome.
+- board_change { action, … }: something the agent changed on its card through the API (addComment, updateCard, addCardTags, removeCardTags, moveCard).
 - agent_event { originalType, preview }: anything else the agent said, kept rather than dropped.
 - playtest_start { command, pid } / playtest_output { stream, line } / playtest_dropped { count } / playtest_exit { exitCode, signal, droppedLines, stopped }.
 Payloads are capped at 16 KiB; an oversized one becomes { truncated, originalBytes, preview }.`;
@@ -86,6 +88,12 @@ export const Run = builder.prismaNode('Run', {
 });
 
 builder.queryFields((t) => ({
+  currentRun: t.prismaField({
+    type: Run,
+    nullable: true,
+    description: 'For an agent calling with its run token: its own run (and through it, its card). Null for the operator.',
+    resolve: (query, _root, _args, ctx) => (ctx.principal.kind === 'agent' ? ctx.prisma.run.findUnique({ ...query, where: { id: ctx.principal.runId } }) : null),
+  }),
   run: t.prismaField({
     type: Run,
     description: 'One run. Unknown ids are NOT_FOUND.',

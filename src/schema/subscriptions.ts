@@ -1,6 +1,7 @@
 /** Live views: a run's event stream from any seq, and run status changes for a board. */
 import { SubscriberTooSlowError } from '../orchestrator/event-stream.js';
 import type { RunEventRecord } from '../orchestrator/event-log.js';
+import { requireCardAccess, requireRunAccess } from './auth.js';
 import { builder } from './builder.js';
 import { Card } from './card.js';
 import { Run, RunEventRef } from './run.js';
@@ -17,7 +18,10 @@ If the connection drops, resubscribe with the last seq you received as \`since\`
       runId: t.arg.globalID({ for: Run, required: true }),
       since: t.arg.int({ defaultValue: 0 }),
     },
-    subscribe: async (_root, { runId, since }, ctx) => endWithError(await ctx.orchestrator.followRunEvents(runId.id, since ?? 0)),
+    subscribe: async (_root, { runId, since }, ctx) => {
+      requireRunAccess(ctx, runId.id);
+      return endWithError(await ctx.orchestrator.followRunEvents(runId.id, since ?? 0));
+    },
     resolve: (event) => {
       if (event instanceof Error) throw event;
       return event;
@@ -27,7 +31,10 @@ If the connection drops, resubscribe with the last seq you received as \`since\`
     type: Run,
     description: 'A run whenever its status changes (and when it is merged), for one card or, without cardId, for every card. Updates of one run that arrive faster than they are read are coalesced to the latest.',
     args: { cardId: t.arg.globalID({ for: Card }) },
-    subscribe: (_root, { cardId }, ctx) => ctx.orchestrator.followRunUpdates(cardId?.id ?? null),
+    subscribe: (_root, { cardId }, ctx) => {
+      requireCardAccess(ctx, cardId?.id);
+      return ctx.orchestrator.followRunUpdates(cardId?.id ?? null);
+    },
     resolve: (query, runId, _args, ctx) => ctx.prisma.run.findUniqueOrThrow({ ...query, where: { id: runId } }),
   }),
 }));

@@ -79,3 +79,10 @@ export function alive(pid: number): boolean {
     return false;
   }
 }
+
+/** A model that has the agent write hello.txt, commit it, then say Done. */
+export const writeAndCommit: ModelScript = (request) => {
+  if (request.toolResultCount === 0) return { toolCalls: [{ name: 'write', arguments: { path: 'hello.txt', content: 'hello from the agent\n' } }] };
+  if (request.toolResultCount === 1) return { toolCalls: [{ name: 'bash', arguments: { command: 'git add -A && git commit -qm "agent: add hello"' } }] };
+  return { text: 'Done.' };
+};

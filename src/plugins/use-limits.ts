@@ -1,0 +1,96 @@
+/**
+ * Request limits, all checked during validation, so an abusive query fails before anything runs:
+ * depth, aliases and directives (graphql-armor), and a cost estimate in which a list field
+ * multiplies the cost of what it selects by its page size. Introspection is exempt: GraphiQL needs it.
+ */
+import { maxAliasesPlugin } from '@escape.tech/graphql-armor-max-aliases';
+import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth';
+import { maxDirectivesPlugin } from '@escape.tech/graphql-armor-max-directives';
+import {
+  GraphQLError,
+  getNamedType,
+  getNullableType,
+  isListType,
+  isObjectType,
+  Kind,
+  type FieldNode,
+  type GraphQLField,
+  type GraphQLObjectType,
+  type SelectionSetNode,
+  type ValidationContext,
+  type ValueNode,
+} from 'graphql';
+import type { Plugin } from 'graphql-yoga';
+
+export interface LimitOptions {
+  /** Deepest field nesting. @default 12 */
+  maxDepth?: number;
+  /** Aliases per operation. @default 30 */
+  maxAliases?: number;
+  /** Directives per operation. @default 50 */
+  maxDirectives?: number;
+  /** Estimated cost: each field costs 1, times the page size of every list above it. @default 50_000 */
+  maxCost?: number;
+  /** Page size assumed for a list field given no `first`/`last`, or given them through a variable. @default 100 */
+  assumedPageSize?: number;
+}
+
+export function useLimits({ maxDepth = 12, maxAliases = 30, maxDirectives = 50, maxCost = 50_000, assumedPageSize = 100 }: LimitOptions = {}): Plugin[] {
+  return [
+    maxDepthPlugin({ n: maxDepth, ignoreIntrospection: true, exposeLimits: true }),
+    maxAliasesPlugin({ n: maxAliases, exposeLimits: true }),
+    maxDirectivesPlugin({ n: maxDirectives, exposeLimits: true }),
+    { onValidate: ({ addValidationRule }) => addValidationRule((context: ValidationContext) => costRule(context, maxCost, assumedPageSize)) },
+  ];
+}
+
+function costRule(context: ValidationContext, maxCost: number, assumedPageSize: number) {
+  return {
+    OperationDefinition: {
+      enter(operation: { selectionSet: SelectionSetNode; operation: string }) {
+        const schema = context.getSchema();
+        const root = operation.operation === 'query' ? schema.getQueryType() : operation.operation === 'mutation' ? schema.getMutationType() : schema.getSubscriptionType();
+        if (!root) return;
+        const cost = selectionCost(context, root, operation.selectionSet, assumedPageSize, new Set());
+        if (cost > maxCost) {
+          context.reportError(new GraphQLError(`Query is too expensive: estimated cost ${cost} exceeds the limit of ${maxCost}. Ask for smaller pages.`, { extensions: { code: 'QUERY_TOO_EXPENSIVE', cost, maxCost } }));
+        }
+      },
+    },
+  };
+}
+
+function selectionCost(context: ValidationContext, type: GraphQLObjectType, selectionSet: SelectionSetNode, pageSize: number, fragments: Set<string>): number {
+  let cost = 0;
+  for (const selection of selectionSet.selections) {
+    if (selection.kind === Kind.FIELD) {
+      if (selection.name.value.startsWith('__')) continue; // introspection
+      const field = type.getFields()[selection.name.value];
+      if (field) cost += fieldCost(context, field, selection, pageSize, fragments);
+    } else {
+      const fragment = selection.kind === Kind.FRAGMENT_SPREAD ? context.getFragment(selection.name.value) : selection;
+      if (!fragment || (selection.kind === Kind.FRAGMENT_SPREAD && fragments.has(selection.name.value))) continue;
+      const condition = fragment.typeCondition ? context.getSchema().getType(fragment.typeCondition.name.value) : type;
+      const nested = selection.kind === Kind.FRAGMENT_SPREAD ? new Set([...fragments, selection.name.value]) : fragments;
+      if (isObjectType(condition)) cost += selectionCost(context, condition, fragment.selectionSet, pageSize, nested);
+      // An interface (Node) spread: count each selection against the first implementation that has it.
+      else if (condition) for (const impl of context.getSchema().getPossibleTypes(condition as never)) cost = Math.max(cost, selectionCost(context, impl, fragment.selectionSet, pageSize, nested));
+    }
+  }
+  return cost;
+}
+
+function fieldCost(context: ValidationContext, field: GraphQLField<unknown, unknown>, node: FieldNode, pageSize: number, fragments: Set<string>): number {
+  const named = getNamedType(field.type);
+  const children = node.selectionSet && isObjectType(named) ? selectionCost(context, named, node.selectionSet, pageSize, fragments) : 0;
+  // A connection's page size is counted on the connection field, not again on its `edges` list.
+  const isPage = field.args.some((arg) => arg.name === 'first') || (isListType(getNullableType(field.type)) && field.name !== 'edges');
+  return 1 + (isPage ? multiplier(node, pageSize) : 1) * children;
+}
+
+/** The page size a list field asks for: its literal `first`/`last`, or the assumed size. */
+function multiplier(node: FieldNode, pageSize: number): number {
+  const arg = node.arguments?.find((a) => a.name.value === 'first' || a.name.value === 'last');
+  const value: ValueNode | undefined = arg?.value;
+  return value?.kind === Kind.INT ? Math.max(1, Number(value.value)) : pageSize;
+}
