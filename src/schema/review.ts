@@ -39,7 +39,8 @@ const DiffStat = builder.objectRef<git.DiffTotals>('DiffStat').implement({
   }),
 });
 
-const Diff = builder.objectRef<git.DiffResult>('Diff').implement({
+/** What Diff and UncommittedChanges share: the files, their totals, and a capped patch. */
+const Changes = builder.interfaceRef<git.DiffResult>('Changes').implement({
   fields: (t) => ({
     stat: t.expose('totals', { type: DiffStat }),
     files: t.expose('files', { type: [FileChange] }),
@@ -49,14 +50,17 @@ const Diff = builder.objectRef<git.DiffResult>('Diff').implement({
   }),
 });
 
+const Diff = builder.objectRef<git.DiffResult>('Diff').implement({
+  description: 'A run\'s committed changes.',
+  interfaces: [Changes],
+  isTypeOf: (value) => !('untrackedOmitted' in (value as object)),
+});
+
 const UncommittedChanges = builder.objectRef<git.UncommittedChanges>('UncommittedChanges').implement({
   description: `Work in the worktree not yet committed. Untracked files are listed (at most ${git.MAX_LISTED_PATHS}) but not in the patch.`,
+  interfaces: [Changes],
+  isTypeOf: (value) => 'untrackedOmitted' in (value as object),
   fields: (t) => ({
-    stat: t.expose('totals', { type: DiffStat }),
-    files: t.expose('files', { type: [FileChange] }),
-    patch: t.exposeString('patch'),
-    truncated: t.exposeBoolean('truncated'),
-    patchBytes: t.exposeInt('patchBytes'),
     untrackedOmitted: t.exposeInt('untrackedOmitted'),
   }),
 });
