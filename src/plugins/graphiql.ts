@@ -28,7 +28,7 @@ query Board {
     edges {
       node {
         id title column position tags
-        runs(last: 1) { edges { node { id status } } }
+        runs(first: 1) { edges { node { id status } } }  # newest first
       }
     }
   }
