@@ -164,7 +164,7 @@ describe('the agent\'s own token, inside a real run', () => {
     expect(outputs[4]).toEqual({ data: { currentRun: { id: run.id, card: { id: card.id } } } });
 
     const { card: after } = await t.ok(`query($c: ID!) { card(id: $c) { column comments { edges { node { author body } } } } }`, { c: card.id });
-    expect(after).toEqual({ column: 'REVIEW', comments: { edges: [{ node: { author: 'agent', body: 'working on it' } }] } });
+    expect(after).toEqual({ column: 'REVIEW', comments: { edges: [{ node: { author: expect.stringMatching(/^agent \(run [a-z0-9]{8}\)$/), body: 'working on it' } }] } });
     const { card: untouched } = await t.ok(`query($c: ID!) { card(id: $c) { comments { totalCount } } }`, { c: other.id });
     expect(untouched.comments.totalCount).toBe(0);
     const changes = (await runEvents(t, run.id)).filter((e) => e.type === 'board_change').map((e) => e.data.action);

@@ -158,3 +158,19 @@ test('a subscriber that falls too far behind is ended with the seq to resume fro
   for await (const event of resumed) received.push(event.seq);
   expect(received).toEqual(range(1, 56));
 });
+
+test('a client that unsubscribes from a quiet run or card leaves no listener behind', async () => {
+  const run = await makeRun();
+  const cardId = (await t.server.orchestrator.db.client.run.findUniqueOrThrow({ where: { id: run.id } })).cardId;
+  const bus = t.server.orchestrator.bus;
+  const stops = [
+    client.subscribe({ query: RUN_EVENTS, variables: { id: run.globalId } }, { next: () => undefined, error: () => undefined, complete: () => undefined }),
+    client.subscribe({ query: `subscription($c: ID) { runUpdated(cardId: $c) { id } }`, variables: { c: encodeGlobalID('Card', cardId) } }, { next: () => undefined, error: () => undefined, complete: () => undefined }),
+  ];
+  const listening = () => bus.listenerCount('run-events', run.id) + bus.listenerCount('run-updated', cardId);
+  for (let i = 0; i < 100 && listening() < 2; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  expect(listening()).toBe(2);
+  for (const stop of stops) stop();
+  for (let i = 0; i < 100 && listening() > 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  expect(listening()).toBe(0);
+});

@@ -13,7 +13,7 @@ import {
   type ResponseMessage,
 } from './agent-protocol.js';
 import { readLines } from './lines.js';
-import { terminateTree } from './processes.js';
+import { terminateTree, withoutKeys } from './processes.js';
 
 /** Longest stdout line kept; pi repeats a whole message in each update, so lines grow with answers. @default 16 MiB // bytes */
 export const MAX_AGENT_LINE_BYTES = 16 * 1024 * 1024;
@@ -146,10 +146,4 @@ export class AgentProcess {
     if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift();
     this.handlers.onStderr(capped);
   }
-}
-
-function withoutKeys(env: NodeJS.ProcessEnv, keys: readonly string[]): NodeJS.ProcessEnv {
-  const copy = { ...env };
-  for (const key of keys) delete copy[key];
-  return copy;
 }

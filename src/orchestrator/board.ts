@@ -5,7 +5,6 @@
 import type { CardColumn, ReferenceKind } from '../generated/prisma/client.js';
 import type { Database, Tx } from './db.js';
 import { ConflictError, InvalidInputError, NotFoundError } from './errors.js';
-import { ACTIVE_RUN_STATUSES } from './run-status.js';
 
 export type { CardColumn, ReferenceKind };
 
@@ -86,13 +85,13 @@ export class Board {
     });
   }
 
-  /** Deletes a card with its comments, tags, references and settled runs; refused while a run is active. */
+  /** Deletes a card with its comments, tags and references; refused while it has runs (Orchestrator.deleteCard removes those first). */
   async deleteCard(id: string): Promise<void> {
     await this.db.write(async (tx) => {
       const card = await findCard(tx, id);
-      const active = await tx.run.count({ where: { cardId: id, status: { in: [...ACTIVE_RUN_STATUSES] } } });
-      if (active > 0) throw new ConflictError(`card ${id} has ${active} active run(s); stop them before deleting it`);
-      await tx.run.deleteMany({ where: { cardId: id } });
+      // A run started since the caller removed the card's runs.
+      const runs = await tx.run.count({ where: { cardId: id } });
+      if (runs > 0) throw new ConflictError(`card ${id} has runs; delete them first`);
       await tx.card.delete({ where: { id } });
       await shift(tx, card.column, { gt: card.position }, -1);
     });

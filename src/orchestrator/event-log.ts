@@ -76,6 +76,7 @@ export class EventLog {
   ) {
     const sqlite = db.sqlite;
     this.statements = {
+      status: sqlite.prepare<[string], { status: string }>('SELECT "status" FROM "Run" WHERE "id" = ?'),
       bumpSeq: sqlite.prepare<[number, string], { lastSeq: number }>('UPDATE "Run" SET "lastSeq" = "lastSeq" + ? WHERE "id" = ? RETURNING "lastSeq"'),
       insert: sqlite.prepare('INSERT INTO "RunEvent" ("id", "runId", "seq", "type", "data", "createdAt") VALUES (?, ?, ?, ?, ?, ?)'),
       read: sqlite.prepare<[string, number, number], { seq: number; type: string; data: string; createdAt: string }>(
@@ -89,25 +90,44 @@ export class EventLog {
    * transaction, then publishes them. Returns the stored records. NotFoundError for an unknown run.
    */
   async append(runId: string, events: readonly RunEventInput[], changes: RunChanges = {}): Promise<RunEventRecord[]> {
-    const columns = RUN_COLUMNS.filter((column) => column in changes);
-    const records = await this.db.writeSync(() => {
-      if (columns.length) {
-        this.db.sqlite
-          .prepare(`UPDATE "Run" SET ${columns.map((c) => `"${c}" = ?`).join(', ')} WHERE "id" = ?`)
-          .run(...columns.map((c) => sqlValue(changes[c])), runId);
-      }
-      const bumped = this.statements.bumpSeq.get(events.length, runId);
-      if (!bumped) throw new NotFoundError('Run', runId);
-      const createdAt = new Date();
-      const stamp = sqlValue(createdAt);
-      return events.map((event, i) => {
-        const record = { runId, seq: bumped.lastSeq - events.length + 1 + i, type: event.type, data: capData(event.data), createdAt };
-        this.statements.insert.run(randomUUID(), runId, record.seq, record.type, JSON.stringify(record.data), stamp);
-        return record;
-      });
-    });
-    for (const record of records) this.bus.publish('run-events', runId, record);
+    const records = await this.db.writeSync(() => this.write(runId, events, changes));
+    this.publish(runId, records);
     return records;
+  }
+
+  /**
+   * Like `append`, but only if the run's status is still `expected` when the transaction runs;
+   * null (nothing written) otherwise. For transitions another writer may race, such as stopping a
+   * QUEUED run that the queue is just starting.
+   */
+  async appendIfStatus(runId: string, expected: RunStatus, events: readonly RunEventInput[], changes: RunChanges): Promise<RunEventRecord[] | null> {
+    const records = await this.db.writeSync(() => (this.statements.status.get(runId)?.status === expected ? this.write(runId, events, changes) : null));
+    if (records) this.publish(runId, records);
+    return records;
+  }
+
+  /** The transaction body: run changes, then the events with the next seqs. */
+  private write(runId: string, events: readonly RunEventInput[], changes: RunChanges): RunEventRecord[] {
+    const columns = RUN_COLUMNS.filter((column) => column in changes);
+    if (columns.length) {
+      this.db.sqlite
+        .prepare(`UPDATE "Run" SET ${columns.map((c) => `"${c}" = ?`).join(', ')} WHERE "id" = ?`)
+        .run(...columns.map((c) => sqlValue(changes[c])), runId);
+    }
+    const bumped = this.statements.bumpSeq.get(events.length, runId);
+    if (!bumped) throw new NotFoundError('Run', runId);
+    const createdAt = new Date();
+    const stamp = sqlValue(createdAt);
+    return events.map((event, i) => {
+      const record = { runId, seq: bumped.lastSeq - events.length + 1 + i, type: event.type, data: capData(event.data), createdAt };
+      this.statements.insert.run(randomUUID(), runId, record.seq, record.type, JSON.stringify(record.data), stamp);
+      return record;
+    });
+  }
+
+  /** Published only after the transaction committed. */
+  private publish(runId: string, records: readonly RunEventRecord[]): void {
+    for (const record of records) this.bus.publish('run-events', runId, record);
   }
 
   /** Events with `seq > since`, oldest first, at most `limit` (capped at MAX_EVENTS_PER_READ). */

@@ -9,7 +9,7 @@
 import type { Database } from './db.js';
 import { NotFoundError, RunboardError } from './errors.js';
 import { MAX_EVENTS_PER_READ, type EventLog, type RunEventRecord, type RunEventTopics } from './event-log.js';
-import type { PubSub } from './pubsub.js';
+import { closeable, type PubSub } from './pubsub.js';
 import { isActive, type RunStatus } from './run-status.js';
 
 /** Live events one subscriber may have waiting before it is ended as too slow. @default 1_000 */
@@ -57,6 +57,7 @@ export async function followRunEvents(
   const buffer: RunEventRecord[] = [];
   let overflowed = false;
   let wake: (() => void) | null = null;
+  let closed = false;
   // Subscribe first: whatever is written from now on is caught here, or by the replay below.
   const unsubscribe = bus.subscribe('run-events', runId, (event) => {
     if (overflowed) return;
@@ -91,6 +92,7 @@ export async function followRunEvents(
       if (finished()) return;
       // Live.
       for (;;) {
+        if (closed) return;
         if (overflowed) throw new SubscriberTooSlowError(lastSent);
         const event = buffer.shift();
         if (!event) {
@@ -108,5 +110,9 @@ export async function followRunEvents(
       unsubscribe();
     }
   }
-  return stream();
+  return closeable(stream(), () => {
+    closed = true;
+    unsubscribe(); // also when the stream never started, which `finally` would not cover
+    wake?.();
+  });
 }

@@ -102,7 +102,25 @@ function gitEnvironment(writes: boolean): NodeJS.ProcessEnv {
   return env;
 }
 
+/** Git processes running at once; more wait, so one wide query cannot fork hundreds. @default 8 */
+export const MAX_CONCURRENT_GIT = 8;
+let gitRunning = 0;
+const gitWaiting: (() => void)[] = [];
+
 async function runGit(args: readonly string[], opts: GitOptions): Promise<GitResult> {
+  // A finishing call hands its slot straight to the next waiter, so the count never overshoots.
+  if (gitRunning >= MAX_CONCURRENT_GIT) await new Promise<void>((resolve) => gitWaiting.push(resolve));
+  else gitRunning += 1;
+  try {
+    return await runGitNow(args, opts);
+  } finally {
+    const next = gitWaiting.shift();
+    if (next) next();
+    else gitRunning -= 1;
+  }
+}
+
+async function runGitNow(args: readonly string[], opts: GitOptions): Promise<GitResult> {
   const globalArgs = ['--no-pager', '-c', 'core.quotepath=off'];
   for (const [key, value] of Object.entries(opts.config ?? {})) globalArgs.push('-c', `${key}=${value}`);
   const limit = opts.stdoutLimit;

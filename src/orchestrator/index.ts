@@ -3,12 +3,14 @@
  * GraphQL into calls on this object.
  */
 import { Board } from './board.js';
+import { ConflictError } from './errors.js';
+import { isActive } from './run-status.js';
 import type { Database } from './db.js';
 import { EventLog, type RunEventRecord, type RunEventTopics } from './event-log.js';
 import { followRunEvents } from './event-stream.js';
 import type { RepositoryInfo } from './git.js';
 import { Playtests } from './playtest.js';
-import { InMemoryPubSub } from './pubsub.js';
+import { closeable, InMemoryPubSub } from './pubsub.js';
 import { Runs, type RunTopics } from './runs.js';
 import type { MergeStrategy } from './git.js';
 import { Workspaces, type MergeRunResult } from './workspaces.js';
@@ -82,34 +84,55 @@ export class Orchestrator {
    * Ids of runs as their status changes, for one card or all (null). Updates not yet read are
    * coalesced per run, so a slow reader holds at most one entry per run.
    */
-  async *followRunUpdates(cardId: string | null): AsyncGenerator<string> {
+  followRunUpdates(cardId: string | null): AsyncGenerator<string> {
     const pending = new Set<string>();
     let wake: (() => void) | null = null;
+    let closed = false;
     const unsubscribe = this.bus.subscribe('run-updated', cardId ?? '*', (update) => {
       pending.delete(update.runId); // re-added at the end: order by latest change
       pending.add(update.runId);
       wake?.();
     });
-    try {
-      for (;;) {
-        const [next] = pending;
-        if (next === undefined) {
-          await new Promise<void>((resolve) => (wake = resolve));
-          wake = null;
-          continue;
+    async function* updates(): AsyncGenerator<string> {
+      try {
+        while (!closed) {
+          const [next] = pending;
+          if (next === undefined) {
+            await new Promise<void>((resolve) => (wake = resolve));
+            wake = null;
+            continue;
+          }
+          pending.delete(next);
+          yield next;
         }
-        pending.delete(next);
-        yield next;
+      } finally {
+        unsubscribe();
       }
-    } finally {
-      unsubscribe();
     }
+    return closeable(updates(), () => {
+      closed = true;
+      unsubscribe(); // also when the stream never started, which `finally` would not cover
+      wake?.();
+    });
   }
 
   /** Start-up reconciliation with what is on disk and what an earlier server left running, then the queue resumes. */
   async start(): Promise<void> {
     await this.workspaces.reconcile();
     await Promise.all([this.runs.recover(), this.playtests.recover()]);
+  }
+
+  /**
+   * Deletes a card with its comments, references and runs. Runs go through `Runs.delete`, so their
+   * playtests stop and the worktrees they own are removed. CONFLICT while any of its runs is active.
+   */
+  async deleteCard(cardId: string): Promise<void> {
+    const runs = await this.db.client.run.findMany({ where: { cardId }, select: { id: true, status: true, ownsWorktree: true } });
+    const active = runs.filter((run) => isActive(run.status));
+    if (active.length) throw new ConflictError(`card ${cardId} has ${active.length} active run(s); stop them before deleting it`);
+    // Refinements first: they work in their owners' worktrees.
+    for (const run of [...runs].sort((a, b) => Number(a.ownsWorktree) - Number(b.ownsWorktree))) await this.runs.delete(run.id);
+    await this.board.deleteCard(cardId);
   }
 
   /**

@@ -10,6 +10,7 @@ import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { RunboardError } from './errors.js';
 
 /** prisma/migrations in this checkout (two levels up from src/orchestrator or dist/orchestrator). */
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../prisma/migrations/', import.meta.url));
@@ -26,7 +27,7 @@ const CREATE_MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS "_prisma_migrations"
 )`;
 
 /** A migration folder whose applied checksum differs from the file, or one that failed before. */
-export class MigrationError extends Error {}
+export class MigrationError extends RunboardError {}
 
 export interface MigrationOutcome {
   /** Names of the migrations applied by this call, oldest first. */

@@ -16,7 +16,7 @@ import { ConflictError, NotFoundError } from './errors.js';
 import { truncateText, type EventLog, type RunEventInput } from './event-log.js';
 import { worktreeExists } from './git.js';
 import { readLines } from './lines.js';
-import { delay, descendantGroups, groupAlive, processesWithEnv, processGroupOf, signalGroup, terminateTree, withoutOwnGroup } from './processes.js';
+import { endProcessesWithEnv, terminateTree, withoutKeys } from './processes.js';
 
 /** Longest output line kept; longer lines are cut. @default 1_000 // characters */
 export const PLAYTEST_LINE_CHARS = 1_000;
@@ -36,6 +36,8 @@ export interface PlaytestsOptions {
   command: readonly string[];
   /** Where runs without a worktree of their own worked. */
   repoRoot: string;
+  /** Server variables the command must not inherit (the operator token). @default ['RUNBOARD_TOKEN'] */
+  withheldEnv?: readonly string[];
 }
 
 interface LivePlaytest {
@@ -82,7 +84,7 @@ export class Playtests {
       stdin: 'ignore',
       buffer: false,
       reject: false,
-      env: { ...withoutOperatorToken(process.env), [PLAYTEST_RUN_ID_VARIABLE]: runId },
+      env: { ...withoutKeys(process.env, this.options.withheldEnv ?? ['RUNBOARD_TOKEN']), [PLAYTEST_RUN_ID_VARIABLE]: runId },
       extendEnv: false,
     });
     const playtest: LivePlaytest = {
@@ -136,11 +138,7 @@ export class Playtests {
   async recover(): Promise<void> {
     const stale = await this.options.db.client.run.findMany({ where: { playtestStartedAt: { not: null }, playtestEndedAt: null }, select: { id: true } });
     for (const { id } of stale) {
-      const pids = processesWithEnv(PLAYTEST_RUN_ID_VARIABLE, id);
-      const groups = [...new Set(withoutOwnGroup(pids.flatMap((pid) => [processGroupOf(pid), ...descendantGroups(pid)])))];
-      for (const group of groups) signalGroup(group, 'SIGTERM');
-      for (let waited = 0; waited < PLAYTEST_STOP_GRACE_MS && groups.some(groupAlive); waited += 100) await delay(100);
-      for (const group of groups) if (groupAlive(group)) signalGroup(group, 'SIGKILL');
+      await endProcessesWithEnv(PLAYTEST_RUN_ID_VARIABLE, id, PLAYTEST_STOP_GRACE_MS);
       await this.options.eventLog.append(id, [{ type: 'playtest_exit', data: { exitCode: null, signal: null, droppedLines: 0, stopped: true, reason: 'the server stopped while it ran' } }], {
         playtestEndedAt: new Date(),
         playtestPid: null,
@@ -192,10 +190,4 @@ export class Playtests {
       })
       .catch((error) => console.error(`runboard: recording the end of run ${playtest.runId}'s playtest failed`, error));
   }
-}
-
-/** The user's command needs the server's environment, but not the operator's API token. */
-function withoutOperatorToken(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const { RUNBOARD_TOKEN: _withheld, ...rest } = env;
-  return rest;
 }

@@ -7,6 +7,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 
 /** Signals every process in group `pgid`; false when the group is already gone. */
 export function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
+  // kill(-1) would signal every process we may signal, kill(0) our own group: never.
+  if (!Number.isInteger(pgid) || pgid <= 1) throw new Error(`refusing to signal process group ${pgid}`);
   try {
     process.kill(-pgid, signal);
     return true;
@@ -106,7 +108,7 @@ export function processesWithEnv(name: string, value: string): number[] {
 /** Drops our own process group (and a missing one) from `groups`: never signal ourselves. */
 export function withoutOwnGroup(groups: readonly (number | null)[]): number[] {
   const own = processGroupOf(process.pid);
-  return groups.filter((group): group is number => group !== null && group > 0 && group !== own);
+  return groups.filter((group): group is number => group !== null && group > 1 && group !== own);
 }
 
 /** The process group of `pid`, or null when it is gone (Linux /proc). */
@@ -141,4 +143,25 @@ export async function terminateTree(pgid: number, exited: Promise<unknown>, grac
   // Tools the leader tracked end with it; anything else still alive is killed outright.
   await delay(50);
   for (const group of groups) if (groupAlive(group)) signalGroup(group, 'SIGKILL');
+}
+
+/**
+ * Ends every process whose environment holds `name=value`, with the groups it and its descendants
+ * are in: SIGTERM, then SIGKILL for what is left after `graceMs`. Children inherit the environment,
+ * so this reaches even processes that were orphaned when their parent died. Returns how many it found.
+ */
+export async function endProcessesWithEnv(name: string, value: string, graceMs: number): Promise<number> {
+  const pids = processesWithEnv(name, value);
+  const groups = [...new Set(withoutOwnGroup(pids.flatMap((pid) => [processGroupOf(pid), ...descendantGroups(pid)])))];
+  for (const group of groups) signalGroup(group, 'SIGTERM');
+  for (let waited = 0; waited < graceMs && groups.some(groupAlive); waited += 100) await delay(100);
+  for (const group of groups) if (groupAlive(group)) signalGroup(group, 'SIGKILL');
+  return pids.length;
+}
+
+/** A copy of `env` without `keys`: how children are kept from inheriting secrets. */
+export function withoutKeys(env: NodeJS.ProcessEnv, keys: readonly string[]): NodeJS.ProcessEnv {
+  const copy = { ...env };
+  for (const key of keys) delete copy[key];
+  return copy;
 }

@@ -18,14 +18,48 @@ export class InMemoryPubSub<Topics extends Record<string, unknown>> implements P
     }
   }
 
+  /** How many listeners wait on one topic and key (diagnostics, and tests that check nothing leaks). */
+  listenerCount(topic: keyof Topics & string, key: string): number {
+    return this.listeners.get(`${topic}:${key}`)?.size ?? 0;
+  }
+
   subscribe<T extends keyof Topics & string>(topic: T, key: string, listener: (payload: Topics[T]) => void): () => void {
     const channel = `${topic}:${key}`;
     let set = this.listeners.get(channel);
     if (!set) this.listeners.set(channel, (set = new Set()));
     set.add(listener as (payload: never) => void);
+    let subscribed = true;
     return () => {
+      if (!subscribed) return; // idempotent: a consumer may close and finish both
+      subscribed = false;
       set.delete(listener as (payload: never) => void);
-      if (set.size === 0) this.listeners.delete(channel);
+      if (set.size === 0 && this.listeners.get(channel) === set) this.listeners.delete(channel);
     };
   }
+}
+
+/**
+ * Lets a consumer end a generator that is waiting for its next event. An async generator paused at
+ * an `await` only handles `return()` after its next `yield`, so an unsubscribing client of a quiet
+ * run would keep its listener until the next event; `close` wakes the wait so the generator can end.
+ */
+export function closeable<T>(generator: AsyncGenerator<T>, close: () => void): AsyncGenerator<T> {
+  return {
+    next: (...args) => generator.next(...args),
+    return: (value) => {
+      close();
+      return generator.return(value);
+    },
+    throw: (error) => {
+      close();
+      return generator.throw(error);
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    [Symbol.asyncDispose]: async () => {
+      close();
+      await generator.return(undefined);
+    },
+  } as AsyncGenerator<T>;
 }

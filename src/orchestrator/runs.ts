@@ -19,7 +19,7 @@ import type { Database } from './db.js';
 import { ConflictError, InvalidInputError, NotFoundError } from './errors.js';
 import { truncateText, type EventLog, type RunChanges, type RunEventInput } from './event-log.js';
 import { worktreeExists } from './git.js';
-import { delay, descendantGroups, groupAlive, processesWithEnv, processGroupOf, signalGroup, withoutOwnGroup } from './processes.js';
+import { delay, endProcessesWithEnv } from './processes.js';
 import { AGENT_PROMPT_SELECT, renderCardPrompt } from './prompt.js';
 import type { PubSub } from './pubsub.js';
 import { ACTIVE_RUN_STATUSES, isActive, type RunStatus } from './run-status.js';
@@ -196,10 +196,12 @@ export class Runs {
     if (!live) {
       const run = await this.findRun(runId);
       if (run.status !== 'QUEUED') throw new ConflictError(`run ${runId} is ${run.status}, not active`);
-      // Guarded by status, so a run that the queue just picked up is not also stopped here.
-      const stopped = await this.options.db.write((tx) => tx.run.updateMany({ where: { id: runId, status: 'QUEUED' }, data: { status: 'STOPPED', endedAt: new Date() } }));
-      if (stopped.count === 0) return this.stop(runId);
-      await this.options.eventLog.append(runId, [{ type: 'status', data: { status: 'STOPPED', reason: 'stopped before it started' } }]);
+      // Status and event in one transaction, and only if the queue has not just started it.
+      const stopped = await this.options.eventLog.appendIfStatus(runId, 'QUEUED', [{ type: 'status', data: { status: 'STOPPED', reason: 'stopped before it started' } }], {
+        status: 'STOPPED',
+        endedAt: new Date(),
+      });
+      if (!stopped) return this.stop(runId);
       this.options.bus.publish('run-updated', run.cardId, { runId, cardId: run.cardId, status: 'STOPPED' });
       return;
     }
@@ -237,7 +239,8 @@ export class Runs {
     });
     await Promise.all(
       stale.map(async (run) => {
-        const leftovers = await endLeftoverProcesses(run.id);
+        // pi exits when its stdin closes with the server, but a running tool survives it.
+        const leftovers = await endProcessesWithEnv(RUN_ID_VARIABLE, run.id, STOP_GRACE_MS);
         await this.record(run.id, run.cardId, 'INTERRUPTED', { endedAt: new Date(), agentPid: null }, {
           reason: 'the server stopped while the run was active',
           ...(leftovers ? { endedLeftoverProcesses: leftovers } : {}),
@@ -266,7 +269,7 @@ export class Runs {
     return this.agentTokens.get(token) ?? null;
   }
 
-  /** Ids of runs whose agents this process drives. */
+  /** How many runs this process drives an agent for (or is starting one). */
   get activeCount(): number {
     return this.live.size;
   }
@@ -316,10 +319,11 @@ export class Runs {
     try {
       const claimed = await this.options.db.write((tx) => tx.run.updateMany({ where: { id: runId, status: 'QUEUED' }, data: { status: 'STARTING' } }));
       if (claimed.count === 0) {
-        // Stopped or deleted while queued.
+        // Stopped or deleted while queued: give the slot to the next one.
         this.live.delete(runId);
         live.phase = 'ended';
         live.resolveEnded();
+        this.pump();
         return;
       }
       await this.record(runId, cardId, 'STARTING', {});
@@ -351,7 +355,7 @@ export class Runs {
         {
           onMessage: (message) => this.onAgentMessage(live, message),
           onStderr: (line) => this.onStderr(live, line),
-          onProtocolError: (error) => void this.append(live, [{ type: 'warning', data: { message: truncateText(error.message, 2_000) } }]),
+          onProtocolError: (error) => this.onStderr(live, `[not JSON] ${truncateText(error.message, 2_000)}`),
         },
       );
       live.agent = agent;
@@ -436,7 +440,7 @@ export class Runs {
         else await this.finish(live, 'SUCCEEDED', {});
       },
       () => undefined, // the agent exited: onExit reports it
-    );
+    ).catch(() => undefined); // deliver() failing means the agent is gone, which onExit reports
   }
 
   private onStderr(live: LiveRun, line: string): void {
@@ -466,6 +470,8 @@ export class Runs {
       if (live.stderrDropped) await this.append(live, [{ type: 'warning', data: { message: `${live.stderrDropped} more stderr lines were not recorded` } }], true);
       // The process tree is gone before the terminal status is visible: a client that sees STOPPED can rely on it.
       if (live.agent) await live.agent.terminate(STOP_GRACE_MS);
+      // An agent that died by itself leaves its tools re-parented, out of reach of its process tree.
+      await endProcessesWithEnv(RUN_ID_VARIABLE, live.id, STOP_GRACE_MS);
       const fields = { endedAt: new Date(), agentPid: null, error: outcome.error ?? null, exitCode: outcome.exitCode ?? null, exitSignal: outcome.exitSignal ?? null };
       // The terminal status is the run's last event, so cleaning up comes first.
       if (status !== 'INTERRUPTED') {
@@ -547,18 +553,4 @@ export function defaultAgentCommand(): string[] {
     if (existsSync(cli)) return [process.execPath, cli];
     if (path.dirname(dir) === dir) return ['pi'];
   }
-}
-
-/**
- * Ends whatever an earlier server's agent for this run left behind: pi itself exits when its stdin
- * closes with the server, but a running tool survives it. Both carry RUNBOARD_RUN_ID in their
- * environment, which pid reuse cannot fake. Returns how many processes were found.
- */
-async function endLeftoverProcesses(runId: string): Promise<number> {
-  const pids = processesWithEnv(RUN_ID_VARIABLE, runId);
-  const groups = [...new Set(withoutOwnGroup(pids.flatMap((pid) => [processGroupOf(pid), ...descendantGroups(pid)])))];
-  for (const group of groups) signalGroup(group, 'SIGTERM');
-  for (let waited = 0; waited < STOP_GRACE_MS && groups.some(groupAlive); waited += 100) await delay(100);
-  for (const group of groups) if (groupAlive(group)) signalGroup(group, 'SIGKILL');
-  return pids.length;
 }

@@ -116,7 +116,7 @@ builder.mutationFields((t) => ({
     description: 'Deletes a card with its comments, references and settled runs; CONFLICT while a run is active. Returns the deleted card\'s id.',
     args: { id: t.arg.globalID({ for: Card, required: true }) },
     resolve: async (_root, { id }, ctx) => {
-      await ctx.orchestrator.board.deleteCard(id.id);
+      await ctx.orchestrator.deleteCard(id.id);
       return encodeGlobalID('Card', id.id);
     },
   }),

@@ -23,7 +23,9 @@ builder.mutationFields((t) => ({
     },
     resolve: async (query, _root, { cardId, author, body }, ctx) => {
       requireCardAccess(ctx, cardId.id);
-      const id = await ctx.orchestrator.board.addComment(cardId.id, author, body);
+      // An agent signs as itself, whatever name it gives, so it cannot write as a person.
+      const signed = ctx.principal.kind === 'agent' ? `agent (run ${ctx.principal.runId.slice(-8)})` : author;
+      const id = await ctx.orchestrator.board.addComment(cardId.id, signed, body);
       await recordAgentChange(ctx, 'addComment', { commentId: id, body: body.slice(0, 2_000) });
       return ctx.prisma.comment.findUniqueOrThrow({ ...query, where: { id } });
     },

@@ -41,13 +41,25 @@ If the connection drops, resubscribe with the last seq you received as \`since\`
 
 /**
  * A stream that ends in SubscriberTooSlowError yields the error as its last item, so the client gets
- * a GraphQL error with its resume seq and a clean completion instead of a dropped socket.
+ * a GraphQL error with its resume seq and a clean completion instead of a dropped socket. A plain
+ * iterator, not a generator: `return()` must reach the stream at once when the client leaves.
  */
-async function* endWithError(stream: AsyncGenerator<RunEventRecord>): AsyncGenerator<RunEventRecord | SubscriberTooSlowError> {
-  try {
-    yield* stream;
-  } catch (error) {
-    if (!(error instanceof SubscriberTooSlowError)) throw error;
-    yield error;
-  }
+function endWithError(stream: AsyncGenerator<RunEventRecord>): AsyncIterableIterator<RunEventRecord | SubscriberTooSlowError> {
+  let ended = false;
+  return {
+    async next() {
+      if (ended) return { done: true, value: undefined };
+      try {
+        return await stream.next();
+      } catch (error) {
+        if (!(error instanceof SubscriberTooSlowError)) throw error;
+        ended = true;
+        return { done: false, value: error };
+      }
+    },
+    return: (value?: unknown) => stream.return(value as RunEventRecord) as Promise<IteratorResult<RunEventRecord | SubscriberTooSlowError>>,
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
 }
