@@ -121,9 +121,10 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, cwd 
   };
 }
 
-/** Whether `host` is a loopback interface (an address or `localhost`). */
+/** Whether `host` (a name or address, without port; IPv6 bracketed or not) is this machine's loopback. */
 export function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
+  const name = host.toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  return name === 'localhost' || name.endsWith('.localhost') || name === '::1' || /^127(\.\d{1,3}){3}$/.test(name);
 }
 
 function parseArgv(name: string, text: string | undefined): string[] | null {

@@ -24,11 +24,9 @@ export class SubscriberTooSlowError extends RunboardError {
   }
 }
 
-const TERMINAL = new Set<string>(['SUCCEEDED', 'FAILED', 'STOPPED', 'INTERRUPTED']);
-
 /** A `status` event that ends a run. */
 export function isTerminalEvent(event: Pick<RunEventRecord, 'type' | 'data'>): boolean {
-  return event.type === 'status' && TERMINAL.has(String(event.data.status));
+  return event.type === 'status' && !isActive(event.data.status as RunStatus);
 }
 
 export interface FollowOptions {

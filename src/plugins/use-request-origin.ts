@@ -8,20 +8,13 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { createGraphQLError, type Plugin } from 'graphql-yoga';
+import { isLoopbackHost } from '../config.js';
 
 export interface RequestOriginOptions {
   /** Whether the server listens on a loopback address only. */
   loopbackBind: boolean;
   /** Whether RUNBOARD_TOKEN is set. */
   tokenRequired: boolean;
-}
-
-const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
-
-/** Whether `host` (a hostname, without port) names this machine's loopback interface. */
-export function isLoopbackName(host: string): boolean {
-  const name = host.toLowerCase();
-  return LOOPBACK_NAMES.has(name) || name.endsWith('.localhost') || /^127(\.\d{1,3}){3}$/.test(name);
 }
 
 function isLoopbackAddress(address: string | undefined): boolean {
@@ -36,7 +29,7 @@ function hostnameOf(hostHeader: string): string {
 export function refusal(headers: IncomingHttpHeaders, remoteAddress: string | undefined, options: RequestOriginOptions): string | null {
   const host = headers.host ?? '';
   if (!options.tokenRequired && !isLoopbackAddress(remoteAddress)) return 'only loopback clients are served without RUNBOARD_TOKEN';
-  if (options.loopbackBind && !isLoopbackName(hostnameOf(host))) return `Host "${host}" is not a loopback name`;
+  if (options.loopbackBind && !isLoopbackHost(hostnameOf(host))) return `Host "${host}" is not a loopback name`;
   const origin = headers.origin;
   if (origin !== undefined && origin !== 'null') {
     let originHost: string;
