@@ -155,3 +155,18 @@ test('a long streamed answer is tens of events, and storage grows linearly with 
   const stored = events.reduce((sum, e) => sum + JSON.stringify(e.data).length, 0);
   expect(stored).toBeLessThan(answer.length + 4_000); // the answer once, plus the prompt and bookkeeping
 });
+
+test('cleanupOnFinish removes the run\'s worktree when it settles, keeping a branch with unmerged commits', async () => {
+  const { t, model } = bed;
+  model.setScript(writeAndCommit);
+  const runId = await startRun(t, 'Tidy up after yourself', { cleanupOnFinish: true });
+  const run = await waitForStatus(t, runId);
+  expect(run.status).toBe('SUCCEEDED');
+  expect(existsSync(run.worktreePath)).toBe(false);
+  expect(await git(t.repo, 'branch', '--list', run.branch)).toContain(run.branch);
+  const events = await runEvents(t, runId);
+  expect(events.at(-2)).toEqual(expect.objectContaining({ type: 'worktree_removed', data: { branchDeleted: false, unmergedCommits: 1 } }));
+  expect(events.at(-1)).toEqual(expect.objectContaining({ type: 'status', data: { status: 'SUCCEEDED' } }));
+  const { run: after } = await t.ok(`query($id: ID!) { run(id: $id) { worktreeMissing commits { subject } } }`, { id: runId });
+  expect(after).toEqual({ worktreeMissing: true, commits: [{ subject: 'agent: add hello' }] });
+});

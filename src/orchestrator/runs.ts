@@ -338,7 +338,16 @@ export class Runs {
       }
       const sessionFile = run.sessionFile ?? path.join(this.options.dataDir, 'sessions', `${runId}.jsonl`);
       await mkdir(path.dirname(sessionFile), { recursive: true });
-      if (live.phase !== 'starting') return; // stopped while the worktree was made
+      if (live.phase !== 'starting') {
+        // Stopped while the worktree was made: finish() ran before it existed. Honour cleanupOnFinish
+        // here, without an event, since the terminal status must stay the run's last one.
+        await live.ended;
+        const run = await this.options.db.client.run.findUnique({ where: { id: runId }, select: { cleanupOnFinish: true } });
+        if (run?.cleanupOnFinish && (await this.options.workspaces.remove(runId).catch(() => null))) {
+          await this.options.db.write((tx) => tx.run.update({ where: { id: runId }, data: { worktreeMissing: true } }));
+        }
+        return;
+      }
 
       const [program, ...leading] = this.agentCommand;
       const token = randomBytes(32).toString('base64url');
