@@ -9,7 +9,7 @@
 import type { Database } from './db.js';
 import { NotFoundError, RunboardError } from './errors.js';
 import { MAX_EVENTS_PER_READ, type EventLog, type RunEventRecord, type RunEventTopics } from './event-log.js';
-import { closeable, type PubSub } from './pubsub.js';
+import { closeable, Wakeup, type PubSub } from './pubsub.js';
 import { isActive, type RunStatus } from './run-status.js';
 
 /** Live events one subscriber may have waiting before it is ended as too slow. @default 1_000 */
@@ -54,7 +54,7 @@ export async function followRunEvents(
   const maxBuffered = options.maxBuffered ?? MAX_BUFFERED_EVENTS;
   const buffer: RunEventRecord[] = [];
   let overflowed = false;
-  let wake: (() => void) | null = null;
+  const wakeup = new Wakeup();
   let closed = false;
   // Subscribe first: whatever is written from now on is caught here, or by the replay below.
   const unsubscribe = bus.subscribe('run-events', runId, (event) => {
@@ -63,7 +63,7 @@ export async function followRunEvents(
       overflowed = true;
       buffer.length = 0; // free the memory now; the subscriber resumes from history
     } else buffer.push(event);
-    wake?.();
+    wakeup.notify();
   });
   const run = await db.client.run.findUnique({ where: { id: runId }, select: { status: true } });
   if (!run) {
@@ -94,8 +94,7 @@ export async function followRunEvents(
         if (overflowed) throw new SubscriberTooSlowError(lastSent);
         const event = buffer.shift();
         if (!event) {
-          await new Promise<void>((resolve) => (wake = resolve));
-          wake = null;
+          await wakeup.wait();
           continue;
         }
         if (event.seq <= lastSent) continue; // already replayed
@@ -111,6 +110,6 @@ export async function followRunEvents(
   return closeable(stream(), () => {
     closed = true;
     unsubscribe(); // also when the stream never started, which `finally` would not cover
-    wake?.();
+    wakeup.notify();
   });
 }

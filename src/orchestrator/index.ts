@@ -10,7 +10,7 @@ import { EventLog, type RunEventRecord, type RunEventTopics } from './event-log.
 import { followRunEvents } from './event-stream.js';
 import type { RepositoryInfo } from './git.js';
 import { Playtests } from './playtest.js';
-import { closeable, InMemoryPubSub } from './pubsub.js';
+import { closeable, InMemoryPubSub, Wakeup } from './pubsub.js';
 import { Runs, type RunTopics } from './runs.js';
 import type { MergeStrategy } from './git.js';
 import { Workspaces, type MergeRunResult } from './workspaces.js';
@@ -86,20 +86,19 @@ export class Orchestrator {
    */
   followRunUpdates(cardId: string | null): AsyncGenerator<string> {
     const pending = new Set<string>();
-    let wake: (() => void) | null = null;
+    const wakeup = new Wakeup();
     let closed = false;
     const unsubscribe = this.bus.subscribe('run-updated', cardId ?? '*', (update) => {
       pending.delete(update.runId); // re-added at the end: order by latest change
       pending.add(update.runId);
-      wake?.();
+      wakeup.notify();
     });
     async function* updates(): AsyncGenerator<string> {
       try {
         while (!closed) {
           const [next] = pending;
           if (next === undefined) {
-            await new Promise<void>((resolve) => (wake = resolve));
-            wake = null;
+            await wakeup.wait();
             continue;
           }
           pending.delete(next);
@@ -112,7 +111,7 @@ export class Orchestrator {
     return closeable(updates(), () => {
       closed = true;
       unsubscribe(); // also when the stream never started, which `finally` would not cover
-      wake?.();
+      wakeup.notify();
     });
   }
 

@@ -63,3 +63,18 @@ export function closeable<T>(generator: AsyncGenerator<T>, close: () => void): A
     },
   } as AsyncGenerator<T>;
 }
+
+/** A consumer waits for "something changed"; producers notify. A notify with nobody waiting is not kept. */
+export class Wakeup {
+  private waiter: (() => void) | null = null;
+
+  wait(): Promise<void> {
+    return new Promise((resolve) => (this.waiter = resolve));
+  }
+
+  notify(): void {
+    const waiter = this.waiter;
+    this.waiter = null;
+    waiter?.();
+  }
+}
