@@ -196,22 +196,11 @@ export class Runs {
     if (!live) {
       const run = await this.findRun(runId);
       if (run.status !== 'QUEUED') throw new ConflictError(`run ${runId} is ${run.status}, not active`);
-      // Status and event in one transaction, and only if the queue has not just started it.
-      const stopped = await this.options.eventLog.appendIfStatus(runId, 'QUEUED', [{ type: 'status', data: { status: 'STOPPED', reason: 'stopped before it started' } }], {
-        status: 'STOPPED',
-        endedAt: new Date(),
-      });
-      if (!stopped) return this.stop(runId);
-      this.options.bus.publish('run-updated', run.cardId, { runId, cardId: run.cardId, status: 'STOPPED' });
-      return;
+      // Only if the queue has not just started it; then it is live and stopped as such.
+      const stopped = await this.record(runId, run.cardId, 'STOPPED', { endedAt: new Date() }, { reason: 'stopped before it started' }, 'QUEUED');
+      return stopped ? undefined : this.stop(runId);
     }
-    if (live.phase === 'ended') return live.ended;
-    if (live.phase !== 'stopping') {
-      live.phase = 'stopping';
-      if (live.agent && live.agentWorking) await live.agent.request({ type: AgentCommandType.Abort }, ABORT_TIMEOUT_MS).catch(() => undefined);
-      await this.finish(live, 'STOPPED', { reason: 'stopped by request' });
-    }
-    return live.ended;
+    return this.end(live, 'STOPPED', 'stopped by request', ABORT_TIMEOUT_MS);
   }
 
   /** Deletes a settled run and its events; removes its worktree only if it owns it and no other run works there. */
@@ -219,8 +208,8 @@ export class Runs {
     const run = await this.findRun(runId);
     if (isActive(run.status)) throw new ConflictError(`run ${runId} is ${run.status}; stop it before deleting it`);
     if (run.ownsWorktree && run.worktreePath) {
-      const user = await this.options.db.client.run.findFirst({ where: { worktreePath: run.worktreePath, status: { in: [...ACTIVE_RUN_STATUSES] } }, select: { id: true } });
-      if (user) throw new ConflictError(`run ${user.id} is still working in this run's worktree`);
+      const user = await this.activeRunIn(run.worktreePath);
+      if (user) throw new ConflictError(`run ${user} is still working in this run's worktree`);
     }
     await this.options.playtests.stopIfRunning(runId);
     if (run.ownsWorktree && run.worktreePath) await this.options.workspaces.remove(runId);
@@ -254,14 +243,19 @@ export class Runs {
   async shutdown(): Promise<void> {
     this.closed = true;
     await Promise.all(
-      [...this.live.values()].map(async (live) => {
-        if (live.phase === 'ended') return live.ended;
-        live.phase = 'stopping';
-        if (live.agent && live.agentWorking) await live.agent.request({ type: AgentCommandType.Abort }, 1_000).catch(() => undefined);
-        await this.finish(live, 'INTERRUPTED', { reason: 'the server shut down' });
-      }),
+      [...this.live.values()].map((live) => this.end(live, 'INTERRUPTED', 'the server shut down', 1_000)),
     );
     await this.pumping;
+  }
+
+  /** Ends a live run on request: abort what the agent is doing, then finish with `status`. Idempotent. */
+  private async end(live: LiveRun, status: 'STOPPED' | 'INTERRUPTED', reason: string, abortTimeoutMs: number): Promise<void> {
+    if (live.phase !== 'ended' && live.phase !== 'stopping') {
+      live.phase = 'stopping';
+      if (live.agent && live.agentWorking) await live.agent.request({ type: AgentCommandType.Abort }, abortTimeoutMs).catch(() => undefined);
+      await this.finish(live, status, { reason });
+    }
+    return live.ended;
   }
 
   /** The run whose agent holds `token`, while that run is active; null otherwise. */
@@ -317,8 +311,8 @@ export class Runs {
     this.live.set(runId, live); // before any await: the queue counts it at once
 
     try {
-      const claimed = await this.options.db.write((tx) => tx.run.updateMany({ where: { id: runId, status: 'QUEUED' }, data: { status: 'STARTING' } }));
-      if (claimed.count === 0) {
+      const claimed = await this.record(runId, cardId, 'STARTING', {}, {}, 'QUEUED');
+      if (!claimed) {
         // Stopped or deleted while queued: give the slot to the next one.
         this.live.delete(runId);
         live.phase = 'ended';
@@ -326,7 +320,6 @@ export class Runs {
         this.pump();
         return;
       }
-      await this.record(runId, cardId, 'STARTING', {});
       const run = await this.options.db.client.run.findUniqueOrThrow({ where: { id: runId }, select: { prompt: true, useWorktree: true, worktreePath: true, sessionFile: true, refinedFromId: true } });
 
       let cwd = this.options.repoRoot;
@@ -342,10 +335,7 @@ export class Runs {
         // Stopped while the worktree was made: finish() ran before it existed. Honour cleanupOnFinish
         // here, without an event, since the terminal status must stay the run's last one.
         await live.ended;
-        const run = await this.options.db.client.run.findUnique({ where: { id: runId }, select: { cleanupOnFinish: true } });
-        if (run?.cleanupOnFinish && (await this.options.workspaces.remove(runId).catch(() => null))) {
-          await this.options.db.write((tx) => tx.run.update({ where: { id: runId }, data: { worktreeMissing: true } }));
-        }
+        await this.cleanUp(runId, false).catch(() => undefined);
         return;
       }
 
@@ -496,21 +486,30 @@ export class Runs {
     }
   }
 
-  /** cleanupOnFinish: remove the run's own worktree, keeping a branch with unmerged commits. */
-  private async cleanUp(runId: string): Promise<void> {
+  /** cleanupOnFinish: remove the run's own worktree, keeping a branch with unmerged commits; recorded as an event unless `withEvent` is false. */
+  private async cleanUp(runId: string, withEvent = true): Promise<void> {
     const run = await this.options.db.client.run.findUnique({ where: { id: runId }, select: { cleanupOnFinish: true, ownsWorktree: true, worktreePath: true } });
     if (!run?.cleanupOnFinish || !run.ownsWorktree || !run.worktreePath) return;
     const removed = await this.options.workspaces.remove(runId);
     if (!removed) return;
-    await this.options.eventLog.append(runId, [{ type: 'worktree_removed', data: { branchDeleted: removed.branchDeleted, unmergedCommits: removed.unmergedCommits } }], { worktreeMissing: true });
+    const events = withEvent ? [{ type: 'worktree_removed', data: { branchDeleted: removed.branchDeleted, unmergedCommits: removed.unmergedCommits } }] : [];
+    await this.options.eventLog.append(runId, events, { worktreeMissing: true });
   }
 
   // -- persistence ------------------------------------------------------------------------------
 
-  /** Writes a status change and its event in one transaction, then tells runUpdated subscribers. */
-  private async record(runId: string, cardId: string, status: RunStatus, changes: RunChanges, data: Record<string, unknown> = {}): Promise<void> {
-    await this.options.eventLog.append(runId, [{ type: 'status', data: { status, ...data } }], { status, ...changes });
-    this.options.bus.publish('run-updated', cardId, { runId, cardId, status });
+  /**
+   * Writes a status change and its event in one transaction, then tells runUpdated subscribers.
+   * With `ifStatus`, only when the run still has that status (a queued run that a stop and the queue
+   * race for); returns whether it was written.
+   */
+  private async record(runId: string, cardId: string, status: RunStatus, changes: RunChanges, data: Record<string, unknown> = {}, ifStatus?: RunStatus): Promise<boolean> {
+    const events = [{ type: 'status', data: { status, ...data } }];
+    const written = ifStatus
+      ? await this.options.eventLog.appendIfStatus(runId, ifStatus, events, { status, ...changes })
+      : await this.options.eventLog.append(runId, events, { status, ...changes });
+    if (written) this.options.bus.publish('run-updated', cardId, { runId, cardId, status });
+    return written !== null;
   }
 
   /** Agent events; dropped once the run has ended unless `force` (a final warning). */
@@ -549,9 +548,15 @@ export class Runs {
     if (isActive(target.status)) throw new ConflictError(`cannot refine run ${runId}: it is still ${target.status}`);
     if (!target.sessionFile || !existsSync(target.sessionFile)) throw new ConflictError(`cannot refine run ${runId}: it has no agent session to resume`);
     if (!target.worktreePath || !(await worktreeExists(target.worktreePath))) throw new ConflictError(`cannot refine run ${runId}: its worktree is gone`);
-    const busy = await this.options.db.client.run.findFirst({ where: { worktreePath: target.worktreePath, status: { in: [...ACTIVE_RUN_STATUSES] } }, select: { id: true } });
-    if (busy) throw new ConflictError(`cannot refine run ${runId}: run ${busy.id} is already working in its worktree`);
+    const busy = await this.activeRunIn(target.worktreePath);
+    if (busy) throw new ConflictError(`cannot refine run ${runId}: run ${busy} is already working in its worktree`);
     return target;
+  }
+
+  /** The id of an active run working in `worktreePath`, if any. */
+  private async activeRunIn(worktreePath: string): Promise<string | null> {
+    const run = await this.options.db.client.run.findFirst({ where: { worktreePath, status: { in: [...ACTIVE_RUN_STATUSES] } }, select: { id: true } });
+    return run?.id ?? null;
   }
 }
 
