@@ -6,7 +6,7 @@
 import BetterSqlite3 from 'better-sqlite3';
 import type { Database } from './db.js';
 import { openRepository } from './git.js';
-import { availableMigrations, MIGRATIONS_DIR } from './migrations.js';
+import { MIGRATIONS_DIR, pendingMigrations } from './migrations.js';
 
 /** One check's outcome; `error` says why it failed, in one line. */
 export interface CheckResult {
@@ -32,24 +32,22 @@ export interface ReadinessOptions {
 
 /** Runs the checks (database and repository at once); never throws. */
 export async function checkReadiness({ db, repositoryRoot, migrationsDir = MIGRATIONS_DIR, timeoutMs = 5_000 }: ReadinessOptions): Promise<Readiness> {
-  const [applied, repository] = await Promise.all([attempt(within(timeoutMs, readAppliedMigrations(db))), attempt(within(timeoutMs, openRepository(repositoryRoot)))]);
-  const missing = applied.value ? availableMigrations(migrationsDir).filter((name) => !applied.value!.has(name)) : [];
+  const [pending, repository] = await Promise.all([attempt(within(timeoutMs, readPendingMigrations(db, migrationsDir))), attempt(within(timeoutMs, openRepository(repositoryRoot)))]);
   const checks = {
-    database: applied.result,
-    migrations: !applied.value ? { ok: false, error: 'not checked: the database did not answer' } : missing.length ? { ok: false, error: `not applied: ${missing.join(', ')}` } : { ok: true },
+    database: pending.result,
+    migrations: !pending.value ? { ok: false, error: 'not checked: the database did not answer' } : pending.value.length ? { ok: false, error: `not applied: ${pending.value.join(', ')}` } : { ok: true },
     repository: repository.result,
   };
   const failed = Object.entries(checks).filter(([, check]) => !check.ok).map(([name]) => name);
   return { ready: failed.length === 0, failed, checks };
 }
 
-/** Asks the server's own connection, then opens the file afresh (read-only) and reads `_prisma_migrations`. */
-async function readAppliedMigrations(db: Database): Promise<Set<string>> {
+/** Asks the server's own connection, then opens the file afresh (read-only) and lists what is not applied. */
+async function readPendingMigrations(db: Database, migrationsDir: string): Promise<string[]> {
   await db.client.$queryRawUnsafe('SELECT 1');
   const fresh = new BetterSqlite3(db.sqlite.name, { readonly: true, fileMustExist: true, timeout: 1_000 });
   try {
-    const rows = fresh.prepare('SELECT migration_name AS name FROM _prisma_migrations WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL').all() as { name: string }[];
-    return new Set(rows.map((row) => row.name));
+    return pendingMigrations(fresh, migrationsDir);
   } finally {
     fresh.close();
   }

@@ -44,6 +44,26 @@ export function availableMigrations(dir = MIGRATIONS_DIR): string[] {
     .sort();
 }
 
+interface AppliedMigration {
+  name: string;
+  checksum: string;
+  finishedAt: string | null;
+}
+
+/** Migrations recorded in `_prisma_migrations` and not rolled back, by name (finished or not). */
+export function appliedMigrations(db: Database.Database): Map<string, AppliedMigration> {
+  const rows = db
+    .prepare(`SELECT migration_name AS name, checksum, finished_at AS finishedAt FROM _prisma_migrations WHERE rolled_back_at IS NULL`)
+    .all() as AppliedMigration[];
+  return new Map(rows.map((row) => [row.name, row]));
+}
+
+/** Names of the shipped migrations the database has not finished applying. */
+export function pendingMigrations(db: Database.Database, dir = MIGRATIONS_DIR): string[] {
+  const known = appliedMigrations(db);
+  return availableMigrations(dir).filter((name) => known.get(name)?.finishedAt == null);
+}
+
 /**
  * Brings the SQLite database at `file` up to date. Each migration runs in its own transaction, so a
  * failure leaves the database at the previous migration. Also turns on WAL, which persists in the file
@@ -54,10 +74,7 @@ export function migrateDatabase(file: string, dir = MIGRATIONS_DIR): MigrationOu
   try {
     db.pragma('journal_mode = WAL');
     db.exec(CREATE_MIGRATIONS_TABLE);
-    const rows = db
-      .prepare(`SELECT migration_name AS name, checksum, finished_at AS finishedAt FROM _prisma_migrations WHERE rolled_back_at IS NULL`)
-      .all() as { name: string; checksum: string; finishedAt: string | null }[];
-    const known = new Map(rows.map((row) => [row.name, row]));
+    const known = appliedMigrations(db);
     const applied: string[] = [];
 
     for (const name of availableMigrations(dir)) {

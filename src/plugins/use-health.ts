@@ -4,17 +4,11 @@
  * work, else 503, both with a JSON body naming what failed.
  */
 import type { Plugin } from 'graphql-yoga';
-
-/** What `/readyz` reports; `failed` names the checks that did not pass. */
-export interface ReadinessReport {
-  ready: boolean;
-  failed: string[];
-  checks: Record<string, { ok: boolean; error?: string }>;
-}
+import type { Readiness } from '../orchestrator/health.js';
 
 export interface HealthOptions {
   /** Runs on every `/readyz` request; should not throw (a throw counts as not ready). */
-  check: () => Promise<ReadinessReport>;
+  check: () => Promise<Readiness>;
   /** @default '/healthz' */
   healthEndpoint?: string;
   /** @default '/readyz' */
