@@ -9,8 +9,9 @@
 import type { Database } from './db.js';
 import { NotFoundError, RunboardError } from './errors.js';
 import { MAX_EVENTS_PER_READ, type EventLog, type RunEventRecord, type RunEventTopics } from './event-log.js';
-import { closeable, Wakeup, type PubSub } from './pubsub.js';
+import { feed, type PubSub } from './pubsub.js';
 import { isActive, type RunStatus } from './run-status.js';
+import type { RunTopics } from './runs.js';
 
 /** Live events one subscriber may have waiting before it is ended as too slow. @default 1_000 */
 export const MAX_BUFFERED_EVENTS = 1_000;
@@ -54,29 +55,22 @@ export async function followRunEvents(
   const maxBuffered = options.maxBuffered ?? MAX_BUFFERED_EVENTS;
   const buffer: RunEventRecord[] = [];
   let overflowed = false;
-  const wakeup = new Wakeup();
-  let closed = false;
-  // Subscribe first: whatever is written from now on is caught here, or by the replay below.
-  const unsubscribe = bus.subscribe('run-events', runId, (event) => {
-    if (overflowed) return;
-    if (buffer.length >= maxBuffered) {
-      overflowed = true;
-      buffer.length = 0; // free the memory now; the subscriber resumes from history
-    } else buffer.push(event);
-    wakeup.notify();
-  });
-  const run = await db.client.run.findUnique({ where: { id: runId }, select: { status: true } });
-  if (!run) {
-    unsubscribe();
-    throw new NotFoundError('Run', runId);
-  }
-  const settled = !isActive(run.status as RunStatus);
-
-  async function* stream(): AsyncGenerator<RunEventRecord> {
-    let lastSent = Math.max(0, options.since ?? 0);
-    let ended = settled;
-    const finished = () => ended && !options.stillWriting?.(runId);
-    try {
+  let settled = false;
+  // Subscribes at once: whatever is written from now on is caught here, or by the replay below.
+  const stream = feed<RunEventRecord>(
+    (notify) =>
+      bus.subscribe('run-events', runId, (event) => {
+        if (overflowed) return;
+        if (buffer.length >= maxBuffered) {
+          overflowed = true;
+          buffer.length = 0; // free the memory now; the subscriber resumes from history
+        } else buffer.push(event);
+        notify();
+      }),
+    async function* (control) {
+      let lastSent = Math.max(0, options.since ?? 0);
+      let ended = settled;
+      const finished = () => ended && !options.stillWriting?.(runId);
       // History, page by page, until a page comes back short.
       for (;;) {
         const page = await eventLog.read(runId, lastSent, REPLAY_PAGE);
@@ -90,11 +84,11 @@ export async function followRunEvents(
       if (finished()) return;
       // Live.
       for (;;) {
-        if (closed) return;
+        if (control.closed) return;
         if (overflowed) throw new SubscriberTooSlowError(lastSent);
         const event = buffer.shift();
         if (!event) {
-          await wakeup.wait();
+          await control.wait();
           continue;
         }
         if (event.seq <= lastSent) continue; // already replayed
@@ -103,13 +97,40 @@ export async function followRunEvents(
         if (isTerminalEvent(event)) ended = true;
         if ((isTerminalEvent(event) || event.type === 'playtest_exit') && finished()) return;
       }
-    } finally {
-      unsubscribe();
-    }
+    },
+  );
+  const run = await db.client.run.findUnique({ where: { id: runId }, select: { status: true } });
+  if (!run) {
+    await stream.return(undefined);
+    throw new NotFoundError('Run', runId);
   }
-  return closeable(stream(), () => {
-    closed = true;
-    unsubscribe(); // also when the stream never started, which `finally` would not cover
-    wakeup.notify();
-  });
+  settled = !isActive(run.status as RunStatus); // read before the stream's first step
+  return stream;
+}
+
+/**
+ * Ids of runs as their status changes, for one card or all (null). Updates not yet read are
+ * coalesced per run, so a slow reader holds at most one entry per run.
+ */
+export function followRunUpdates(bus: PubSub<RunTopics>, cardId: string | null): AsyncGenerator<string> {
+  const pending = new Set<string>();
+  return feed<string>(
+    (notify) =>
+      bus.subscribe('run-updated', cardId ?? '*', (update) => {
+        pending.delete(update.runId); // re-added at the end: order by latest change
+        pending.add(update.runId);
+        notify();
+      }),
+    async function* (control) {
+      while (!control.closed) {
+        const [next] = pending;
+        if (next === undefined) {
+          await control.wait();
+          continue;
+        }
+        pending.delete(next);
+        yield next;
+      }
+    },
+  );
 }

@@ -7,10 +7,10 @@ import { ConflictError } from './errors.js';
 import { isActive } from './run-status.js';
 import type { Database } from './db.js';
 import { EventLog, type RunEventRecord, type RunEventTopics } from './event-log.js';
-import { followRunEvents } from './event-stream.js';
+import { followRunEvents, followRunUpdates } from './event-stream.js';
 import type { RepositoryInfo } from './git.js';
 import { Playtests } from './playtest.js';
-import { closeable, InMemoryPubSub, Wakeup } from './pubsub.js';
+import { InMemoryPubSub } from './pubsub.js';
 import { Runs, type RunTopics } from './runs.js';
 import type { MergeStrategy } from './git.js';
 import { Workspaces, type MergeRunResult } from './workspaces.js';
@@ -80,39 +80,9 @@ export class Orchestrator {
     return followRunEvents(this.db, this.eventLog, this.bus, runId, { since, stillWriting: (id) => this.playtests.isRunning(id) });
   }
 
-  /**
-   * Ids of runs as their status changes, for one card or all (null). Updates not yet read are
-   * coalesced per run, so a slow reader holds at most one entry per run.
-   */
+  /** Ids of runs as their status changes, for one card or all (null); see event-stream.ts. */
   followRunUpdates(cardId: string | null): AsyncGenerator<string> {
-    const pending = new Set<string>();
-    const wakeup = new Wakeup();
-    let closed = false;
-    const unsubscribe = this.bus.subscribe('run-updated', cardId ?? '*', (update) => {
-      pending.delete(update.runId); // re-added at the end: order by latest change
-      pending.add(update.runId);
-      wakeup.notify();
-    });
-    async function* updates(): AsyncGenerator<string> {
-      try {
-        while (!closed) {
-          const [next] = pending;
-          if (next === undefined) {
-            await wakeup.wait();
-            continue;
-          }
-          pending.delete(next);
-          yield next;
-        }
-      } finally {
-        unsubscribe();
-      }
-    }
-    return closeable(updates(), () => {
-      closed = true;
-      unsubscribe(); // also when the stream never started, which `finally` would not cover
-      wakeup.notify();
-    });
+    return followRunUpdates(this.bus, cardId);
   }
 
   /** Start-up reconciliation with what is on disk and what an earlier server left running, then the queue resumes. */

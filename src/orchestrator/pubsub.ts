@@ -38,12 +38,43 @@ export class InMemoryPubSub<Topics extends Record<string, unknown>> implements P
   }
 }
 
+/** What a feed's body gets: a wait for the next notification, and whether the consumer has left. */
+export interface FeedControl {
+  wait(): Promise<void>;
+  readonly closed: boolean;
+}
+
 /**
- * Lets a consumer end a generator that is waiting for its next event. An async generator paused at
- * an `await` only handles `return()` after its next `yield`, so an unsubscribing client of a quiet
- * run would keep its listener until the next event; `close` wakes the wait so the generator can end.
+ * A stream fed by a subscription that is made at once: `listen(notify)` subscribes (returning its
+ * unsubscribe) and calls `notify` whenever something arrives; `body` is the stream, which awaits
+ * `wait()` when it has nothing to send and ends once `closed`.
+ *
+ * The consumer may leave at any time. An async generator paused at an `await` only handles
+ * `return()` after its next `yield`, so an unsubscribing client of a quiet run would otherwise keep
+ * its listener until the next event: leaving unsubscribes at once and wakes the body to end.
  */
-export function closeable<T>(generator: AsyncGenerator<T>, close: () => void): AsyncGenerator<T> {
+export function feed<T>(listen: (notify: () => void) => () => void, body: (control: FeedControl) => AsyncGenerator<T>): AsyncGenerator<T> {
+  let waiter: (() => void) | null = null;
+  const notify = () => {
+    const wake = waiter;
+    waiter = null;
+    wake?.();
+  };
+  const control = { closed: false, wait: () => new Promise<void>((resolve) => (waiter = resolve)) };
+  const unsubscribe = listen(notify);
+  const close = () => {
+    control.closed = true;
+    unsubscribe(); // also when the stream never started, which `finally` would not cover
+    notify();
+  };
+  async function* run(): AsyncGenerator<T> {
+    try {
+      yield* body(control);
+    } finally {
+      unsubscribe();
+    }
+  }
+  const generator = run();
   return {
     next: (...args) => generator.next(...args),
     return: (value) => {
@@ -62,19 +93,4 @@ export function closeable<T>(generator: AsyncGenerator<T>, close: () => void): A
       await generator.return(undefined);
     },
   } as AsyncGenerator<T>;
-}
-
-/** A consumer waits for "something changed"; producers notify. A notify with nobody waiting is not kept. */
-export class Wakeup {
-  private waiter: (() => void) | null = null;
-
-  wait(): Promise<void> {
-    return new Promise((resolve) => (this.waiter = resolve));
-  }
-
-  notify(): void {
-    const waiter = this.waiter;
-    this.waiter = null;
-    waiter?.();
-  }
 }
