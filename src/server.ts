@@ -6,7 +6,6 @@
 import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import type { ExecutionArgs, GraphQLError } from 'graphql';
 import type { OperationResult } from 'graphql-ws';
@@ -23,12 +22,14 @@ import { Orchestrator } from './orchestrator/index.js';
 import { graphiqlOptions } from './plugins/graphiql.js';
 import { useAgentScope } from './plugins/use-agent-scope.js';
 import { authenticate, useAuthentication, type AuthenticationOptions } from './plugins/use-authentication.js';
+import { useCSRFPreventionForAllButEventSource, useSSEEventIds } from './plugins/use-event-source.js';
 import { useHealth } from './plugins/use-health.js';
 import { useLimits } from './plugins/use-limits.js';
 import { useRequestLog, type TransportContext } from './plugins/use-request-log.js';
 import { refusal, useRequestOrigin, type RequestOriginOptions } from './plugins/use-request-origin.js';
 import { useVariableErrorCodes } from './plugins/use-variable-error-codes.js';
 import { UnauthenticatedError } from './schema/auth.js';
+import { parseLastEventId } from './schema/context.js';
 import { schema, type Context } from './schema/index.js';
 import { isExpectedError, maskError } from './schema/errors.js';
 
@@ -78,7 +79,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     const authorization = initial.connectionParams ? initial.connectionParams.authorization : (initial.request?.headers.get('authorization') ?? undefined);
     const principal = authenticate(authorization, auth);
     if (!principal) throw new UnauthenticatedError('missing or wrong token');
-    return { orchestrator, prisma: db.client, principal };
+    return { orchestrator, prisma: db.client, principal, lastEventId: parseLastEventId(initial.request?.headers.get('last-event-id')) };
   };
 
   const yoga = createYoga({
@@ -95,7 +96,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       useRequestOrigin(origin),
       useHealth({ check: () => checkReadiness({ db, repositoryRoot: repository.root }) }),
       useAuthentication(auth),
-      useCSRFPrevention(),
+      useCSRFPreventionForAllButEventSource(),
+      useSSEEventIds(),
       ...useLimits({ maxDepth: config.maxDepth, maxAliases: config.maxAliases, maxDirectives: config.maxDirectives, maxCost: config.maxCost }),
       useAgentScope(),
       useVariableErrorCodes(),

@@ -56,11 +56,11 @@ test('thinking and an abort keep both texts in order', () => {
   expect(events.at(-1)?.type).toBe('agent_end');
 });
 
-test('unknown agent output is kept as agent_event, and a non-JSON line is a protocol error', () => {
+test('unknown agent output is kept as unrecognized, and a non-JSON line is a protocol error', () => {
   const out: RunEventInput[] = [];
   const normalizer = new AgentEventNormalizer((events) => out.push(...events));
   normalizer.handle(parseAgentLine(JSON.stringify({ type: 'brand_new_event', detail: 42 })));
-  expect(out).toEqual([{ type: 'agent_event', data: { originalType: 'brand_new_event', preview: expect.stringContaining('"detail":42') } }]);
+  expect(out).toEqual([{ type: 'unrecognized', data: { originalType: 'brand_new_event', preview: expect.stringContaining('"detail":42') } }]);
   expect(() => parseAgentLine('Fork this session? [y/N]')).toThrow(AgentProtocolError);
   // U+2028 inside a JSON string is data, not a line break.
   expect(parseAgentLine(JSON.stringify({ type: 'agent_start', note: 'a\u2028b' })).type).toBe('agent_start');

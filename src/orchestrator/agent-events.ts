@@ -16,7 +16,7 @@
  * - retry { attempt, maxAttempts, delayMs, error } / retry_end { success, attempt, error }
  * - agent_start {} / agent_end {}        the agent began / stopped working
  * - compaction { phase, reason }
- * - agent_event { originalType, preview } anything else the agent said, kept rather than dropped
+ * - unrecognized { originalType, preview } anything else the agent said, kept rather than dropped
  */
 import {
   AgentMessageType,
@@ -128,9 +128,9 @@ export class AgentEventNormalizer {
         return [{ type: 'compaction', data: { phase: message.type === AgentMessageType.CompactionStart ? 'start' : 'end', reason: typeof message.reason === 'string' ? message.reason : null } }];
       case AgentMessageType.ExtensionError:
       case 'unknown': {
-        const originalType = message.type === 'unknown' ? message.originalType : message.type;
+        const originalType = (message.type === 'unknown' ? message.originalType : message.type) ?? 'unknown';
         const raw = message.type === 'unknown' ? message.raw : message;
-        return [{ type: 'agent_event', data: { originalType, preview: truncateText(JSON.stringify(raw), PREVIEW_CHARS) } }];
+        return [{ type: 'unrecognized', data: { originalType, preview: truncateText(JSON.stringify(raw), PREVIEW_CHARS) } }];
       }
     }
   }

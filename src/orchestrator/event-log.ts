@@ -8,30 +8,19 @@ import { randomUUID } from 'node:crypto';
 import type { Database } from './db.js';
 import { NotFoundError } from './errors.js';
 import type { PubSub } from './pubsub.js';
+import { toRunEvent, type RunEvent, type RunEventInput } from './run-events.js';
 import type { RunStatus } from './run-status.js';
+
+export type { RunEvent, RunEventInput };
 
 /** Largest `data` of one event, as JSON; larger payloads are replaced by a preview. @default 16_384 // bytes */
 export const MAX_EVENT_DATA_BYTES = 16 * 1024;
 /** Most events one `read` returns. @default 1_000 */
 export const MAX_EVENTS_PER_READ = 1_000;
 
-export interface RunEventInput {
-  /** snake_case, e.g. `status`, `assistant_text`, `tool_end`. */
-  readonly type: string;
-  readonly data: Record<string, unknown>;
-}
-
-export interface RunEventRecord {
-  readonly runId: string;
-  readonly seq: number;
-  readonly type: string;
-  readonly data: Record<string, unknown>;
-  readonly createdAt: Date;
-}
-
 /** What the log publishes, by topic; keyed by run id. */
 export interface RunEventTopics extends Record<string, unknown> {
-  'run-events': RunEventRecord;
+  'run-events': RunEvent;
 }
 
 /**
@@ -89,7 +78,7 @@ export class EventLog {
    * Persists `events` in order with the next seqs, applying `changes` to the run row in the same
    * transaction, then publishes them. Returns the stored records. NotFoundError for an unknown run.
    */
-  async append(runId: string, events: readonly RunEventInput[], changes: RunChanges = {}): Promise<RunEventRecord[]> {
+  async append(runId: string, events: readonly RunEventInput[], changes: RunChanges = {}): Promise<RunEvent[]> {
     const records = await this.db.writeSync(() => this.write(runId, events, changes));
     this.publish(runId, records);
     return records;
@@ -100,14 +89,14 @@ export class EventLog {
    * null (nothing written) otherwise. For transitions another writer may race, such as stopping a
    * QUEUED run that the queue is just starting.
    */
-  async appendIfStatus(runId: string, expected: RunStatus, events: readonly RunEventInput[], changes: RunChanges): Promise<RunEventRecord[] | null> {
+  async appendIfStatus(runId: string, expected: RunStatus, events: readonly RunEventInput[], changes: RunChanges): Promise<RunEvent[] | null> {
     const records = await this.db.writeSync(() => (this.statements.status.get(runId)?.status === expected ? this.write(runId, events, changes) : null));
     if (records) this.publish(runId, records);
     return records;
   }
 
   /** The transaction body: run changes, then the events with the next seqs. */
-  private write(runId: string, events: readonly RunEventInput[], changes: RunChanges): RunEventRecord[] {
+  private write(runId: string, events: readonly RunEventInput[], changes: RunChanges): RunEvent[] {
     const columns = RUN_COLUMNS.filter((column) => column in changes);
     if (columns.length) {
       this.db.sqlite
@@ -119,28 +108,29 @@ export class EventLog {
     const createdAt = new Date();
     const stamp = sqlValue(createdAt);
     return events.map((event, i) => {
-      const record = { runId, seq: bumped.lastSeq - events.length + 1 + i, type: event.type, data: capData(event.data), createdAt };
-      this.statements.insert.run(randomUUID(), runId, record.seq, record.type, JSON.stringify(record.data), stamp);
-      return record;
+      const seq = bumped.lastSeq - events.length + 1 + i;
+      const data = capData(event.data);
+      this.statements.insert.run(randomUUID(), runId, seq, event.type, JSON.stringify(data), stamp);
+      return toRunEvent(runId, seq, event.type, data, createdAt);
     });
   }
 
   /** Published only after the transaction committed. */
-  private publish(runId: string, records: readonly RunEventRecord[]): void {
+  private publish(runId: string, records: readonly RunEvent[]): void {
     for (const record of records) this.bus.publish('run-events', runId, record);
   }
 
   /** Events with `seq > since`, oldest first, at most `limit` (capped at MAX_EVENTS_PER_READ). */
-  async read(runId: string, since = 0, limit = MAX_EVENTS_PER_READ): Promise<RunEventRecord[]> {
+  async read(runId: string, since = 0, limit = MAX_EVENTS_PER_READ): Promise<RunEvent[]> {
     const rows = this.statements.read.all(runId, since, Math.max(0, Math.min(limit, MAX_EVENTS_PER_READ)));
-    return rows.map((row) => ({ runId, seq: row.seq, type: row.type, data: JSON.parse(row.data) as Record<string, unknown>, createdAt: new Date(row.createdAt) }));
+    return rows.map((row) => toRunEvent(runId, row.seq, row.type, JSON.parse(row.data) as Record<string, unknown>, new Date(row.createdAt)));
   }
 }
 
 /** Keeps an event's JSON under MAX_EVENT_DATA_BYTES, replacing an oversized payload with a preview. */
-export function capData(data: Record<string, unknown>): Record<string, unknown> {
+export function capData(data: object): Record<string, unknown> {
   const json = JSON.stringify(data);
-  if (Buffer.byteLength(json) <= MAX_EVENT_DATA_BYTES) return data;
+  if (Buffer.byteLength(json) <= MAX_EVENT_DATA_BYTES) return data as Record<string, unknown>;
   return { truncated: true, originalBytes: Buffer.byteLength(json), preview: truncateText(json, MAX_EVENT_DATA_BYTES / 4) };
 }
 

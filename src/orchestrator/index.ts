@@ -6,7 +6,7 @@ import { Board } from './board.js';
 import { ConflictError } from './errors.js';
 import { isActive } from './run-status.js';
 import type { Database } from './db.js';
-import { EventLog, type RunEventRecord, type RunEventTopics } from './event-log.js';
+import { EventLog, type RunEvent, type RunEventTopics } from './event-log.js';
 import { followRunEvents, followRunUpdates } from './event-stream.js';
 import type { RepositoryInfo } from './git.js';
 import { Playtests } from './playtest.js';
@@ -75,9 +75,13 @@ export class Orchestrator {
     });
   }
 
-  /** A run's events with seq > since: history, then live, once each (see event-stream.ts). NotFoundError for an unknown run. */
-  followRunEvents(runId: string, since: number): Promise<AsyncGenerator<RunEventRecord>> {
-    return followRunEvents(this.db, this.eventLog, this.bus, runId, { since, stillWriting: (id) => this.playtests.isRunning(id) });
+  /**
+   * A run's events with seq > since: history, then live, once each, until the consumer leaves or, with
+   * `untilSettled`, until the run and its playtest are done (see event-stream.ts). NotFoundError for an
+   * unknown run; InvalidInputError for a `since` past its last seq.
+   */
+  followRunEvents(runId: string, since: number, untilSettled = false): Promise<AsyncGenerator<RunEvent>> {
+    return followRunEvents(this.db, this.eventLog, this.bus, runId, { since, untilSettled, stillWriting: (id) => this.playtests.isRunning(id) });
   }
 
   /** Ids of runs as their status changes, for one card or all (null); see event-stream.ts. */

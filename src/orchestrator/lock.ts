@@ -29,3 +29,34 @@ export class KeyedMutex {
     }
   }
 }
+
+/**
+ * At most `slots` holders at once; others wait in FIFO order. `acquire` resolves to the release,
+ * which is idempotent; with `holdAtMostMs`, the slot is also released after that long, so a holder
+ * stalled on something outside our control (a client that stopped reading) cannot keep it.
+ */
+export class Semaphore {
+  private readonly waiting: (() => void)[] = [];
+  private free: number;
+
+  constructor(slots: number) {
+    this.free = slots;
+  }
+
+  async acquire(holdAtMostMs?: number): Promise<() => void> {
+    if (this.free > 0) this.free -= 1;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    let held = true;
+    const timer = holdAtMostMs === undefined ? undefined : setTimeout(() => release(), holdAtMostMs);
+    timer?.unref();
+    const release = () => {
+      if (!held) return;
+      held = false;
+      clearTimeout(timer);
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free += 1;
+    };
+    return release;
+  }
+}

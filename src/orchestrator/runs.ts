@@ -23,6 +23,7 @@ import { delay, endProcessesWithEnv } from './processes.js';
 import { AGENT_PROMPT_SELECT, renderCardPrompt } from './prompt.js';
 import type { PubSub } from './pubsub.js';
 import { ACTIVE_RUN_STATUSES, isActive, type RunStatus } from './run-status.js';
+import type { RunEventDataByType } from './run-events.js';
 import type { Playtests } from './playtest.js';
 import type { Workspaces } from './workspaces.js';
 
@@ -492,7 +493,7 @@ export class Runs {
     if (!run?.cleanupOnFinish || !run.ownsWorktree || !run.worktreePath) return;
     const removed = await this.options.workspaces.remove(runId);
     if (!removed) return;
-    const events = withEvent ? [{ type: 'worktree_removed', data: { branchDeleted: removed.branchDeleted, unmergedCommits: removed.unmergedCommits } }] : [];
+    const events: RunEventInput[] = withEvent ? [{ type: 'worktree_removed', data: { branchDeleted: removed.branchDeleted, unmergedCommits: removed.unmergedCommits } }] : [];
     await this.options.eventLog.append(runId, events, { worktreeMissing: true });
   }
 
@@ -503,8 +504,8 @@ export class Runs {
    * With `ifStatus`, only when the run still has that status (a queued run that a stop and the queue
    * race for); returns whether it was written.
    */
-  private async record(runId: string, cardId: string, status: RunStatus, changes: RunChanges, data: Record<string, unknown> = {}, ifStatus?: RunStatus): Promise<boolean> {
-    const events = [{ type: 'status', data: { status, ...data } }];
+  private async record(runId: string, cardId: string, status: RunStatus, changes: RunChanges, data: Omit<RunEventDataByType['status'], 'status'> = {}, ifStatus?: RunStatus): Promise<boolean> {
+    const events: RunEventInput[] = [{ type: 'status', data: { status, ...data } }];
     const written = ifStatus
       ? await this.options.eventLog.appendIfStatus(runId, ifStatus, events, { status, ...changes })
       : await this.options.eventLog.append(runId, events, { status, ...changes });

@@ -5,6 +5,7 @@
  * `board_change` event on its run. Which root fields an agent may call at all is checked before
  * execution by plugins/use-agent-scope.ts; the card checks are here, next to the resolvers.
  */
+import type { BoardChangeAction, RunEventDataByType } from '../orchestrator/run-events.js';
 import type { Context } from './context.js';
 
 export type Principal = { readonly kind: 'operator' } | { readonly kind: 'agent'; readonly runId: string; readonly cardId: string };
@@ -31,7 +32,7 @@ export function requireRunAccess(ctx: Context, runId: string): void {
 }
 
 /** Records what an agent changed as an event on its run; the operator's changes need no record here. */
-export async function recordAgentChange(ctx: Context, action: string, details: Record<string, unknown>): Promise<void> {
+export async function recordAgentChange(ctx: Context, action: BoardChangeAction, details: Omit<RunEventDataByType['board_change'], 'action'>): Promise<void> {
   if (ctx.principal.kind !== 'agent') return;
   await ctx.orchestrator.eventLog.append(ctx.principal.runId, [{ type: 'board_change', data: { action, ...details } }]);
 }

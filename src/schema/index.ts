@@ -5,6 +5,7 @@ import './card.js';
 import './comment.js';
 import './reference.js';
 import './run.js';
+import './run-events.js';
 import './review.js';
 import './repository.js';
 import './subscriptions.js';

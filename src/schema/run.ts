@@ -3,6 +3,7 @@ import { MAX_EVENTS_PER_READ } from '../orchestrator/event-log.js';
 import { builder } from './builder.js';
 import { Card } from './card.js';
 import { orNotFound } from './errors.js';
+import { RunEventInterface } from './run-events.js';
 
 export const RunStatusEnum = builder.enumType('RunStatus', {
   values: {
@@ -14,36 +15,6 @@ export const RunStatusEnum = builder.enumType('RunStatus', {
     STOPPED: { description: 'Stopped by a person (stopRun).' },
     INTERRUPTED: { description: 'The server stopped while the run was active. Its worktree is kept, so it can be refined.' },
   },
-});
-
-export const RUN_EVENT_TYPES_DOC = `Event types and their \`data\`:
-- status { status, reason?, error?, refinedFrom? }: every status transition, the first event of every run.
-- user_message { mode: PROMPT | STEER | FOLLOW_UP, text }: a message runboard sent to the agent.
-- message_delivered { text }: a message reached the agent's conversation (steers arrive at its next model request).
-- assistant_text { text }: answer text, coalesced; concatenated in seq order they are the answer.
-- thinking { text }: reasoning text, coalesced.
-- tool_start { toolCallId, tool, args } / tool_progress { toolCallId, tool, output } (throttled, output tail) / tool_end { toolCallId, tool, isError, output (capped) }.
-- usage { input, output, cacheRead, cacheWrite, totalTokens, cost }: per model answer.
-- model_error { message }: a model request failed.
-- queue { steering, followUp }: how many messages wait in the agent's queue.
-- retry { attempt, maxAttempts, delayMs, error } / retry_end { success, attempt, error }.
-- agent_start {} / agent_end {}: the agent began / stopped working.
-- compaction { phase, reason }; stderr { line }; warning { message }.
-- worktree_removed { branchDeleted, unmergedCommits }: cleanupOnFinish removed the worktree.
-- merge { ok, sha, strategy, conflictingPaths, message }: mergeRun's outcome.
-- board_change { action, … }: something the agent changed on its card through the API (addComment, updateCard, addCardTags, removeCardTags, moveCard).
-- agent_event { originalType, preview }: anything else the agent said, kept rather than dropped.
-- playtest_start { command, pid } / playtest_output { stream, line } / playtest_dropped { count } / playtest_exit { exitCode, signal, droppedLines, stopped }.
-Payloads are capped at 16 KiB; an oversized one becomes { truncated, originalBytes, preview }.`;
-
-export const RunEventRef = builder.objectRef<{ runId: string; seq: number; type: string; data: Record<string, unknown>; createdAt: Date }>('RunEvent').implement({
-  description: `One entry of a run's event log, persisted before anyone sees it. \`seq\` is 1, 2, 3… per run with no gaps.\n\n${RUN_EVENT_TYPES_DOC}`,
-  fields: (t) => ({
-    seq: t.exposeInt('seq'),
-    type: t.exposeString('type'),
-    data: t.expose('data', { type: 'JSON' }),
-    createdAt: t.expose('createdAt', { type: 'DateTime' }),
-  }),
 });
 
 export const Run = builder.prismaNode('Run', {
@@ -75,7 +46,7 @@ export const Run = builder.prismaNode('Run', {
     startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
     endedAt: t.expose('endedAt', { type: 'DateTime', nullable: true }),
     events: t.field({
-      type: [RunEventRef],
+      type: [RunEventInterface],
       description: `Events with seq > since, oldest first, at most \`first\` (max ${MAX_EVENTS_PER_READ}). Page by passing the last seq seen as \`since\`.`,
       args: {
         since: t.arg.int({ defaultValue: 0 }),

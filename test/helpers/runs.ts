@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 /** Helpers for tests that run the real pi against the scripted model server. */
 import { makePiEnvironment, startModelServer, type ModelScript, type ModelServer } from './model-server.js';
+import { RUN_EVENT_FIELDS, withData, type TestRunEvent } from './events.js';
 import { startTestServer, type TestServer } from './server.js';
 
 export interface AgentTestBed {
@@ -55,13 +56,13 @@ export async function waitForStatus(t: TestServer, runId: string, statuses = SET
   }, timeoutMs);
 }
 
-/** All events of a run, oldest first. */
-export async function runEvents(t: TestServer, runId: string): Promise<{ seq: number; type: string; data: any }[]> {
-  const events: { seq: number; type: string; data: any }[] = [];
+/** All events of a run, oldest first, read through `Run.events`. */
+export async function runEvents(t: TestServer, runId: string): Promise<TestRunEvent[]> {
+  const events: TestRunEvent[] = [];
   for (;;) {
-    const { run } = await t.ok(`query($id: ID!, $since: Int!) { run(id: $id) { events(since: $since, first: 1000) { seq type data } } }`, { id: runId, since: events.at(-1)?.seq ?? 0 });
+    const { run } = await t.ok(`query($id: ID!, $since: Int!) { run(id: $id) { events(since: $since, first: 1000) { ...RunEventFields } } } ${RUN_EVENT_FIELDS}`, { id: runId, since: events.at(-1)?.seq ?? 0 });
     if (!run.events.length) return events;
-    events.push(...run.events);
+    events.push(...run.events.map(withData));
   }
 }
 
