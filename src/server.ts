@@ -13,6 +13,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, type YogaLogger } from 'graphql-yoga';
 import type { DestinationStream } from 'pino';
 import { WebSocketServer } from 'ws';
+import { createAgentCatalog } from './agents/index.js';
 import { isLoopbackHost, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { Database } from './orchestrator/db.js';
@@ -62,8 +63,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     db,
     repository,
     dataDir: config.dataDir,
-    agentCommand: config.agentCommand,
-    agentArgs: config.agentArgs,
+    agents: createAgentCatalog({ piCommand: config.agentCommand, piArgs: config.agentArgs }),
     agentEnv: options.agentEnv,
     maxConcurrentRuns: config.maxConcurrentRuns,
     playtestCommand: config.playtestCommand,

@@ -2,6 +2,7 @@
  * The orchestrator: everything runboard does, with no GraphQL in it. The schema layer translates
  * GraphQL into calls on this object.
  */
+import type { AgentCatalog } from './agent-catalog.js';
 import { Board } from './board.js';
 import { ConflictError } from './errors.js';
 import { isActive } from './run-status.js';
@@ -21,10 +22,8 @@ export interface OrchestratorOptions {
   repository: RepositoryInfo;
   /** Where worktrees, sessions and logs live. */
   dataDir: string;
-  /** The agent program and its leading arguments. @default pi from this project's dependencies */
-  agentCommand?: readonly string[] | null;
-  /** Added after `--mode rpc`. */
-  agentArgs?: readonly string[];
+  /** The agents runs may use (src/agents builds it from the configuration). */
+  agents: AgentCatalog;
   /** Added to the server's environment for every agent. */
   agentEnv?: Readonly<Record<string, string>>;
   /** @default 4 */
@@ -46,11 +45,13 @@ export class Orchestrator {
   readonly workspaces: Workspaces;
   readonly runs: Runs;
   readonly playtests: Playtests;
+  readonly agents: AgentCatalog;
 
   constructor(options: OrchestratorOptions) {
     this.db = options.db;
     this.repository = options.repository;
     this.dataDir = options.dataDir;
+    this.agents = options.agents;
     this.eventLog = new EventLog(options.db, this.bus);
     this.board = new Board(options.db);
     this.workspaces = new Workspaces(options.db, options.repository.root, options.dataDir);
@@ -68,8 +69,7 @@ export class Orchestrator {
       workspaces: this.workspaces,
       repoRoot: options.repository.root,
       dataDir: options.dataDir,
-      agentCommand: options.agentCommand,
-      agentArgs: options.agentArgs,
+      agents: options.agents,
       agentEnv: options.agentEnv,
       maxConcurrentRuns: options.maxConcurrentRuns,
     });

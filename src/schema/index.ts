@@ -6,6 +6,7 @@ import './comment.js';
 import './reference.js';
 import './run.js';
 import './run-events.js';
+import './agent.js';
 import './review.js';
 import './repository.js';
 import './subscriptions.js';

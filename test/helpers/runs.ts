@@ -46,7 +46,7 @@ export async function startRun(t: TestServer, title: string, extra: Record<strin
   return run.id;
 }
 
-const RUN_FIELDS = `id status error exitCode exitSignal sessionFile worktreePath ownsWorktree branch lastSeq startedAt endedAt`;
+const RUN_FIELDS = `id status error exitCode exitSignal agentSession worktreePath ownsWorktree branch lastSeq startedAt endedAt`;
 
 /** The run once its status is one of `statuses` (default: settled). */
 export async function waitForStatus(t: TestServer, runId: string, statuses = SETTLED, timeoutMs = 30_000): Promise<any> {

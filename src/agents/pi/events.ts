@@ -25,8 +25,8 @@ import {
   type ContentBlock,
   type MessageEvent,
   type ToolExecutionEvent,
-} from './agent-protocol.js';
-import { tailText, truncateText, type RunEventInput } from './event-log.js';
+} from './protocol.js';
+import { tailText, truncateText, type RunEventInput } from '../../orchestrator/event-log.js';
 
 /** Coalesced text is flushed at this size… @default 4_000 // characters */
 export const TEXT_FLUSH_CHARS = 4_000;
@@ -43,7 +43,7 @@ export const PREVIEW_CHARS = 2_000;
 
 type TextKind = 'assistant_text' | 'thinking';
 
-export class AgentEventNormalizer {
+export class PiEventNormalizer {
   private pending: { kind: TextKind; text: string } | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
   private readonly lastProgress = new Map<string, number>();
