@@ -5,7 +5,8 @@
  * Whatever writes an event (the agent, a merge, a playtest, a board change) goes through `append`.
  */
 import { randomUUID } from 'node:crypto';
-import type { Database } from './db.js';
+import type { BoardEventInput, BoardEventRecord, BoardLog } from './board-log.js';
+import type { Database, Tx } from './db.js';
 import { NotFoundError } from './errors.js';
 import type { PubSub } from './pubsub.js';
 import type { RunStatus } from './run-status.js';
@@ -67,18 +68,23 @@ function sqlValue(value: RunChanges[keyof RunChanges]): string | number | null {
   return value ?? null;
 }
 
+const BUMP_SEQ = 'UPDATE "Run" SET "lastSeq" = "lastSeq" + ? WHERE "id" = ? RETURNING "lastSeq", "cardId"';
+const INSERT_EVENT = 'INSERT INTO "RunEvent" ("id", "runId", "seq", "type", "data", "createdAt") VALUES (?, ?, ?, ?, ?, ?)';
+
 export class EventLog {
   private readonly statements;
 
   constructor(
     private readonly db: Database,
     private readonly bus: PubSub<RunEventTopics>,
+    /** Where a run's status changes and merges are also recorded, in the same transaction. */
+    private readonly boardLog: BoardLog,
   ) {
     const sqlite = db.sqlite;
     this.statements = {
       status: sqlite.prepare<[string], { status: string }>('SELECT "status" FROM "Run" WHERE "id" = ?'),
-      bumpSeq: sqlite.prepare<[number, string], { lastSeq: number }>('UPDATE "Run" SET "lastSeq" = "lastSeq" + ? WHERE "id" = ? RETURNING "lastSeq"'),
-      insert: sqlite.prepare('INSERT INTO "RunEvent" ("id", "runId", "seq", "type", "data", "createdAt") VALUES (?, ?, ?, ?, ?, ?)'),
+      bumpSeq: sqlite.prepare<[number, string], { lastSeq: number; cardId: string }>(BUMP_SEQ),
+      insert: sqlite.prepare(INSERT_EVENT),
       read: sqlite.prepare<[string, number, number], { seq: number; type: string; data: string; createdAt: string }>(
         'SELECT "seq", "type", "data", "createdAt" FROM "RunEvent" WHERE "runId" = ? AND "seq" > ? ORDER BY "seq" LIMIT ?',
       ),
@@ -90,8 +96,9 @@ export class EventLog {
    * transaction, then publishes them. Returns the stored records. NotFoundError for an unknown run.
    */
   async append(runId: string, events: readonly RunEventInput[], changes: RunChanges = {}): Promise<RunEventRecord[]> {
-    const records = await this.db.writeSync(() => this.write(runId, events, changes));
+    const { records, board } = await this.db.writeSync(() => this.write(runId, events, changes));
     this.publish(runId, records);
+    this.boardLog.publish(board);
     return records;
   }
 
@@ -101,13 +108,36 @@ export class EventLog {
    * QUEUED run that the queue is just starting.
    */
   async appendIfStatus(runId: string, expected: RunStatus, events: readonly RunEventInput[], changes: RunChanges): Promise<RunEventRecord[] | null> {
-    const records = await this.db.writeSync(() => (this.statements.status.get(runId)?.status === expected ? this.write(runId, events, changes) : null));
-    if (records) this.publish(runId, records);
+    const written = await this.db.writeSync(() => (this.statements.status.get(runId)?.status === expected ? this.write(runId, events, changes) : null));
+    if (!written) return null;
+    this.publish(runId, written.records);
+    this.boardLog.publish(written.board);
+    return written.records;
+  }
+
+  /**
+   * Appends inside the caller's Prisma transaction (`Database.write`), in the same format as `append`,
+   * so a change and its record commit together. The caller publishes the result after the commit.
+   */
+  async appendTx(tx: Tx, runId: string, events: readonly RunEventInput[]): Promise<RunEventRecord[]> {
+    const [bumped] = await tx.$queryRawUnsafe<{ lastSeq: number | bigint }[]>(BUMP_SEQ, events.length, runId);
+    if (!bumped) throw new NotFoundError('Run', runId);
+    const lastSeq = Number(bumped.lastSeq);
+    const createdAt = new Date();
+    const records: RunEventRecord[] = [];
+    for (const [i, event] of events.entries()) {
+      const record = { runId, seq: lastSeq - events.length + 1 + i, type: event.type, data: capData(event.data), createdAt };
+      await tx.$executeRawUnsafe(INSERT_EVENT, randomUUID(), runId, record.seq, record.type, JSON.stringify(record.data), sqlValue(createdAt));
+      records.push(record);
+    }
     return records;
   }
 
-  /** The transaction body: run changes, then the events with the next seqs. */
-  private write(runId: string, events: readonly RunEventInput[], changes: RunChanges): RunEventRecord[] {
+  /**
+   * The transaction body: run changes, then the events with the next seqs, then the board log's
+   * entries for a status change or a successful merge among them.
+   */
+  private write(runId: string, events: readonly RunEventInput[], changes: RunChanges): { records: RunEventRecord[]; board: BoardEventRecord[] } {
     const columns = RUN_COLUMNS.filter((column) => column in changes);
     if (columns.length) {
       this.db.sqlite
@@ -118,15 +148,17 @@ export class EventLog {
     if (!bumped) throw new NotFoundError('Run', runId);
     const createdAt = new Date();
     const stamp = sqlValue(createdAt);
-    return events.map((event, i) => {
+    const records = events.map((event, i) => {
       const record = { runId, seq: bumped.lastSeq - events.length + 1 + i, type: event.type, data: capData(event.data), createdAt };
       this.statements.insert.run(randomUUID(), runId, record.seq, record.type, JSON.stringify(record.data), stamp);
       return record;
     });
+    const board = this.boardLog.appendSync(null, events.flatMap((event) => boardEventOf(runId, bumped.cardId, event)));
+    return { records, board };
   }
 
-  /** Published only after the transaction committed. */
-  private publish(runId: string, records: readonly RunEventRecord[]): void {
+  /** Publishes committed records; call it only after their transaction committed. */
+  publish(runId: string, records: readonly RunEventRecord[]): void {
     for (const record of records) this.bus.publish('run-events', runId, record);
   }
 
@@ -135,6 +167,15 @@ export class EventLog {
     const rows = this.statements.read.all(runId, since, Math.max(0, Math.min(limit, MAX_EVENTS_PER_READ)));
     return rows.map((row) => ({ runId, seq: row.seq, type: row.type, data: JSON.parse(row.data) as Record<string, unknown>, createdAt: new Date(row.createdAt) }));
   }
+}
+
+/** The board log's entry for a run event, if it is one the board shows: a status change, or a merge that happened. */
+function boardEventOf(runId: string, cardId: string, event: RunEventInput): BoardEventInput[] {
+  if (event.type === 'status') return [{ type: 'run_status_changed', cardId, runId, data: { runId, status: event.data.status as RunStatus } }];
+  if (event.type === 'merge' && event.data.ok === true) {
+    return [{ type: 'run_merged', cardId, runId, data: { runId, sha: String(event.data.sha), strategy: String(event.data.strategy) } }];
+  }
+  return [];
 }
 
 /** Keeps an event's JSON under MAX_EVENT_DATA_BYTES, replacing an oversized payload with a preview. */

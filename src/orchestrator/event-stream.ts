@@ -20,6 +20,7 @@ const REPLAY_PAGE = Math.min(500, MAX_EVENTS_PER_READ);
 
 /** A subscriber fell more than MAX_BUFFERED_EVENTS behind; it resubscribes with `since: resumeFrom`. */
 export class SubscriberTooSlowError extends RunboardError {
+  readonly category = 'subscriber_too_slow';
   constructor(readonly resumeFrom: number) {
     super(`subscriber fell too far behind; resubscribe with since: ${resumeFrom} to continue without loss`);
   }
