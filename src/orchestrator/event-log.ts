@@ -135,7 +135,7 @@ export class EventLog {
 
   /**
    * The transaction body: run changes, then the events with the next seqs, then the board log's
-   * entries for a status change or a successful merge among them.
+   * entries for a status change (every one goes through here, with its `status` event) or a merge.
    */
   private write(runId: string, events: readonly RunEventInput[], changes: RunChanges): { records: RunEventRecord[]; board: BoardEventRecord[] } {
     const columns = RUN_COLUMNS.filter((column) => column in changes);
@@ -153,7 +153,7 @@ export class EventLog {
       this.statements.insert.run(randomUUID(), runId, record.seq, record.type, JSON.stringify(record.data), stamp);
       return record;
     });
-    const board = this.boardLog.appendSync(null, events.flatMap((event) => boardEventOf(runId, bumped.cardId, event)));
+    const board = this.boardLog.appendSync(null, boardEventsOf(runId, bumped.cardId, events, changes));
     return { records, board };
   }
 
@@ -169,13 +169,14 @@ export class EventLog {
   }
 }
 
-/** The board log's entry for a run event, if it is one the board shows: a status change, or a merge that happened. */
-function boardEventOf(runId: string, cardId: string, event: RunEventInput): BoardEventInput[] {
-  if (event.type === 'status') return [{ type: 'run_status_changed', cardId, runId, data: { runId, status: event.data.status as RunStatus } }];
-  if (event.type === 'merge' && event.data.ok === true) {
-    return [{ type: 'run_merged', cardId, runId, data: { runId, sha: String(event.data.sha), strategy: String(event.data.strategy) } }];
+/** The board log's entries for a write: the run's status change, and a merge that happened. */
+function boardEventsOf(runId: string, cardId: string, events: readonly RunEventInput[], changes: RunChanges): BoardEventInput[] {
+  const board: BoardEventInput[] = [];
+  if (changes.status) board.push({ type: 'run_status_changed', cardId, runId, data: { runId, status: changes.status } });
+  for (const event of events) {
+    if (event.type === 'merge' && event.data.ok === true) board.push({ type: 'run_merged', cardId, runId, data: { runId, sha: String(event.data.sha), strategy: String(event.data.strategy) } });
   }
-  return [];
+  return board;
 }
 
 /** Keeps an event's JSON under MAX_EVENT_DATA_BYTES, replacing an oversized payload with a preview. */

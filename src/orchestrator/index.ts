@@ -2,6 +2,7 @@
  * The orchestrator: everything runboard does, with no GraphQL in it. The schema layer translates
  * GraphQL into calls on this object.
  */
+import { createLogger, type Logger } from '../log.js';
 import { requireOperator, type Actor } from './actor.js';
 import { Board } from './board.js';
 import { BoardLog, type BoardLogTopics } from './board-log.js';
@@ -33,6 +34,8 @@ export interface OrchestratorOptions {
   maxConcurrentRuns?: number;
   /** The playtest command as an argument array. @default ['cargo', 'run'] */
   playtestCommand?: readonly string[] | null;
+  /** Where the orchestrator reports failures it handles itself. @default a silent logger */
+  logger?: Logger;
 }
 
 export type Topics = RunEventTopics & RunTopics & BoardLogTopics;
@@ -57,6 +60,7 @@ export class Orchestrator {
     this.dataDir = options.dataDir;
     this.boardLog = new BoardLog(options.db, this.bus);
     this.eventLog = new EventLog(options.db, this.bus, this.boardLog);
+    const logger = options.logger ?? createLogger({ level: 'silent' });
     this.board = new Board(options.db, this.boardLog, this.eventLog);
     this.workspaces = new Workspaces(options.db, options.repository.root, options.dataDir);
     this.playtests = new Playtests({
@@ -64,6 +68,7 @@ export class Orchestrator {
       eventLog: this.eventLog,
       command: options.playtestCommand?.length ? options.playtestCommand : ['cargo', 'run'],
       repoRoot: options.repository.root,
+      logger,
     });
     this.runs = new Runs({
       playtests: this.playtests,
@@ -77,6 +82,7 @@ export class Orchestrator {
       agentArgs: options.agentArgs,
       agentEnv: options.agentEnv,
       maxConcurrentRuns: options.maxConcurrentRuns,
+      logger,
     });
   }
 
