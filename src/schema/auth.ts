@@ -21,6 +21,12 @@ export const AGENT_MUTATIONS: ReadonlySet<string> = new Set(['addComment', 'upda
 /** Subscriptions an agent may open (on its own run or card only). */
 export const AGENT_SUBSCRIPTIONS: ReadonlySet<string> = new Set(['runEvents', 'runUpdated']);
 
+/**
+ * Run fields that hold a run's work or conversation. An agent reads them on its own run only; on any
+ * other run each is FORBIDDEN (and, being non-null, takes that run out of the answer with it).
+ */
+export const AGENT_PRIVATE_RUN_FIELDS: ReadonlySet<string> = new Set(['prompt', 'events', 'error', 'sessionFile', 'commits', 'diff', 'fileDiff', 'uncommitted']);
+
 /** Throws FORBIDDEN unless the caller is the operator or the agent working on `cardId`. */
 export function requireCardAccess(ctx: Context, cardId: string | null | undefined): void {
   requireOwnCard(ctx.principal, cardId);
