@@ -16,6 +16,7 @@ import type { DestinationStream } from 'pino';
 import { WebSocketServer } from 'ws';
 import { isLoopbackHost, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
+import { lockDataDir } from './orchestrator/data-dir-lock.js';
 import { Database } from './orchestrator/db.js';
 import { openRepository } from './orchestrator/git.js';
 import { checkReadiness } from './orchestrator/health.js';
@@ -56,7 +57,14 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const logger = options.logger ?? createLogger({ level: options.logStream ? config.logLevel : 'silent', destination: options.logStream, pretty: false });
   const repository = await openRepository(config.repo);
   mkdirSync(config.dataDir, { recursive: true });
-  const db = await Database.open({ url: config.databaseUrl, logQueries: options.logQueries });
+  const lock = lockDataDir(config.dataDir);
+  let db: Database;
+  try {
+    db = await Database.open({ url: config.databaseUrl, logQueries: options.logQueries });
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
   const orchestrator = new Orchestrator({
     db,
     repository,
@@ -144,7 +152,13 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     wss,
   );
 
-  await listen(http, config.port, config.host);
+  try {
+    await listen(http, config.port, config.host);
+  } catch (error) {
+    await orchestrator.shutdown();
+    lock.release();
+    throw error;
+  }
   const { port } = http.address() as AddressInfo;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}${yoga.graphqlEndpoint}`;
@@ -154,6 +168,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   } catch (error) {
     http.close();
     await orchestrator.shutdown();
+    lock.release();
     throw error;
   }
   markReady();
@@ -170,6 +185,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
         http.closeAllConnections();
         await stopped;
         await orchestrator.shutdown();
+        lock.release();
         stopLoggingRuns();
       })()),
   };

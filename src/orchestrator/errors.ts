@@ -61,3 +61,11 @@ export class ConflictError extends RunboardError {
 export class ForbiddenError extends RunboardError {
   readonly category = 'forbidden';
 }
+
+/** Another live server holds the data dir (see data-dir-lock.ts). */
+export class DataDirInUseError extends RunboardError {
+  readonly category = 'conflict';
+  constructor(readonly dataDir: string) {
+    super(`data dir ${dataDir} is in use by another runboard server; stop it or choose another --data-dir`);
+  }
+}
