@@ -2,7 +2,8 @@
  * The run event log: every event of a run is persisted with the next per-run `seq` (1, 2, 3… no
  * gaps, no repeats) inside one transaction, and published only after that transaction commits.
  * It speaks SQL on its own connection (see db.ts): this is the hot path of every run.
- * Whatever writes an event (the agent, a merge, a playtest, a board change) goes through `append`.
+ * Whatever writes an event (the agent, a merge, a playtest) goes through `append`; a board change made by an
+ * agent writes its `board_change` event with `appendTx`, inside the change's own transaction.
  */
 import { randomUUID } from 'node:crypto';
 import type { BoardEventInput, BoardEventRecord, BoardLog } from './board-log.js';
