@@ -2,10 +2,12 @@
  * The run event log: every event of a run is persisted with the next per-run `seq` (1, 2, 3… no
  * gaps, no repeats) inside one transaction, and published only after that transaction commits.
  * It speaks SQL on its own connection (see db.ts): this is the hot path of every run.
- * Whatever writes an event (the agent, a merge, a playtest, a board change) goes through `append`.
+ * Whatever writes an event (the agent, a merge, a playtest) goes through `append`; a board change made by an
+ * agent writes its `board_change` event with `appendTx`, inside the change's own transaction.
  */
 import { randomUUID } from 'node:crypto';
-import type { Database } from './db.js';
+import type { BoardEventInput, BoardEventRecord, BoardLog } from './board-log.js';
+import type { Database, Tx } from './db.js';
 import { NotFoundError } from './errors.js';
 import type { PubSub } from './pubsub.js';
 import { toRunEvent, type RunEvent, type RunEventInput } from './run-events.js';
@@ -56,18 +58,23 @@ function sqlValue(value: RunChanges[keyof RunChanges]): string | number | null {
   return value ?? null;
 }
 
+const BUMP_SEQ = 'UPDATE "Run" SET "lastSeq" = "lastSeq" + ? WHERE "id" = ? RETURNING "lastSeq", "cardId"';
+const INSERT_EVENT = 'INSERT INTO "RunEvent" ("id", "runId", "seq", "type", "data", "createdAt") VALUES (?, ?, ?, ?, ?, ?)';
+
 export class EventLog {
   private readonly statements;
 
   constructor(
     private readonly db: Database,
     private readonly bus: PubSub<RunEventTopics>,
+    /** Where a run's status changes and merges are also recorded, in the same transaction. */
+    private readonly boardLog: BoardLog,
   ) {
     const sqlite = db.sqlite;
     this.statements = {
       status: sqlite.prepare<[string], { status: string }>('SELECT "status" FROM "Run" WHERE "id" = ?'),
-      bumpSeq: sqlite.prepare<[number, string], { lastSeq: number }>('UPDATE "Run" SET "lastSeq" = "lastSeq" + ? WHERE "id" = ? RETURNING "lastSeq"'),
-      insert: sqlite.prepare('INSERT INTO "RunEvent" ("id", "runId", "seq", "type", "data", "createdAt") VALUES (?, ?, ?, ?, ?, ?)'),
+      bumpSeq: sqlite.prepare<[number, string], { lastSeq: number; cardId: string }>(BUMP_SEQ),
+      insert: sqlite.prepare(INSERT_EVENT),
       read: sqlite.prepare<[string, number, number], { seq: number; type: string; data: string; createdAt: string }>(
         'SELECT "seq", "type", "data", "createdAt" FROM "RunEvent" WHERE "runId" = ? AND "seq" > ? ORDER BY "seq" LIMIT ?',
       ),
@@ -79,8 +86,9 @@ export class EventLog {
    * transaction, then publishes them. Returns the stored records. NotFoundError for an unknown run.
    */
   async append(runId: string, events: readonly RunEventInput[], changes: RunChanges = {}): Promise<RunEvent[]> {
-    const records = await this.db.writeSync(() => this.write(runId, events, changes));
+    const { records, board } = await this.db.writeSync(() => this.write(runId, events, changes));
     this.publish(runId, records);
+    this.boardLog.publish(board);
     return records;
   }
 
@@ -90,13 +98,37 @@ export class EventLog {
    * QUEUED run that the queue is just starting.
    */
   async appendIfStatus(runId: string, expected: RunStatus, events: readonly RunEventInput[], changes: RunChanges): Promise<RunEvent[] | null> {
-    const records = await this.db.writeSync(() => (this.statements.status.get(runId)?.status === expected ? this.write(runId, events, changes) : null));
-    if (records) this.publish(runId, records);
+    const written = await this.db.writeSync(() => (this.statements.status.get(runId)?.status === expected ? this.write(runId, events, changes) : null));
+    if (!written) return null;
+    this.publish(runId, written.records);
+    this.boardLog.publish(written.board);
+    return written.records;
+  }
+
+  /**
+   * Appends inside the caller's Prisma transaction (`Database.write`), in the same format as `append`,
+   * so a change and its record commit together. The caller publishes the result after the commit.
+   */
+  async appendTx(tx: Tx, runId: string, events: readonly RunEventInput[]): Promise<RunEvent[]> {
+    const [bumped] = await tx.$queryRawUnsafe<{ lastSeq: number | bigint }[]>(BUMP_SEQ, events.length, runId);
+    if (!bumped) throw new NotFoundError('Run', runId);
+    const lastSeq = Number(bumped.lastSeq);
+    const createdAt = new Date();
+    const records: RunEvent[] = [];
+    for (const [i, event] of events.entries()) {
+      const seq = lastSeq - events.length + 1 + i;
+      const data = capData(event.data);
+      await tx.$executeRawUnsafe(INSERT_EVENT, randomUUID(), runId, seq, event.type, JSON.stringify(data), sqlValue(createdAt));
+      records.push(toRunEvent(runId, seq, event.type, data, createdAt));
+    }
     return records;
   }
 
-  /** The transaction body: run changes, then the events with the next seqs. */
-  private write(runId: string, events: readonly RunEventInput[], changes: RunChanges): RunEvent[] {
+  /**
+   * The transaction body: run changes, then the events with the next seqs, then the board log's
+   * entries for a status change (every one goes through here, with its `status` event) or a merge.
+   */
+  private write(runId: string, events: readonly RunEventInput[], changes: RunChanges): { records: RunEvent[]; board: BoardEventRecord[] } {
     const columns = RUN_COLUMNS.filter((column) => column in changes);
     if (columns.length) {
       this.db.sqlite
@@ -107,16 +139,18 @@ export class EventLog {
     if (!bumped) throw new NotFoundError('Run', runId);
     const createdAt = new Date();
     const stamp = sqlValue(createdAt);
-    return events.map((event, i) => {
+    const records = events.map((event, i) => {
       const seq = bumped.lastSeq - events.length + 1 + i;
       const data = capData(event.data);
       this.statements.insert.run(randomUUID(), runId, seq, event.type, JSON.stringify(data), stamp);
       return toRunEvent(runId, seq, event.type, data, createdAt);
     });
+    const board = this.boardLog.appendSync(null, boardEventsOf(runId, bumped.cardId, events, changes));
+    return { records, board };
   }
 
-  /** Published only after the transaction committed. */
-  private publish(runId: string, records: readonly RunEvent[]): void {
+  /** Publishes committed records; call it only after their transaction committed. */
+  publish(runId: string, records: readonly RunEvent[]): void {
     for (const record of records) this.bus.publish('run-events', runId, record);
   }
 
@@ -125,6 +159,16 @@ export class EventLog {
     const rows = this.statements.read.all(runId, since, Math.max(0, Math.min(limit, MAX_EVENTS_PER_READ)));
     return rows.map((row) => toRunEvent(runId, row.seq, row.type, JSON.parse(row.data) as Record<string, unknown>, new Date(row.createdAt)));
   }
+}
+
+/** The board log's entries for a write: the run's status change, and a merge that happened. */
+function boardEventsOf(runId: string, cardId: string, events: readonly RunEventInput[], changes: RunChanges): BoardEventInput[] {
+  const board: BoardEventInput[] = [];
+  if (changes.status) board.push({ type: 'run_status_changed', cardId, runId, data: { runId, status: changes.status } });
+  for (const event of events) {
+    if (event.type === 'merge' && event.data.ok === true) board.push({ type: 'run_merged', cardId, runId, data: { runId, sha: String(event.data.sha), strategy: String(event.data.strategy) } });
+  }
+  return board;
 }
 
 /** Keeps an event's JSON under MAX_EVENT_DATA_BYTES, replacing an oversized payload with a preview. */

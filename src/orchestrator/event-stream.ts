@@ -32,6 +32,7 @@ const REPLAY_SLOT_MS = 1_000;
 
 /** A subscriber fell more than MAX_BUFFERED_EVENTS behind; it resubscribes with `since: resumeFrom`. */
 export class SubscriberTooSlowError extends RunboardError {
+  readonly category = 'subscriber_too_slow';
   constructor(readonly resumeFrom: number) {
     super(`subscriber fell too far behind; resubscribe with since: ${resumeFrom} to continue without loss`);
   }

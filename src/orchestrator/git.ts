@@ -38,6 +38,8 @@ export type GitErrorKind = 'NOT_A_REPOSITORY' | 'CONFLICT' | 'DIRTY' | 'BAD_REVI
 
 /** A git command failed in a way the caller did not expect. `kind` says how. */
 export class GitError extends RunboardError {
+  /** A git failure is the server's: its message may hold paths and git's own words, so it is masked. */
+  readonly category = 'internal';
   constructor(
     message: string,
     readonly kind: GitErrorKind,

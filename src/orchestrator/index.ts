@@ -3,7 +3,10 @@
  * GraphQL into calls on this object.
  */
 import type { AgentCatalog } from './agent-catalog.js';
+import { createLogger, type Logger } from '../log.js';
+import { requireOperator, type Actor } from './actor.js';
 import { Board } from './board.js';
+import { BoardLog, type BoardLogTopics } from './board-log.js';
 import { ConflictError } from './errors.js';
 import { isActive } from './run-status.js';
 import type { Database } from './db.js';
@@ -30,9 +33,11 @@ export interface OrchestratorOptions {
   maxConcurrentRuns?: number;
   /** The playtest command as an argument array. @default ['cargo', 'run'] */
   playtestCommand?: readonly string[] | null;
+  /** Where the orchestrator reports failures it handles itself. @default a silent logger */
+  logger?: Logger;
 }
 
-export type Topics = RunEventTopics & RunTopics;
+export type Topics = RunEventTopics & RunTopics & BoardLogTopics;
 
 export class Orchestrator {
   readonly db: Database;
@@ -41,6 +46,8 @@ export class Orchestrator {
   /** Where run events and run updates are published, after they are persisted. */
   readonly bus = new InMemoryPubSub<Topics>();
   readonly eventLog: EventLog;
+  /** Every board change with a global seq (board-log.ts). */
+  readonly boardLog: BoardLog;
   readonly board: Board;
   readonly workspaces: Workspaces;
   readonly runs: Runs;
@@ -52,14 +59,17 @@ export class Orchestrator {
     this.repository = options.repository;
     this.dataDir = options.dataDir;
     this.agents = options.agents;
-    this.eventLog = new EventLog(options.db, this.bus);
-    this.board = new Board(options.db);
+    this.boardLog = new BoardLog(options.db, this.bus);
+    this.eventLog = new EventLog(options.db, this.bus, this.boardLog);
+    const logger = options.logger ?? createLogger({ level: 'silent' });
+    this.board = new Board(options.db, this.boardLog, this.eventLog);
     this.workspaces = new Workspaces(options.db, options.repository.root, options.dataDir);
     this.playtests = new Playtests({
       db: options.db,
       eventLog: this.eventLog,
       command: options.playtestCommand?.length ? options.playtestCommand : ['cargo', 'run'],
       repoRoot: options.repository.root,
+      logger,
     });
     this.runs = new Runs({
       playtests: this.playtests,
@@ -72,6 +82,7 @@ export class Orchestrator {
       agents: options.agents,
       agentEnv: options.agentEnv,
       maxConcurrentRuns: options.maxConcurrentRuns,
+      logger,
     });
   }
 
@@ -98,14 +109,16 @@ export class Orchestrator {
   /**
    * Deletes a card with its comments, references and runs. Runs go through `Runs.delete`, so their
    * playtests stop and the worktrees they own are removed. CONFLICT while any of its runs is active.
+   * Operator only.
    */
-  async deleteCard(cardId: string): Promise<void> {
+  async deleteCard(actor: Actor, cardId: string): Promise<void> {
+    requireOperator(actor, 'delete cards');
     const runs = await this.db.client.run.findMany({ where: { cardId }, select: { id: true, status: true, ownsWorktree: true } });
     const active = runs.filter((run) => isActive(run.status));
     if (active.length) throw new ConflictError(`card ${cardId} has ${active.length} active run(s); stop them before deleting it`);
     // Refinements first: they work in their owners' worktrees.
     for (const run of [...runs].sort((a, b) => Number(a.ownsWorktree) - Number(b.ownsWorktree))) await this.runs.delete(run.id);
-    await this.board.deleteCard(cardId);
+    await this.board.deleteCard(actor, cardId);
   }
 
   /**

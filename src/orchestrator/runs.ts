@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { AgentDriver, AgentExit, AgentSession, MessageMode } from './agent-driver.js';
 import type { AgentCatalog } from './agent-catalog.js';
+import type { Logger } from '../log.js';
 import type { Database } from './db.js';
 import { ConflictError, InvalidInputError, NotFoundError } from './errors.js';
 import { truncateText, type EventLog, type RunChanges, type RunEventInput } from './event-log.js';
@@ -35,6 +36,10 @@ export const ABORT_TIMEOUT_MS = 5_000;
 export const STOP_GRACE_MS = 5_000;
 /** stderr lines recorded as events per run; the rest are counted in one warning. @default 500 */
 export const MAX_STDERR_EVENTS = 500;
+/** Tries at writing a run's terminal status before it is marked without its event. @default 4 */
+export const FINAL_STATUS_ATTEMPTS = 4;
+/** The wait before the first retry of a terminal status; it doubles each time. @default 200 // ms */
+const FINAL_STATUS_RETRY_MS = 200;
 
 export type { MessageMode };
 
@@ -56,6 +61,8 @@ export interface RunsOptions {
   withheldEnv?: readonly string[];
   /** @default 4 */
   maxConcurrentRuns?: number;
+  /** Where failures inside the run lifecycle are reported. */
+  logger: Logger;
 }
 
 /** A run's status and summary changed; keyed by card id. */
@@ -253,7 +260,7 @@ export class Runs {
   // -- starting ---------------------------------------------------------------------------------
 
   private pump(): void {
-    this.pumping = this.pumping.then(() => this.fillSlots()).catch((error) => console.error('runboard: run queue failed', error));
+    this.pumping = this.pumping.then(() => this.fillSlots()).catch((error: unknown) => this.options.logger.error({ err: error }, 'the run queue failed'));
   }
 
   private async fillSlots(): Promise<void> {
@@ -391,14 +398,18 @@ export class Runs {
       if (live.agent) await live.agent.terminate(STOP_GRACE_MS);
       // An agent that died by itself leaves its tools re-parented, out of reach of its process tree.
       await endProcessesWithEnv(RUN_ID_VARIABLE, live.id, STOP_GRACE_MS);
-      const fields = { endedAt: new Date(), agentPid: null, error: outcome.error ?? null, exitCode: outcome.exitCode ?? null, exitSignal: outcome.exitSignal ?? null };
       // The terminal status is the run's last event, so cleaning up comes first.
       if (status !== 'INTERRUPTED') {
         await this.cleanUp(live.id).catch((error: Error) => this.append(live, [{ type: 'warning', data: { message: `cleanup failed: ${truncateText(error.message, 500)}` } }], true));
       }
-      await this.record(live.id, live.cardId, status, fields, { ...(outcome.reason ? { reason: outcome.reason } : {}), ...(outcome.error ? { error: outcome.error } : {}) });
     } catch (error) {
-      console.error(`runboard: ending run ${live.id} failed`, error);
+      this.options.logger.error({ err: error, runId: live.id }, `ending run ${live.id} failed before its final status; recording ${status} anyway`);
+    }
+    try {
+      const fields = { endedAt: new Date(), agentPid: null, error: outcome.error ?? null, exitCode: outcome.exitCode ?? null, exitSignal: outcome.exitSignal ?? null };
+      await this.recordFinal(live, status, fields, { ...(outcome.reason ? { reason: outcome.reason } : {}), ...(outcome.error ? { error: outcome.error } : {}) });
+    } catch (error) {
+      this.options.logger.error({ err: error, runId: live.id }, `run ${live.id}'s final status could not be written at all; it stays active until the next restart`);
     } finally {
       this.live.delete(live.id);
       live.resolveEnded();
@@ -432,13 +443,36 @@ export class Runs {
     return written !== null;
   }
 
+  /**
+   * Writes a terminal status with its event, retrying a failed write (FINAL_STATUS_ATTEMPTS, with a
+   * doubling wait). If every try fails, the run is still marked FAILED without the event, saying
+   * why, so it does not stay RUNNING until the next restart; each failure is logged.
+   */
+  private async recordFinal(live: LiveRun, status: RunStatus, changes: RunChanges, data: Record<string, unknown>): Promise<void> {
+    let failure: unknown;
+    for (let attempt = 1; attempt <= FINAL_STATUS_ATTEMPTS; attempt++) {
+      try {
+        await this.record(live.id, live.cardId, status, changes, data);
+        return;
+      } catch (error) {
+        failure = error;
+        this.options.logger.error({ err: error, runId: live.id, attempt }, `writing run ${live.id}'s final status ${status} failed (try ${attempt} of ${FINAL_STATUS_ATTEMPTS})`);
+        if (attempt < FINAL_STATUS_ATTEMPTS) await delay(FINAL_STATUS_RETRY_MS * 2 ** (attempt - 1));
+      }
+    }
+    const error = truncateText(`runboard could not record this run's final status ${status}: ${(failure as Error)?.message ?? String(failure)}`, 2_000);
+    await this.options.eventLog.append(live.id, [], { ...changes, status: 'FAILED', error });
+    this.options.bus.publish('run-updated', live.cardId, { runId: live.id, cardId: live.cardId, status: 'FAILED' });
+    this.options.logger.error({ runId: live.id, status: 'FAILED' }, `run ${live.id} marked FAILED without its status event: ${error}`);
+  }
+
   /** Agent events; dropped once the run has ended unless `force` (a final warning). */
   private async append(live: LiveRun, events: RunEventInput[], force = false): Promise<void> {
     if (live.phase === 'ended' && !force) return;
     try {
       await this.options.eventLog.append(live.id, events);
     } catch (error) {
-      console.error(`runboard: recording events of run ${live.id} failed`, error);
+      this.options.logger.error({ err: error, runId: live.id }, `recording events of run ${live.id} failed`);
     }
   }
 
