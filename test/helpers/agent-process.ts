@@ -1,0 +1,149 @@
+/**
+ * Agent processes for tests: spawned in a process group of their own, with a marker variable in their
+ * environment so that everything they start can be found in /proc afterwards (their tools run in groups
+ * and sessions of their own, which a group kill does not reach). `stop()` ends the whole tree through
+ * the orchestrator's own `terminateTree`; `leftovers()` says what survived.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { execa, type ResultPromise } from 'execa';
+import { processesWithEnv, terminateTree } from '../../src/orchestrator/processes.js';
+
+/** The variable every test agent process carries (inherited by its tools), valued with a per-spawn id. */
+export const TEST_AGENT_MARKER = 'RUNBOARD_TEST_AGENT';
+
+/** Most stderr kept per process (the tail). @default 64 KiB */
+const STDERR_TAIL_BYTES = 64 * 1024;
+
+export interface AgentProcess {
+  pid: number;
+  /** `Date.now()` just before the spawn. */
+  spawnedAt: number;
+  /** The execa child: its stdin/stdout are raw pipes. */
+  child: ResultPromise<{ stdin: 'pipe'; buffer: false; reject: false; detached: true }>;
+  /** The last 64 KiB of stderr. */
+  stderr(): string;
+  /** Settles when the process has exited. */
+  exited: Promise<{ exitCode?: number; signal?: string }>;
+  /** SIGTERM to its group and every descendant's group, SIGKILL after `graceMs` (default 3 s); resolves with how it exited. */
+  stop(graceMs?: number): Promise<{ exitCode?: number; signal?: string }>;
+  /** Pids still alive that carry this spawn's marker: empty once everything it started is gone. */
+  leftovers(): number[];
+}
+
+/** Spawns `command args` in `cwd` with `env` added to this process's environment, in its own process group. */
+export function spawnAgentProcess(command: string, args: readonly string[], options: { cwd: string; env: Record<string, string> }): AgentProcess {
+  const marker = randomUUID();
+  const spawnedAt = Date.now();
+  const child = execa(command, args, {
+    cwd: options.cwd,
+    env: { ...options.env, [TEST_AGENT_MARKER]: marker },
+    stdin: 'pipe',
+    buffer: false,
+    reject: false,
+    detached: true,
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (data: string) => {
+    stderr = (stderr + data).slice(-STDERR_TAIL_BYTES);
+  });
+  const exited = child.then((result) => ({ exitCode: result.exitCode, signal: result.signal }));
+  return {
+    pid: child.pid!,
+    spawnedAt,
+    child,
+    stderr: () => stderr,
+    exited,
+    async stop(graceMs = 3_000) {
+      if (child.exitCode === null && child.signalCode === null) await terminateTree(child.pid!, exited, graceMs);
+      // Tools in sessions of their own may have outlived the tree's groups: end them by the marker.
+      for (const pid of processesWithEnv(TEST_AGENT_MARKER, marker)) if (alive(pid)) process.kill(pid, 'SIGKILL');
+      return exited;
+    },
+    leftovers: () => processesWithEnv(TEST_AGENT_MARKER, marker).filter(alive),
+  };
+}
+
+export interface JsonLinesAgent extends AgentProcess {
+  /** Every stdout line so far, exactly as printed (without the "\n"). */
+  lines: string[];
+  /** Every stdout line parsed as JSON (non-JSON lines are skipped). */
+  events: any[];
+  /** Writes one JSON line to stdin. */
+  send(message: unknown): void;
+  /** Resolves with the first event (from index `from`, default 0) matching `match`; rejects if the process exits first or after `timeoutMs` (default 10 s). */
+  waitFor(match: (event: any) => boolean, options?: { from?: number; timeoutMs?: number }): Promise<any>;
+}
+
+/** Spawns an agent that speaks JSON lines on stdio (pi's RPC, Claude Code's stream-json, Codex's app-server). */
+export function spawnJsonLines(command: string, args: readonly string[], options: { cwd: string; env: Record<string, string> }): JsonLinesAgent {
+  const agent = spawnAgentProcess(command, args, options);
+  const { child } = agent;
+  const lines: string[] = [];
+  const events: any[] = [];
+  const listeners = new Set<() => void>();
+  let partial = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (data: string) => {
+    // Split on "\n" only: readline would also split on U+2028/U+2029 inside JSON strings.
+    const parts = (partial + data).split('\n');
+    partial = parts.pop()!;
+    for (const line of parts) {
+      lines.push(line);
+      try {
+        events.push(JSON.parse(line));
+      } catch {
+        // not a JSON line; kept in `lines` only
+      }
+    }
+    for (const listener of listeners) listener();
+  });
+  void agent.exited.then(() => {
+    for (const listener of listeners) listener();
+  });
+  const name = command.split('/').at(-1);
+
+  return {
+    ...agent,
+    lines,
+    events,
+    send(message) {
+      child.stdin.write(`${JSON.stringify(message)}\n`);
+    },
+    waitFor(match, { from = 0, timeoutMs = 10_000 } = {}) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const found = events.slice(from).find(match);
+          if (found !== undefined || child.exitCode !== null || child.signalCode !== null) {
+            listeners.delete(check);
+            clearTimeout(timer);
+            if (found !== undefined) resolve(found);
+            else reject(new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before the awaited event; stderr: ${agent.stderr()}`));
+          }
+        };
+        const timer = setTimeout(() => {
+          listeners.delete(check);
+          reject(new Error(`${name}: no matching event after ${timeoutMs} ms; last: ${lines.slice(-3).join('\n').slice(0, 2000)}; stderr: ${agent.stderr().slice(-1000)}`));
+        }, timeoutMs);
+        listeners.add(check);
+        check();
+      });
+    },
+  };
+}
+
+/** Whether a process is running; a zombie (dead, waiting to be reaped) is not. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
