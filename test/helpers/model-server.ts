@@ -106,6 +106,8 @@ export interface ReplyEncoder {
   text(delta: string): void;
   toolCall(call: ScriptedToolCall, position: number): void;
   finish(reason: 'stop' | 'tool_calls'): void;
+  /** Sends anything held back, before a scripted drop (a wire that holds chunks back implements it). */
+  flush?(): void;
 }
 
 /** One provider API: the route it serves, how a request reads, how errors and replies are encoded. */
@@ -233,6 +235,7 @@ export async function startScriptedServer<M>(wire: WireApi<M>, script: ModelScri
     if ('drop' in reply) {
       const text = reply.text ?? 'partial answer';
       encoder.text(text.slice(0, Math.ceil(text.length / 2)));
+      encoder.flush?.();
       await sleep(20); // let the chunk reach the client before the connection dies
       req.socket.destroy();
       return;
