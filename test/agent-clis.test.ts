@@ -53,8 +53,6 @@ test('Claude Code (stream-json) writes a file with Write and the next request ca
   claude.send({ type: 'user', message: { role: 'user', content: 'Create hello.txt.' } });
 
   const result = await claude.waitFor((e) => e.type === 'result', { timeoutMs: 30_000 });
-  console.log(JSON.stringify({ misses: server.misses, paths: server.requests.map((r) => [r.path, r.toolResultCount, r.body.tools?.length, r.body.model]), firstRequestMs: server.requests[0].receivedAt - claude.spawnedAt }));
-  console.log(claude.lines.map((l) => l.slice(0, 300)).join('\n'));
   expect(result).toMatchObject({ subtype: 'success', is_error: false, result: 'Wrote hello.txt.' });
   expect(await readFile(path.join(repo, 'hello.txt'), 'utf8')).toBe(HELLO);
   const followUp = server.requests.find((r) => r.toolResultCount === 1)!;
@@ -79,11 +77,47 @@ test('Codex (app-server) writes a file with exec_command and the next request ca
   expect(await response(3)).toHaveProperty('result.turn.id');
 
   const completed = await codex.waitFor((e) => e.method === 'turn/completed', { timeoutMs: 30_000 });
-  console.log(JSON.stringify({ misses: server.misses, paths: server.requests.map((r) => [r.path, r.toolResultCount, r.body.tools?.map((t: any) => t.name), r.body.model]), firstRequestMs: server.requests[0].receivedAt - codex.spawnedAt }));
-  console.log(codex.lines.map((l) => l.slice(0, 300)).join('\n'));
   expect(completed.params.turn).toMatchObject({ status: 'completed', error: null });
   expect(await readFile(path.join(repo, 'hello.txt'), 'utf8')).toBe(HELLO);
   const followUp = server.requests.find((r) => r.toolResultCount === 1)!;
   expect(followUp.toolResults[0]).toContain('wrote-it');
   expect(followUp.lastUserText).toBe('Create hello.txt.');
+}, AGENT_TIMEOUT_MS);
+
+test('gemini-cli (--acp, through the ACP SDK) writes a file with write_file and the next request carries the result', async () => {
+  const target = path.join(repo, 'hello.txt');
+  const server = (model = await startGeminiServer(({ toolResultCount }) =>
+    toolResultCount === 0 ? { toolCalls: [{ name: 'write_file', arguments: { file_path: target, content: HELLO } }] } : { text: 'Wrote hello.txt.' },
+  ));
+  env = await makeAgentEnvironment('gemini', server);
+  const gemini = spawnAgentProcess(env.command, ['--acp', ...env.args], { cwd: repo, env: env.env });
+  agent = gemini;
+  const updates: acp.SessionUpdate[] = [];
+  const permissions: acp.RequestPermissionRequest[] = [];
+  const connection = acp
+    .client()
+    .onNotification('session/update', ({ params }) => {
+      updates.push(params.update);
+    })
+    .onRequest('session/request_permission', ({ params }) => {
+      permissions.push(params);
+      return { outcome: { outcome: 'cancelled' } };
+    })
+    .connect(acp.ndJsonStream(Writable.toWeb(gemini.child.stdin) as WritableStream<Uint8Array>, Readable.toWeb(gemini.child.stdout) as ReadableStream<Uint8Array>));
+  try {
+    await connection.agent.request('initialize', { protocolVersion: acp.PROTOCOL_VERSION, clientCapabilities: {} });
+    const { sessionId } = await connection.agent.request('session/new', { cwd: repo, mcpServers: [] });
+    await connection.agent.request('session/set_mode', { sessionId, modeId: 'yolo' });
+    const { stopReason } = await connection.agent.request('session/prompt', { sessionId, prompt: [{ type: 'text', text: 'Create hello.txt.' }] });
+
+    expect(stopReason).toBe('end_turn');
+    expect(permissions).toEqual([]);
+    expect(await readFile(target, 'utf8')).toBe(HELLO);
+    const followUp = server.requests.find((r) => r.toolResultCount === 1)!;
+    expect(followUp.toolResults[0]).toContain('hello.txt');
+    expect(followUp.lastUserText).toContain('Create hello.txt.');
+    expect(updates).toContainEqual(expect.objectContaining({ sessionUpdate: 'agent_message_chunk', content: { type: 'text', text: 'Wrote hello.txt.' } }));
+  } finally {
+    connection.close();
+  }
 }, AGENT_TIMEOUT_MS);
