@@ -1,21 +1,25 @@
 /**
  * Each pinned agent CLI, driven for real against its scripted model server (no runboard yet), in a temp git
- * repository: the model has the agent write a file with its own tool, then answers text. The file must exist,
- * the next model request must carry the tool's result, and no process the agent started may outlive it.
+ * repository: the model has the agent write a file with its own tool and then answers text; a model error
+ * reaches the client with its message; stopping the agent during a slow tool leaves no process behind.
+ * After every test, /proc must hold no process that carries the agent's marker.
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable, Writable } from 'node:stream';
-import * as acp from '@agentclientprotocol/sdk';
-import { spawnAgentProcess, spawnJsonLines, type AgentProcess } from './helpers/agent-process.js';
-import { makeAgentEnvironment, type AgentEnvironment } from './helpers/agents.js';
+import type { AgentProcess } from './helpers/agent-process.js';
+import { startAcp, startClaude, startCodex } from './helpers/agent-clis.js';
+import { makeAgentEnvironment, type AgentEnvironment, type AgentKind } from './helpers/agents.js';
 import { startAnthropicServer } from './helpers/anthropic-server.js';
 import { startGeminiServer } from './helpers/gemini-server.js';
-import type { ModelServer } from './helpers/model-server.js';
+import type { ModelScript, ModelServer } from './helpers/model-server.js';
 import { makeRepo, removeDirs } from './helpers/repo.js';
 import { startResponsesServer } from './helpers/responses-server.js';
+import { waitFor } from './helpers/runs.js';
 
-const AGENT_TIMEOUT_MS = 60_000; // a cold CLI start plus two model round trips
+const AGENT_TIMEOUT_MS = 60_000; // a cold CLI start plus two model round trips, on 2 shared cores
+const HELLO = 'hello from the agent\n';
+const SLOW_COMMAND = 'echo started; sleep 37'; // Claude Code refuses a bare sleep
 
 let repo: string;
 let model: ModelServer<any> | undefined;
@@ -37,87 +41,138 @@ afterEach(async () => {
   agent = model = env = undefined;
 });
 
-const HELLO = 'hello from the agent\n';
+const servers = { claude: startAnthropicServer, codex: startResponsesServer, gemini: startGeminiServer } as const;
 
-test('Claude Code (stream-json) writes a file with Write and the next request carries the tool result', async () => {
-  const server = (model = await startAnthropicServer(({ toolResultCount }) =>
-    toolResultCount === 0 ? { toolCalls: [{ name: 'Write', arguments: { file_path: path.join(repo, 'hello.txt'), content: HELLO } }] } : { text: 'Wrote hello.txt.' },
-  ));
-  env = await makeAgentEnvironment('claude', server);
-  const claude = spawnJsonLines(
-    env.command,
-    ['-p', '--output-format', 'stream-json', '--input-format', 'stream-json', '--verbose', ...env.args, '--permission-mode', 'bypassPermissions'],
-    { cwd: repo, env: env.env },
+async function setUp<K extends keyof typeof servers>(kind: K, script: ModelScript<any>): Promise<ModelServer<any>> {
+  const server = (model = await servers[kind](script));
+  env = await makeAgentEnvironment(kind as AgentKind, server);
+  return server;
+}
+
+/** Resolves once a process of the agent's tree runs `command` (its cmdline holds it). */
+function toolRunning(process: AgentProcess, command: string): Promise<number> {
+  return waitFor(`"${command}" to run`, async () =>
+    process.leftovers().find((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').includes(command);
+      } catch {
+        return false;
+      }
+    }),
   );
-  agent = claude;
-  claude.send({ type: 'user', message: { role: 'user', content: 'Create hello.txt.' } });
+}
 
-  const result = await claude.waitFor((e) => e.type === 'result', { timeoutMs: 30_000 });
-  expect(result).toMatchObject({ subtype: 'success', is_error: false, result: 'Wrote hello.txt.' });
-  expect(await readFile(path.join(repo, 'hello.txt'), 'utf8')).toBe(HELLO);
-  const followUp = server.requests.find((r) => r.toolResultCount === 1)!;
-  expect(followUp.toolResults[0]).toContain('hello.txt');
-  expect(followUp.lastUserText).toBe('Create hello.txt.');
-}, AGENT_TIMEOUT_MS);
+/** A model that calls one tool, then answers `text` once that tool's result has come back. */
+const toolThenText =
+  (name: string, args: Record<string, unknown>, text = 'Wrote hello.txt.'): ModelScript<any> =>
+  ({ toolResultCount }) =>
+    toolResultCount === 0 ? { toolCalls: [{ name, arguments: args }] } : { text };
 
-test('Codex (app-server) writes a file with exec_command and the next request carries the output', async () => {
-  const server = (model = await startResponsesServer(({ toolResultCount }) =>
-    toolResultCount === 0 ? { toolCalls: [{ name: 'exec_command', arguments: { cmd: `printf 'hello from the agent\\n' > hello.txt && echo wrote-it` } }] } : { text: 'Wrote hello.txt.' },
-  ));
-  env = await makeAgentEnvironment('codex', server);
-  const codex = spawnJsonLines(env.command, ['app-server', ...env.args], { cwd: repo, env: env.env });
-  agent = codex;
-  const response = (id: number) => codex.waitFor((e) => e.id === id && ('result' in e || 'error' in e), { timeoutMs: 30_000 });
-  codex.send({ id: 1, method: 'initialize', params: { clientInfo: { name: 'runboard-test', title: null, version: '0.0.0' }, capabilities: null } });
-  expect(await response(1)).toHaveProperty('result');
-  codex.send({ method: 'initialized' });
-  codex.send({ id: 2, method: 'thread/start', params: { cwd: repo, approvalPolicy: 'never', sandbox: 'danger-full-access' } });
-  const { result: started } = await response(2);
-  codex.send({ id: 3, method: 'turn/start', params: { threadId: started.thread.id, input: [{ type: 'text', text: 'Create hello.txt.', text_elements: [] }] } });
-  expect(await response(3)).toHaveProperty('result.turn.id');
+describe('Claude Code over stream-json', () => {
+  test('writes a file with Write, and the next request carries the tool result', async () => {
+    const server = await setUp('claude', toolThenText('Write', { file_path: path.join(repo, 'hello.txt'), content: HELLO }));
+    const claude = (agent = startClaude(env!, repo));
+    claude.say('Create hello.txt.');
 
-  const completed = await codex.waitFor((e) => e.method === 'turn/completed', { timeoutMs: 30_000 });
-  expect(completed.params.turn).toMatchObject({ status: 'completed', error: null });
-  expect(await readFile(path.join(repo, 'hello.txt'), 'utf8')).toBe(HELLO);
-  const followUp = server.requests.find((r) => r.toolResultCount === 1)!;
-  expect(followUp.toolResults[0]).toContain('wrote-it');
-  expect(followUp.lastUserText).toBe('Create hello.txt.');
-}, AGENT_TIMEOUT_MS);
+    const result = await claude.waitFor((e) => e.type === 'result', { timeoutMs: 30_000 });
+    expect(result).toMatchObject({ subtype: 'success', is_error: false, result: 'Wrote hello.txt.' });
+    expect(await readFile(path.join(repo, 'hello.txt'), 'utf8')).toBe(HELLO);
+    expect(server.requests.map((r) => r.toolResultCount)).toEqual([0, 1]);
+    expect(server.requests[1].toolResults[0]).toContain(`File created successfully at: ${path.join(repo, 'hello.txt')}`);
+    expect(server.requests[1].lastUserText).toBe('Create hello.txt.');
+  }, AGENT_TIMEOUT_MS);
 
-test('gemini-cli (--acp, through the ACP SDK) writes a file with write_file and the next request carries the result', async () => {
-  const target = path.join(repo, 'hello.txt');
-  const server = (model = await startGeminiServer(({ toolResultCount }) =>
-    toolResultCount === 0 ? { toolCalls: [{ name: 'write_file', arguments: { file_path: target, content: HELLO } }] } : { text: 'Wrote hello.txt.' },
-  ));
-  env = await makeAgentEnvironment('gemini', server);
-  const gemini = spawnAgentProcess(env.command, ['--acp', ...env.args], { cwd: repo, env: env.env });
-  agent = gemini;
-  const updates: acp.SessionUpdate[] = [];
-  const permissions: acp.RequestPermissionRequest[] = [];
-  const connection = acp
-    .client()
-    .onNotification('session/update', ({ params }) => {
-      updates.push(params.update);
-    })
-    .onRequest('session/request_permission', ({ params }) => {
-      permissions.push(params);
-      return { outcome: { outcome: 'cancelled' } };
-    })
-    .connect(acp.ndJsonStream(Writable.toWeb(gemini.child.stdin) as WritableStream<Uint8Array>, Readable.toWeb(gemini.child.stdout) as ReadableStream<Uint8Array>));
-  try {
-    await connection.agent.request('initialize', { protocolVersion: acp.PROTOCOL_VERSION, clientCapabilities: {} });
-    const { sessionId } = await connection.agent.request('session/new', { cwd: repo, mcpServers: [] });
-    await connection.agent.request('session/set_mode', { sessionId, modeId: 'yolo' });
-    const { stopReason } = await connection.agent.request('session/prompt', { sessionId, prompt: [{ type: 'text', text: 'Create hello.txt.' }] });
+  test('a model error ends the turn with an error result carrying the message', async () => {
+    await setUp('claude', () => ({ error: { status: 400, message: 'mock bad request' } }));
+    const claude = (agent = startClaude(env!, repo));
+    claude.say('This will fail.');
 
+    const result = await claude.waitFor((e) => e.type === 'result', { timeoutMs: 30_000 });
+    // Claude Code 2.1.330 says subtype "success" even here: is_error and terminal_reason tell.
+    expect(result).toMatchObject({ is_error: true, terminal_reason: 'api_error', api_error_status: 400, result: 'API Error: 400 mock bad request' });
+  }, AGENT_TIMEOUT_MS);
+
+  test('stopping it during a slow Bash tool leaves no process', async () => {
+    await setUp('claude', toolThenText('Bash', { command: SLOW_COMMAND }));
+    const claude = (agent = startClaude(env!, repo));
+    claude.say('Wait a while.');
+    await toolRunning(claude, 'sleep 37');
+    expect((await claude.stop()).survivors).toBe(0); // the orchestrator's tree kill reached the tool; afterEach checks /proc
+  }, AGENT_TIMEOUT_MS);
+});
+
+describe('Codex over app-server', () => {
+  test('writes a file with exec_command, and the next request carries its output', async () => {
+    const server = await setUp('codex', toolThenText('exec_command', { cmd: `printf 'hello from the agent\\n' > hello.txt && echo wrote-it` }));
+    const codex = await startCodex(env!, repo);
+    agent = codex;
+    await codex.startTurn('Create hello.txt.');
+
+    const completed = await codex.waitFor((e) => e.method === 'turn/completed', { timeoutMs: 30_000 });
+    expect(completed.params.turn).toMatchObject({ status: 'completed', error: null });
+    expect(await readFile(path.join(repo, 'hello.txt'), 'utf8')).toBe(HELLO);
+    expect(server.requests.map((r) => r.toolResultCount)).toEqual([0, 1]);
+    expect(server.requests[1].toolResults[0]).toContain('wrote-it');
+    expect(server.requests[1].lastUserText).toBe('Create hello.txt.');
+  }, AGENT_TIMEOUT_MS);
+
+  test('a model error fails the turn with the message', async () => {
+    await setUp('codex', () => ({ error: { status: 400, message: 'mock bad request' } }));
+    const codex = await startCodex(env!, repo);
+    agent = codex;
+    await codex.startTurn('This will fail.');
+
+    const completed = await codex.waitFor((e) => e.method === 'turn/completed', { timeoutMs: 30_000 });
+    // The message is the provider's whole error body, as text.
+    expect(completed.params.turn).toMatchObject({ status: 'failed', error: { message: expect.stringContaining('mock bad request') } });
+    expect(codex.events).toContainEqual(expect.objectContaining({ method: 'error', params: expect.objectContaining({ willRetry: false }) }));
+  }, AGENT_TIMEOUT_MS);
+
+  test('stopping it during a slow exec_command leaves no process', async () => {
+    await setUp('codex', toolThenText('exec_command', { cmd: SLOW_COMMAND }));
+    const codex = await startCodex(env!, repo);
+    agent = codex;
+    await codex.startTurn('Wait a while.');
+    await toolRunning(codex, 'sleep 37');
+    expect((await codex.stop()).survivors).toBe(0); // the orchestrator's tree kill reached the tool; afterEach checks /proc
+  }, AGENT_TIMEOUT_MS);
+});
+
+describe('gemini-cli over ACP (@agentclientprotocol/sdk)', () => {
+  test('writes a file with write_file in yolo mode, and the next request carries the result', async () => {
+    const target = path.join(repo, 'hello.txt');
+    const server = await setUp('gemini', toolThenText('write_file', { file_path: target, content: HELLO }));
+    const gemini = await startAcp(env!, repo);
+    agent = gemini;
+
+    const { stopReason } = await gemini.prompt('Create hello.txt.');
     expect(stopReason).toBe('end_turn');
-    expect(permissions).toEqual([]);
+    expect(gemini.permissions).toEqual([]);
     expect(await readFile(target, 'utf8')).toBe(HELLO);
-    const followUp = server.requests.find((r) => r.toolResultCount === 1)!;
-    expect(followUp.toolResults[0]).toContain('hello.txt');
-    expect(followUp.lastUserText).toContain('Create hello.txt.');
-    expect(updates).toContainEqual(expect.objectContaining({ sessionUpdate: 'agent_message_chunk', content: { type: 'text', text: 'Wrote hello.txt.' } }));
-  } finally {
-    connection.close();
-  }
-}, AGENT_TIMEOUT_MS);
+    expect(server.requests.map((r) => r.toolResultCount)).toEqual([0, 1]);
+    expect(server.requests[1].toolResults[0]).toContain('hello.txt');
+    expect(server.requests[1].lastUserText).toContain('Create hello.txt.');
+    expect(gemini.updates).toContainEqual(expect.objectContaining({ sessionUpdate: 'agent_message_chunk', content: { type: 'text', text: 'Wrote hello.txt.' } }));
+  }, AGENT_TIMEOUT_MS);
+
+  test('a model error rejects the prompt with the message', async () => {
+    await setUp('gemini', () => ({ error: { status: 400, message: 'mock bad request' } }));
+    const gemini = await startAcp(env!, repo);
+    agent = gemini;
+    const failure = await gemini.prompt('This will fail.').then(
+      (response) => ({ response }),
+      (error: unknown) => error,
+    );
+    // The JSON-RPC error's code is the HTTP status; its message is the provider's error body.
+    expect(failure).toMatchObject({ code: 400, message: expect.stringContaining('mock bad request') });
+  }, AGENT_TIMEOUT_MS);
+
+  test('stopping it during a slow run_shell_command leaves no process', async () => {
+    await setUp('gemini', toolThenText('run_shell_command', { command: SLOW_COMMAND }));
+    const gemini = await startAcp(env!, repo);
+    agent = gemini;
+    void gemini.prompt('Wait a while.').catch(() => undefined); // rejected when the connection closes
+    await toolRunning(gemini, 'sleep 37');
+    expect((await gemini.stop()).survivors).toBe(0); // the orchestrator's tree kill reached the tool; afterEach checks /proc
+  }, AGENT_TIMEOUT_MS);
+});

@@ -25,8 +25,12 @@ export interface AgentProcess {
   stderr(): string;
   /** Settles when the process has exited. */
   exited: Promise<{ exitCode?: number; signal?: string }>;
-  /** SIGTERM to its group and every descendant's group, SIGKILL after `graceMs` (default 3 s); resolves with how it exited. */
-  stop(graceMs?: number): Promise<{ exitCode?: number; signal?: string }>;
+  /**
+   * Ends the tree with the orchestrator's `terminateTree` (SIGTERM to its group and every descendant's group,
+   * SIGKILL after `graceMs`, default 3 s), then SIGKILLs any marked process that survived that; resolves with
+   * how the agent exited and how many survivors there were (what `terminateTree` alone would have left).
+   */
+  stop(graceMs?: number): Promise<{ exitCode?: number; signal?: string; survivors: number }>;
   /** Pids still alive that carry this spawn's marker: empty once everything it started is gone. */
   leftovers(): number[];
 }
@@ -58,8 +62,9 @@ export function spawnAgentProcess(command: string, args: readonly string[], opti
     async stop(graceMs = 3_000) {
       if (child.exitCode === null && child.signalCode === null) await terminateTree(child.pid!, exited, graceMs);
       // Tools in sessions of their own may have outlived the tree's groups: end them by the marker.
-      for (const pid of processesWithEnv(TEST_AGENT_MARKER, marker)) if (alive(pid)) process.kill(pid, 'SIGKILL');
-      return exited;
+      const survivors = processesWithEnv(TEST_AGENT_MARKER, marker).filter(alive);
+      for (const pid of survivors) process.kill(pid, 'SIGKILL');
+      return { ...(await exited), survivors: survivors.length };
     },
     leftovers: () => processesWithEnv(TEST_AGENT_MARKER, marker).filter(alive),
   };
