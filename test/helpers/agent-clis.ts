@@ -6,24 +6,35 @@
  */
 import { Readable, Writable } from 'node:stream';
 import * as acp from '@agentclientprotocol/sdk';
+import { encodeClaudeInput, interruptInput, userInput } from '../../src/agents/claude/protocol.js';
+import {
+  CodexClientNotificationMethod,
+  CodexRequestMethod,
+  encodeCodexNotification,
+  encodeCodexRequest,
+  textInput,
+  type CodexRequestParams,
+} from '../../src/agents/codex/protocol.js';
 import { spawnAgentProcess, spawnJsonLines, type AgentProcess, type JsonLinesAgent } from './agent-process.js';
 import type { AgentEnvironment } from './agents.js';
 
 /** Claude Code's flags for a non-interactive stream-json session in its no-ask mode. */
 export const CLAUDE_STREAM_JSON_ARGS = ['-p', '--output-format', 'stream-json', '--input-format', 'stream-json', '--verbose'];
 
-/** Claude Code in stream-json mode; `say` writes one user message (queued if a turn is running). */
+/** Claude Code in stream-json mode. */
 export interface ClaudeSession extends JsonLinesAgent {
-  say(text: string): void;
+  /** Writes one user message: queued behind a running turn, or with `steer` sent at once, cutting the answer. */
+  say(text: string, options?: { steer?: boolean }): void;
+  /** Sends the interrupt control request with `requestId`. */
+  interrupt(requestId: string): void;
 }
 
 /** Spawns Claude Code in stream-json mode with bypassPermissions (plus `extraArgs`, e.g. `--resume <id>`). */
 export function startClaude(env: AgentEnvironment, cwd: string, extraArgs: string[] = []): ClaudeSession {
   const claude = spawnJsonLines(env.command, [...CLAUDE_STREAM_JSON_ARGS, ...env.args, '--permission-mode', 'bypassPermissions', ...extraArgs], { cwd, env: env.env });
   return Object.assign(claude, {
-    say(text: string) {
-      claude.send({ type: 'user', message: { role: 'user', content: text } });
-    },
+    say: (text: string, options?: { steer?: boolean }) => claude.write(encodeClaudeInput(userInput(text, options))),
+    interrupt: (requestId: string) => claude.write(encodeClaudeInput(interruptInput(requestId))),
   });
 }
 
@@ -31,7 +42,7 @@ export function startClaude(env: AgentEnvironment, cwd: string, extraArgs: strin
 export interface CodexSession extends JsonLinesAgent {
   threadId: string;
   /** Sends a JSON-RPC request (next id) and resolves with its `result`; rejects with its `error`. */
-  request(method: string, params: unknown): Promise<any>;
+  request<M extends CodexRequestMethod>(method: M, params: CodexRequestParams[M]): Promise<any>;
   /** `turn/start` with one text input; resolves with the turn id. */
   startTurn(text: string): Promise<string>;
 }
@@ -40,23 +51,22 @@ export interface CodexSession extends JsonLinesAgent {
 export async function startCodex(env: AgentEnvironment, cwd: string): Promise<CodexSession> {
   const codex = spawnJsonLines(env.command, ['app-server', ...env.args], { cwd, env: env.env });
   let nextId = 1;
-  const request = async (method: string, params: unknown) => {
+  const request = async <M extends CodexRequestMethod>(method: M, params: CodexRequestParams[M]) => {
     const id = nextId++;
-    codex.send({ id, method, params });
+    codex.write(encodeCodexRequest(id, method, params));
     const answer = await codex.waitFor((e) => e.id === id && ('result' in e || 'error' in e), { timeoutMs: 30_000 });
     if (answer.error) throw new Error(`codex ${method}: ${JSON.stringify(answer.error)}`);
     return answer.result;
   };
   try {
-    await request('initialize', { clientInfo: { name: 'runboard-test', title: null, version: '0.0.0' }, capabilities: null });
-    codex.send({ method: 'initialized' });
-    // The sandbox would make .git read-only (no commits): runs are full access, like `--dangerously-bypass-approvals-and-sandbox`.
-    const { thread } = await request('thread/start', { cwd, approvalPolicy: 'never', sandbox: 'danger-full-access' });
+    await request(CodexRequestMethod.Initialize, { clientInfo: { name: 'runboard-test', title: null, version: '0.0.0' }, capabilities: null });
+    codex.write(encodeCodexNotification(CodexClientNotificationMethod.Initialized));
+    const { thread } = await request(CodexRequestMethod.ThreadStart, { cwd, approvalPolicy: 'never', sandbox: 'danger-full-access' });
     return Object.assign(codex, {
       threadId: thread.id as string,
       request,
       async startTurn(text: string) {
-        const { turn } = await request('turn/start', { threadId: thread.id, input: [{ type: 'text', text, text_elements: [] }] });
+        const { turn } = await request(CodexRequestMethod.TurnStart, { threadId: thread.id, input: [textInput(text)] });
         return turn.id as string;
       },
     });

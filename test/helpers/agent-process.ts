@@ -77,6 +77,8 @@ export interface JsonLinesAgent extends AgentProcess {
   events: any[];
   /** Writes one JSON line to stdin. */
   send(message: unknown): void;
+  /** Writes already encoded text (a protocol module's `encode…` output) to stdin. */
+  write(text: string): void;
   /** Resolves with the first event (from index `from`, default 0) matching `match`; rejects if the process exits first or after `timeoutMs` (default 10 s). */
   waitFor(match: (event: any) => boolean, options?: { from?: number; timeoutMs?: number }): Promise<any>;
 }
@@ -115,6 +117,9 @@ export function spawnJsonLines(command: string, args: readonly string[], options
     events,
     send(message) {
       child.stdin.write(`${JSON.stringify(message)}\n`);
+    },
+    write(text) {
+      child.stdin.write(text);
     },
     waitFor(match, { from = 0, timeoutMs = 10_000 } = {}) {
       return new Promise((resolve, reject) => {
