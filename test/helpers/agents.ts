@@ -53,7 +53,7 @@ export interface AgentEnvironment {
   args: string[];
   /** Variables to add to the agent's environment (HOME always among them). */
   env: Record<string, string>;
-  /** The temp root holding HOME and any config dir. */
+  /** The temp root holding HOME, TMPDIR and any config dir. */
   dir: string;
   cleanup(): Promise<void>;
 }
@@ -104,8 +104,12 @@ export async function makeAgentEnvironment(kind: AgentKind, model: { url: string
   const command = requireTestAgent(kind);
   const dir = await mkdtemp(path.join(os.tmpdir(), `runboard-${kind}-`));
   const home = path.join(dir, 'home');
+  const tmp = path.join(dir, 'tmp');
   await mkdir(home, { recursive: true });
-  const common = { HOME: home, NO_PROXY, no_proxy: NO_PROXY };
+  await mkdir(tmp, { recursive: true });
+  // TMPDIR too: Claude Code keeps per-cwd files and sockets in the temp dir, gemini-cli its shell state, and
+  // a killed agent leaves them there; inside `dir` they go with cleanup().
+  const common = { HOME: home, TMPDIR: tmp, NO_PROXY, no_proxy: NO_PROXY };
   const cleanup = () => rm(dir, { recursive: true, force: true });
   switch (kind) {
     case 'claude':
