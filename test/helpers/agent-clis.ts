@@ -15,7 +15,7 @@ import {
   textInput,
   type CodexRequestParams,
 } from '../../src/agents/codex/protocol.js';
-import { spawnAgentProcess, spawnJsonLines, type AgentProcess, type JsonLinesAgent } from './agent-process.js';
+import { collectLines, spawnAgentProcess, spawnJsonLines, type AgentProcess, type JsonLinesAgent } from './agent-process.js';
 import type { AgentEnvironment } from './agents.js';
 
 /** Claude Code's flags for a non-interactive stream-json session in its no-ask mode. */
@@ -78,6 +78,8 @@ export async function startCodex(env: AgentEnvironment, cwd: string): Promise<Co
 
 /** gemini-cli (or any ACP agent) after `initialize`, `session/new` and `session/set_mode`. */
 export interface AcpSession extends AgentProcess {
+  /** Every stdout line so far (the agent's side of the JSON-RPC conversation), as printed. */
+  lines: string[];
   connection: acp.ClientConnection;
   sessionId: string;
   /** Every `session/update` so far, in arrival order. */
@@ -92,6 +94,8 @@ export async function startAcp(env: AgentEnvironment, cwd: string, { args = ['--
   const agent = spawnAgentProcess(env.command, [...args, ...env.args], { cwd, env: env.env });
   const updates: acp.SessionUpdate[] = [];
   const permissions: acp.RequestPermissionRequest[] = [];
+  const lines: string[] = [];
+  collectLines(agent.child.stdout, lines); // beside the SDK's reader: both get every chunk
   const connection = acp
     .client()
     .onNotification('session/update', ({ params }) => {
@@ -108,6 +112,7 @@ export async function startAcp(env: AgentEnvironment, cwd: string, { args = ['--
     const { sessionId } = await connection.agent.request('session/new', { cwd, mcpServers: [] });
     await connection.agent.request('session/set_mode', { sessionId, modeId });
     return Object.assign(agent, {
+      lines,
       connection,
       sessionId,
       updates,

@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { execa, type ResultPromise } from 'execa';
+import { readLines } from '../../src/orchestrator/lines.js';
 import { processesWithEnv, terminateTree } from '../../src/orchestrator/processes.js';
 
 /** The variable every test agent process carries (inherited by its tools), valued with a per-spawn id. */
@@ -14,6 +15,22 @@ export const TEST_AGENT_MARKER = 'RUNBOARD_TEST_AGENT';
 
 /** Most stderr kept per process (the tail). @default 64 KiB */
 const STDERR_TAIL_BYTES = 64 * 1024;
+
+/** Longest stdout line kept; a longer one is replaced by a note of its size. @default 16 MiB */
+export const MAX_LINE_BYTES = 16 * 1024 * 1024;
+
+/** Collects `stream`'s lines (split on "\n" only, as the orchestrator reads agents) into `lines`, calling `onLine` after each. */
+export function collectLines(stream: NodeJS.ReadableStream, lines: string[], onLine: (line: string) => void = () => {}): void {
+  readLines(
+    stream,
+    MAX_LINE_BYTES,
+    (line) => {
+      lines.push(line);
+      onLine(line);
+    },
+    (size) => lines.push(`<line of ${size} bytes dropped>`),
+  );
+}
 
 export interface AgentProcess {
   pid: number;
@@ -90,19 +107,11 @@ export function spawnJsonLines(command: string, args: readonly string[], options
   const lines: string[] = [];
   const events: any[] = [];
   const listeners = new Set<() => void>();
-  let partial = '';
-  child.stdout.setEncoding('utf8');
-  child.stdout.on('data', (data: string) => {
-    // Split on "\n" only: readline would also split on U+2028/U+2029 inside JSON strings.
-    const parts = (partial + data).split('\n');
-    partial = parts.pop()!;
-    for (const line of parts) {
-      lines.push(line);
-      try {
-        events.push(JSON.parse(line));
-      } catch {
-        // not a JSON line; kept in `lines` only
-      }
+  collectLines(child.stdout, lines, (line) => {
+    try {
+      events.push(JSON.parse(line));
+    } catch {
+      // not a JSON line; kept in `lines` only
     }
     for (const listener of listeners) listener();
   });

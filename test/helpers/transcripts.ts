@@ -1,7 +1,7 @@
 /** Recorded agent stdout for the protocol and normaliser tests (test/fixtures/<agent>/), made stable across machines. */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { JsonLinesAgent } from './agent-process.js';
+import type { AgentProcess } from './agent-process.js';
 import { makeAgentEnvironment, type AgentEnvironment, type AgentKind } from './agents.js';
 import type { ModelScript, ModelServer } from './model-server.js';
 import { makeRepo, removeDirs } from './repo.js';
@@ -26,8 +26,11 @@ export interface TranscriptScenario<S, M> {
   drive(session: S, model: ModelServer<M>): Promise<void>;
 }
 
+/** A started agent whose stdout lines are collected. */
+export type RecordedAgent = AgentProcess & { readonly lines: readonly string[] };
+
 /** How to record one agent's transcripts: its scripted server, how to start it, where the fixtures go. */
-export interface TranscriptRecorder<S extends JsonLinesAgent, M> {
+export interface TranscriptRecorder<S extends RecordedAgent, M> {
   kind: AgentKind;
   dir: string;
   /** Stand-ins for the temp repository and the temp HOME root in the saved text. */
@@ -41,7 +44,7 @@ export interface TranscriptRecorder<S extends JsonLinesAgent, M> {
  * Runs each scenario against the real agent in a fresh temp repository and saves its stdout, then prints the
  * line count, the model requests and the time from spawn to the first model request.
  */
-export async function recordTranscripts<S extends JsonLinesAgent, M>(recorder: TranscriptRecorder<S, M>, scenarios: readonly TranscriptScenario<S, M>[]): Promise<void> {
+export async function recordTranscripts<S extends RecordedAgent, M>(recorder: TranscriptRecorder<S, M>, scenarios: readonly TranscriptScenario<S, M>[]): Promise<void> {
   for (const scenario of scenarios) {
     const repo = await makeRepo();
     const model = await recorder.startServer(scenario.script(repo));
