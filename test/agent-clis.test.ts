@@ -99,6 +99,22 @@ describe('Claude Code over stream-json', () => {
     await toolRunning(claude, 'sleep 37');
     expect((await claude.stop()).survivors).toBe(0); // the orchestrator's tree kill reached the tool; afterEach checks /proc
   }, AGENT_TIMEOUT_MS);
+
+  test('--resume <session id> in a new process sends the earlier conversation with the next prompt', async () => {
+    const server = await setUp('claude', ({ lastUserText }) => ({ text: lastUserText === 'First.' ? 'First answer.' : 'Second answer.' }));
+    const first = (agent = startClaude(env!, repo));
+    first.say('First.');
+    const { session_id: sessionId } = await first.waitFor((e) => e.type === 'result', { timeoutMs: 30_000 });
+    await first.stop();
+
+    const second = (agent = startClaude(env!, repo, ['--resume', sessionId]));
+    second.say('Second.');
+    const result = await second.waitFor((e) => e.type === 'result', { timeoutMs: 30_000 });
+    expect(result).toMatchObject({ is_error: false, result: 'Second answer.', session_id: sessionId });
+    const conversation = JSON.stringify(server.requests.at(-1)!.messages);
+    expect(conversation).toContain('First answer.');
+    expect(server.requests.at(-1)!.lastUserText).toBe('Second.');
+  }, AGENT_TIMEOUT_MS);
 });
 
 describe('Codex over app-server', () => {
@@ -135,6 +151,25 @@ describe('Codex over app-server', () => {
     await codex.startTurn('Wait a while.');
     await toolRunning(codex, 'sleep 37');
     expect((await codex.stop()).survivors).toBe(0); // the orchestrator's tree kill reached the tool; afterEach checks /proc
+  }, AGENT_TIMEOUT_MS);
+
+  test('thread/resume in a new process sends the earlier conversation with the next turn', async () => {
+    const server = await setUp('codex', ({ lastUserText }) => ({ text: lastUserText === 'First.' ? 'First answer.' : 'Second answer.' }));
+    const first = await startCodex(env!, repo);
+    agent = first;
+    await first.startTurn('First.');
+    await first.waitFor((e) => e.method === 'turn/completed', { timeoutMs: 30_000 });
+    await first.stop();
+
+    const second = await startCodex(env!, repo, { resume: first.threadId });
+    agent = second;
+    expect(second.threadId).toBe(first.threadId);
+    await second.startTurn('Second.');
+    const completed = await second.waitFor((e) => e.method === 'turn/completed', { timeoutMs: 30_000 });
+    expect(completed.params.turn.status).toBe('completed');
+    const conversation = JSON.stringify(server.requests.at(-1)!.messages);
+    expect(conversation).toContain('First answer.');
+    expect(server.requests.at(-1)!.lastUserText).toBe('Second.');
   }, AGENT_TIMEOUT_MS);
 });
 

@@ -47,8 +47,11 @@ export interface CodexSession extends JsonLinesAgent {
   startTurn(text: string): Promise<string>;
 }
 
-/** Spawns `codex app-server`, initializes it and starts a thread in `cwd` with full access and no approvals. */
-export async function startCodex(env: AgentEnvironment, cwd: string): Promise<CodexSession> {
+/**
+ * Spawns `codex app-server`, initializes it and starts a thread in `cwd` with full access and no approvals,
+ * or resumes the stored thread `resume` (the way a refine continues a run).
+ */
+export async function startCodex(env: AgentEnvironment, cwd: string, { resume }: { resume?: string } = {}): Promise<CodexSession> {
   const codex = spawnJsonLines(env.command, ['app-server', ...env.args], { cwd, env: env.env });
   let nextId = 1;
   const request = async <M extends CodexRequestMethod>(method: M, params: CodexRequestParams[M]) => {
@@ -61,7 +64,10 @@ export async function startCodex(env: AgentEnvironment, cwd: string): Promise<Co
   try {
     await request(CodexRequestMethod.Initialize, { clientInfo: { name: 'runboard-test', title: null, version: '0.0.0' }, capabilities: null });
     codex.write(encodeCodexNotification(CodexClientNotificationMethod.Initialized));
-    const { thread } = await request(CodexRequestMethod.ThreadStart, { cwd, approvalPolicy: 'never', sandbox: 'danger-full-access' });
+    const access = { cwd, approvalPolicy: 'never', sandbox: 'danger-full-access' } as const;
+    const { thread } = resume
+      ? await request(CodexRequestMethod.ThreadResume, { threadId: resume, ...access })
+      : await request(CodexRequestMethod.ThreadStart, access);
     return Object.assign(codex, {
       threadId: thread.id as string,
       request,
