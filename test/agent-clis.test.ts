@@ -1,8 +1,9 @@
 /**
  * Each pinned agent CLI, driven for real against its scripted model server (no runboard yet), in a temp git
  * repository: the model has the agent write a file with its own tool and then answers text; a model error
- * reaches the client with its message; stopping the agent during a slow tool leaves no process behind.
- * After every test, /proc must hold no process that carries the agent's marker.
+ * reaches the client with its message; stopping the agent during a slow tool leaves no process behind; a new
+ * process resuming the session sends the earlier conversation (Claude Code and Codex; gemini-cli's session/load
+ * is broken, see AGENTS-ACP.md §9). After every test, /proc must hold no process that carries the agent's marker.
  */
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -33,7 +34,7 @@ beforeEach(async () => {
 afterEach(async () => {
   if (agent) {
     await agent.stop();
-    expect(agent.leftovers()).toEqual([]);
+    expect(agent.processes()).toEqual([]);
   }
   await model?.close();
   await env?.cleanup();
@@ -50,9 +51,9 @@ async function setUp<K extends keyof typeof servers>(kind: K, script: ModelScrip
 }
 
 /** Resolves once a process of the agent's tree runs `command` (its cmdline holds it). */
-function toolRunning(process: AgentProcess, command: string): Promise<number> {
+function toolRunning(agentProcess: AgentProcess, command: string): Promise<number> {
   return waitFor(`"${command}" to run`, async () =>
-    process.leftovers().find((pid) => {
+    agentProcess.processes().find((pid) => {
       try {
         return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').includes(command);
       } catch {

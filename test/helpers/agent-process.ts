@@ -2,7 +2,7 @@
  * Agent processes for tests: spawned in a process group of their own, with a marker variable in their
  * environment so that everything they start can be found in /proc afterwards (their tools run in groups
  * and sessions of their own, which a group kill does not reach). `stop()` ends the whole tree through
- * the orchestrator's own `terminateTree`; `leftovers()` says what survived.
+ * the orchestrator's own `terminateTree`; `processes()` lists what is still alive.
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -48,8 +48,8 @@ export interface AgentProcess {
    * how the agent exited and how many survivors there were (what `terminateTree` alone would have left).
    */
   stop(graceMs?: number): Promise<{ exitCode?: number; signal?: string; survivors: number }>;
-  /** Pids still alive that carry this spawn's marker: empty once everything it started is gone. */
-  leftovers(): number[];
+  /** Pids alive that carry this spawn's marker (the agent and all it started, orphans too): empty once all are gone. */
+  processes(): number[];
 }
 
 /** Spawns `command args` in `cwd` with `env` added to this process's environment, in its own process group. */
@@ -83,7 +83,7 @@ export function spawnAgentProcess(command: string, args: readonly string[], opti
       for (const pid of survivors) process.kill(pid, 'SIGKILL');
       return { ...(await exited), survivors: survivors.length };
     },
-    leftovers: () => processesWithEnv(TEST_AGENT_MARKER, marker).filter(alive),
+    processes: () => processesWithEnv(TEST_AGENT_MARKER, marker).filter(alive),
   };
 }
 
