@@ -1,6 +1,7 @@
 /**
- * What every JSON-lines agent protocol shares: one stdout line is one JSON object. A line that is not
- * one is the agent breaking its protocol, reported as the orchestrator's AgentProtocolError.
+ * What every JSON-lines agent protocol shares: one stdout line is one JSON object, and a `type` the
+ * vocabulary does not know is kept as an `UnknownMessage`. A line that is not a JSON object is the agent
+ * breaking its protocol, reported as the orchestrator's AgentProtocolError.
  */
 import { AgentProtocolError } from '../orchestrator/agent-protocol.js';
 
@@ -19,4 +20,16 @@ export function parseJsonObjectLine(line: string): Record<string, unknown> {
 /** Whether `value` is a non-null, non-array object. */
 export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** A line whose `type` (or shape) the vocabulary does not know: kept, never dropped silently. */
+export interface UnknownMessage {
+  readonly type: 'unknown';
+  readonly originalType: string | null;
+  readonly raw: Record<string, unknown>;
+}
+
+/** Wraps a line the vocabulary cannot place. */
+export function unknownMessage(originalType: string | null, raw: Record<string, unknown>): UnknownMessage {
+  return { type: 'unknown', originalType, raw };
 }

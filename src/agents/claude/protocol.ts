@@ -5,7 +5,7 @@
  * recordings in test/fixtures/claude/). Only what runboard uses is typed; everything else parses as
  * `UnknownClaudeMessage` and is kept.
  */
-import { isObject, parseJsonObjectLine } from '../json-line.js';
+import { isObject, parseJsonObjectLine, unknownMessage as unknown, type UnknownMessage } from '../json-line.js';
 
 /** Lines runboard writes, runboard -> claude. */
 export enum ClaudeInputType {
@@ -151,11 +151,7 @@ export interface ControlRequestMessage {
 }
 
 /** Anything else Claude Code prints: kept, never dropped silently. */
-export interface UnknownClaudeMessage {
-  readonly type: 'unknown';
-  readonly originalType: string | null;
-  readonly raw: Record<string, unknown>;
-}
+export type UnknownClaudeMessage = UnknownMessage;
 
 export type ClaudeMessage =
   | SystemInitMessage
@@ -192,10 +188,6 @@ export function parseClaudeLine(line: string): ClaudeMessage {
     default:
       return unknown(type, raw);
   }
-}
-
-function unknown(originalType: string | null, raw: Record<string, unknown>): UnknownClaudeMessage {
-  return { type: 'unknown', originalType, raw };
 }
 
 /** Serializes one stdin line. */
