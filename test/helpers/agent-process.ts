@@ -32,6 +32,7 @@ export function collectLines(stream: NodeJS.ReadableStream, lines: string[], onL
   );
 }
 
+/** A spawned agent and the means to find and end everything it started. */
 export interface AgentProcess {
   pid: number;
   /** `Date.now()` just before the spawn. */
@@ -87,6 +88,7 @@ export function spawnAgentProcess(command: string, args: readonly string[], opti
   };
 }
 
+/** An agent speaking JSON lines on stdio, with its output collected as lines and parsed events. */
 export interface JsonLinesAgent extends AgentProcess {
   /** Every stdout line so far, exactly as printed (without the "\n"). */
   lines: string[];

@@ -45,6 +45,7 @@ export function requireTestAgent(kind: AgentKind): string {
   return AGENT_BINS[kind];
 }
 
+/** How to start one agent offline against a scripted model server. */
 export interface AgentEnvironment {
   kind: AgentKind;
   /** The program to spawn. */

@@ -26,6 +26,7 @@ export interface ScriptedToolCall {
   arguments: Record<string, unknown>;
 }
 
+/** What the scripted model answers one request with. */
 export type ModelReply =
   /** A streamed text answer. `thinking` is streamed first, in the wire's reasoning form. `delayMs` is slept between chunks. */
   | { text: string; thinking?: string; chunkSize?: number; delayMs?: number; usage?: ModelUsage }
@@ -62,8 +63,10 @@ export interface ModelRequest<M = ModelMessage> {
   toolResults: string[];
 }
 
+/** Chooses the reply to each request (`index`: its position among all requests). */
 export type ModelScript<M = ModelMessage> = (request: ModelRequest<M>, index: number) => ModelReply | Promise<ModelReply>;
 
+/** A running scripted model server. */
 export interface ModelServer<M = ModelMessage> {
   /** Base URL for the provider config: `http://127.0.0.1:PORT` plus the wire's prefix (`/v1` for OpenAI's). */
   url: string;
@@ -357,6 +360,7 @@ export function startModelServer(script: ModelScript = answerOk): Promise<ModelS
   return startScriptedServer(chatCompletionsWire, script);
 }
 
+/** A hermetic pi configuration pointing at a scripted server. */
 export interface PiEnvironment {
   /** PI_CODING_AGENT_DIR, HOME, PI_OFFLINE, NO_PROXY, no_proxy: merge into pi's environment. */
   env: Record<string, string>;

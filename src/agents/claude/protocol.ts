@@ -18,6 +18,7 @@ export enum ClaudeControlSubtype {
   Interrupt = 'interrupt', // runboard -> claude: end the turn now (kills a running tool's group); the process stays
 }
 
+/** A user message line (see `userInput`). */
 export interface UserInput {
   readonly type: ClaudeInputType.User;
   readonly message: { readonly role: 'user'; readonly content: string };
@@ -25,12 +26,14 @@ export interface UserInput {
   readonly priority?: 'now';
 }
 
+/** A control command line (see `interruptInput`). */
 export interface ControlRequestInput {
   readonly type: ClaudeInputType.ControlRequest;
   readonly request_id: string;
   readonly request: { readonly subtype: ClaudeControlSubtype };
 }
 
+/** Every line runboard writes. */
 export type ClaudeInput = UserInput | ControlRequestInput;
 
 /** Lines Claude Code prints, claude -> runboard. */
@@ -72,6 +75,7 @@ export interface ClaudeUsage {
   readonly cache_read_input_tokens?: number;
 }
 
+/** `system`/`init`: opens every turn (a queued follow-up or a steer gets its own). */
 export interface SystemInitMessage {
   readonly type: ClaudeMessageType.System;
   readonly subtype: ClaudeSystemSubtype.Init;
@@ -90,6 +94,7 @@ export interface SystemMessage {
   readonly [key: string]: unknown;
 }
 
+/** One finished content block of a model answer. */
 export interface AssistantMessage {
   readonly type: ClaudeMessageType.Assistant;
   readonly session_id: string;
@@ -107,6 +112,7 @@ export interface AssistantMessage {
   readonly is_api_error_message?: boolean;
 }
 
+/** A tool result (or an interruption note) going back to the model. */
 export interface UserMessage {
   readonly type: ClaudeMessageType.User;
   readonly session_id: string;
@@ -116,6 +122,7 @@ export interface UserMessage {
   readonly tool_use_result?: unknown;
 }
 
+/** The end of a turn: the settle signal, with outcome, usage and cost. */
 export interface ResultMessage {
   readonly type: ClaudeMessageType.Result;
   /** "success" even for a model API error (see `is_error`); "error_during_execution" after an interrupt; … */
@@ -133,17 +140,20 @@ export interface ResultMessage {
   readonly api_error_status?: number;
 }
 
+/** A raw model SSE event (only with --include-partial-messages). */
 export interface StreamEventMessage {
   readonly type: ClaudeMessageType.StreamEvent;
   readonly session_id: string;
   readonly event: { readonly type: string; readonly [key: string]: unknown };
 }
 
+/** The answer to a control request, matched by `request_id`. */
 export interface ControlResponseMessage {
   readonly type: ClaudeMessageType.ControlResponse;
   readonly response: { readonly subtype: string; readonly request_id: string; readonly response?: unknown; readonly error?: string };
 }
 
+/** A question Claude Code asks the client (not asked in bypassPermissions). */
 export interface ControlRequestMessage {
   readonly type: ClaudeMessageType.ControlRequest;
   readonly request_id: string;
@@ -153,6 +163,7 @@ export interface ControlRequestMessage {
 /** Anything else Claude Code prints: kept, never dropped silently. */
 export type UnknownClaudeMessage = UnknownMessage;
 
+/** Every line Claude Code prints, as parsed by `parseClaudeLine`. */
 export type ClaudeMessage =
   | SystemInitMessage
   | SystemMessage

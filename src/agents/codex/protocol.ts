@@ -74,6 +74,7 @@ export interface CodexTurnError {
   readonly additionalDetails?: string | null;
 }
 
+/** A turn as turn/started and turn/completed report it. */
 export interface CodexTurn {
   readonly id: string;
   readonly status: CodexTurnStatus | string;
@@ -103,6 +104,7 @@ export interface CodexTokenUsage {
   readonly reasoningOutputTokens: number;
 }
 
+/** The answer to one of runboard's requests, matched by `id`. */
 export interface CodexResponse {
   readonly kind: 'response';
   readonly id: number | string;
@@ -118,30 +120,35 @@ export interface CodexServerRequest {
   readonly params: unknown;
 }
 
+/** turn/started, turn/completed (the settle signal: status and error). */
 export interface TurnNotification {
   readonly kind: 'notification';
   readonly method: CodexNotificationMethod.TurnStarted | CodexNotificationMethod.TurnCompleted;
   readonly params: { readonly threadId: string; readonly turn: CodexTurn };
 }
 
+/** item/started, item/completed: one thread item. */
 export interface ItemNotification {
   readonly kind: 'notification';
   readonly method: CodexNotificationMethod.ItemStarted | CodexNotificationMethod.ItemCompleted;
   readonly params: { readonly threadId: string; readonly turnId: string; readonly item: CodexThreadItem };
 }
 
+/** Streamed text of an item: answer, reasoning summary or command output. */
 export interface DeltaNotification {
   readonly kind: 'notification';
   readonly method: CodexNotificationMethod.AgentMessageDelta | CodexNotificationMethod.ReasoningSummaryTextDelta | CodexNotificationMethod.CommandOutputDelta;
   readonly params: { readonly threadId: string; readonly turnId: string; readonly itemId: string; readonly delta: string };
 }
 
+/** Usage after a model response: `last` for it, `total` for the thread. */
 export interface TokenUsageNotification {
   readonly kind: 'notification';
   readonly method: CodexNotificationMethod.TokenUsageUpdated;
   readonly params: { readonly threadId: string; readonly turnId: string; readonly tokenUsage: { readonly last: CodexTokenUsage; readonly total: CodexTokenUsage } };
 }
 
+/** A turn error; the turn/completed that follows carries it too. */
 export interface ErrorNotification {
   readonly kind: 'notification';
   readonly method: CodexNotificationMethod.Error;
@@ -161,6 +168,7 @@ export interface UnknownCodexMessage {
   readonly raw: Record<string, unknown>;
 }
 
+/** Every line Codex prints, as parsed by `parseCodexLine`. */
 export type CodexMessage =
   | CodexResponse
   | CodexServerRequest
