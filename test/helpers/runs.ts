@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 /** Helpers for tests that run the real pi against the scripted model server. */
 import { makePiEnvironment, startModelServer, type ModelScript, type ModelServer } from './model-server.js';
 import { RUN_EVENT_FIELDS, withData, type TestRunEvent } from './events.js';
@@ -66,20 +65,7 @@ export async function runEvents(t: TestServer, runId: string): Promise<TestRunEv
   }
 }
 
-/** Whether a process is running; a zombie (dead, waiting to be reaped) is not. */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
+export { alive } from './agent-process.js';
 
 /** A model that has the agent write hello.txt, commit it, then say Done. */
 export const writeAndCommit: ModelScript = (request) => {
