@@ -73,7 +73,7 @@ test('every operation the prompt teaches is valid against the schema, and works 
   const { card } = await bed.t.ok(`query($id: ID!) { card(id: $id) { description column tags comments { edges { node { author body } } } } }`, { id: cardId });
   expect(card).toEqual({ description: 'what I found', column: 'REVIEW', tags: ['agent'], comments: { edges: [{ node: { author: expect.stringMatching(/^agent \(run /), body: 'working on it' } }] } });
   const audit = (await runEvents(bed.t, agentRun.id)).filter((e) => e.type === 'board_change').map((e) => e.data.action);
-  expect(audit).toEqual(['addComment', 'updateCard', 'addCardTags', 'removeCardTags', 'moveCard']);
+  expect(audit).toEqual(['ADD_COMMENT', 'UPDATE_CARD', 'ADD_CARD_TAGS', 'REMOVE_CARD_TAGS', 'MOVE_CARD']);
   // The prompt the agent received spells the same documents.
   const { run } = await bed.t.ok(`query($id: ID!) { run(id: $id) { prompt } }`, { id: agentRun.id });
   for (const document of Object.values(AGENT_OPERATIONS)) expect(run.prompt).toContain(document);
@@ -119,7 +119,7 @@ test('an agent reads its own run in full, but not another run\'s prompt, events 
   expect(current.errors).toBeUndefined();
   expect(current.data.currentRun.events.length).toBeGreaterThan(0);
 
-  for (const field of ['prompt', 'events { type data }', 'diff { patch }', 'commits { sha }', 'uncommitted { patch }', 'error']) {
+  for (const field of ['prompt', 'events { seq }', 'diff { patch }', 'commits { sha }', 'uncommitted { patch }', 'error']) {
     const other = await asAgent(`query($id: ID!) { run(id: $id) { id ${field} } }`, { id: otherRun.id });
     expect([field, other.errors?.map((e) => e.extensions?.code)]).toEqual([field, ['FORBIDDEN']]);
     expect(JSON.stringify(other)).not.toContain('secret');

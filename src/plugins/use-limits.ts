@@ -9,6 +9,7 @@ import { maxDirectivesPlugin } from '@escape.tech/graphql-armor-max-directives';
 import {
   GraphQLError,
   getNamedType,
+  isAbstractType,
   getNullableType,
   isListType,
   isObjectType,
@@ -70,11 +71,12 @@ function selectionCost(context: ValidationContext, type: GraphQLObjectType, sele
     } else {
       const fragment = selection.kind === Kind.FRAGMENT_SPREAD ? context.getFragment(selection.name.value) : selection;
       if (!fragment || (selection.kind === Kind.FRAGMENT_SPREAD && fragments.has(selection.name.value))) continue;
-      const condition = fragment.typeCondition ? context.getSchema().getType(fragment.typeCondition.name.value) : type;
+      const schema = context.getSchema();
+      const condition = fragment.typeCondition ? schema.getType(fragment.typeCondition.name.value) : type;
       const nested = selection.kind === Kind.FRAGMENT_SPREAD ? new Set([...fragments, selection.name.value]) : fragments;
-      if (isObjectType(condition)) cost += selectionCost(context, condition, fragment.selectionSet, pageSize, nested);
-      // An interface (Node) spread: count each selection against the first implementation that has it.
-      else if (condition) for (const impl of context.getSchema().getPossibleTypes(condition as never)) cost = Math.max(cost, selectionCost(context, impl, fragment.selectionSet, pageSize, nested));
+      // A fragment counts only where it applies: on `type` itself, or on an interface or union `type` belongs to.
+      const applies = condition === type || (!!condition && isAbstractType(condition) && schema.isSubType(condition, type));
+      if (applies) cost += selectionCost(context, type, fragment.selectionSet, pageSize, nested);
     }
   }
   return cost;
@@ -82,7 +84,9 @@ function selectionCost(context: ValidationContext, type: GraphQLObjectType, sele
 
 function fieldCost(context: ValidationContext, field: GraphQLField<unknown, unknown>, node: FieldNode, pageSize: number, fragments: Set<string>): number {
   const named = getNamedType(field.type);
-  const children = node.selectionSet && isObjectType(named) ? selectionCost(context, named, node.selectionSet, pageSize, fragments) : 0;
+  // An abstract type (RunEvent, BoardEvent) costs what its most expensive implementation would.
+  const possible = isObjectType(named) ? [named] : isAbstractType(named) ? context.getSchema().getPossibleTypes(named) : [];
+  const children = node.selectionSet ? Math.max(0, ...possible.map((type) => selectionCost(context, type, node.selectionSet!, pageSize, fragments))) : 0;
   // A connection's page size is counted on the connection field, not again on its `edges` list.
   const isPage = field.args.some((arg) => arg.name === 'first') || (isListType(getNullableType(field.type)) && field.name !== 'edges');
   return 1 + (isPage ? multiplier(node, pageSize) : 1) * children;
