@@ -9,7 +9,8 @@ import { ConflictError, InvalidInputError, NotFoundError, RunboardError } from '
 import { SubscriberTooSlowError } from '../orchestrator/event-stream.js';
 import { ForbiddenError, UnauthenticatedError } from './auth.js';
 
-export type ErrorCode = 'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT' | 'UNAUTHENTICATED' | 'FORBIDDEN' | 'SUBSCRIBER_TOO_SLOW';
+/** Every `extensions.code` runboard sends. The QUERY_* codes come from the request limits (plugins/use-limits.ts), BAD_REQUEST from the transport (server.ts). */
+export type ErrorCode = 'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT' | 'UNAUTHENTICATED' | 'FORBIDDEN' | 'SUBSCRIBER_TOO_SLOW' | 'QUERY_TOO_COMPLEX' | 'QUERY_TOO_EXPENSIVE' | 'BAD_REQUEST';
 
 function describe(error: unknown): { code: ErrorCode; extensions?: Record<string, unknown> } | undefined {
   if (error instanceof InvalidInputError) return { code: 'BAD_USER_INPUT', extensions: error.field ? { field: error.field } : undefined };
