@@ -30,10 +30,10 @@ async function main(argv: string[]): Promise<void> {
     const { startServer } = await import('./server.js');
     server = await startServer(config, { logger });
   } catch (error) {
-    // Expected start-up failures (not a repository, port in use) get one line, not a stack trace.
-    const known = error instanceof RunboardError || (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
+    // Expected start-up failures (not a repository, port in use, a HOST that cannot be bound) get one line, not a stack trace.
+    const known = error instanceof RunboardError || error instanceof ConfigError || (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
     process.stderr.write(`runboard: ${known ? (error as Error).message : (error as Error).stack}\n`);
-    process.exit(1);
+    process.exit(error instanceof ConfigError ? 2 : 1);
   }
   say.info(`GraphiQL at ${server.url} (repository ${config.repo}, data ${config.dataDir})`);
 
