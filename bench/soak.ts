@@ -2,7 +2,7 @@
  * Transport soak (a script, not a test): `npm run bench:soak` (after `npm run build`).
  *
  * Spawns the built `runboard` on a temp repository under a 1,024-descriptor limit, like a default
- * shell, and for SOAK_SECONDS drives at once: a flood of idle connections past the limit, oversized
+ * shell, and for SOAK_SECONDS (default 120) drives at once: a flood of idle connections past the limit, oversized
  * graphql-ws frames (authenticated and not), SSE and WebSocket subscribers that never read, and
  * reconnect storms (drop after 0–120 ms, resubscribe runEvents with `since`). Events flow from
  * playtests printing as fast as runboard accepts. Meanwhile it probes `/healthz` and a `startRun`
@@ -16,7 +16,7 @@ import { execa } from 'execa';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 
-const SECONDS = Number(process.env.SOAK_SECONDS ?? 60);
+const SECONDS = Number(process.env.SOAK_SECONDS ?? 120);
 const FLOOD = Number(process.env.SOAK_FLOOD ?? 1_100); // idle sockets held open
 const NEVER_READING_SSE = Number(process.env.SOAK_SSE ?? 100);
 const NEVER_READING_WS = Number(process.env.SOAK_WS ?? 50);
@@ -38,7 +38,9 @@ await execa('git', ['-C', repo, '-c', 'user.name=soak', '-c', 'user.email=soak@e
 
 // A playtest that prints 1,000-character lines without pause; runboard keeps 50 a second of them.
 const playtest = `node -e "const l='p'.repeat(999);setInterval(()=>{for(let i=0;i<20;i++)console.log(l)},10)"`;
-const server = execa('prlimit', [`--nofile=${DESCRIPTOR_LIMIT}:${DESCRIPTOR_LIMIT}`, 'node', ...(process.env.SOAK_NODE_ARGS?.split(' ').filter(Boolean) ?? []), path.join(root, 'dist', 'cli.js'), '--repo', repo, '--data-dir', path.join(tmp, 'data'), '--port', '0'], {
+// SOAK_CLI: another build of runboard to soak, e.g. one of the main branch, for a before/after.
+const cli = process.env.SOAK_CLI ?? path.join(root, 'dist', 'cli.js');
+const server = execa('prlimit', [`--nofile=${DESCRIPTOR_LIMIT}:${DESCRIPTOR_LIMIT}`, 'node', ...(process.env.SOAK_NODE_ARGS?.split(' ').filter(Boolean) ?? []), cli, '--repo', repo, '--data-dir', path.join(tmp, 'data'), '--port', '0'], {
   env: { LOG_LEVEL: 'warn', RUNBOARD_AGENT_COMMAND: 'true', RUNBOARD_PLAYTEST_COMMAND: playtest },
   reject: false,
 });
@@ -51,10 +53,17 @@ const url = await new Promise<string>((resolve, reject) => {
     output += chunk;
     const found = /GraphiQL at (\S+)/.exec(output);
     if (found) resolve(found[1]);
-    for (const line of output.split('\n').slice(0, -1)) if (line.includes('"level":40') || line.includes('"level":50')) {
-        warnings.count++;
-        warnings.last = line;
+    for (const line of output.split('\n').slice(0, -1)) {
+      if (!line.includes('"level":40') && !line.includes('"level":50')) continue;
+      warnings.count++;
+      warnings.last = line;
+      if (line.includes('"maxConnections"')) {
+        const record = JSON.parse(line) as typeof guardReport;
+        guardReport.evicted += record.evicted;
+        guardReport.refused += record.refused;
+        guardReport.stalled += record.stalled;
       }
+    }
     output = output.slice(output.lastIndexOf('\n') + 1);
   });
   void server.then(() => reject(new Error(`runboard exited: ${server.exitCode}`)));
@@ -91,12 +100,16 @@ for (const runId of eventRuns) {
   }
 }
 
+await sleep(3_000);
+const flowing = await gql(`query($id: ID!) { run(id: $id) { status events(first: 1000) { seq type } } }`, { id: eventRuns[0] });
+console.log(`event run 0: ${flowing.run.status}, ${flowing.run.events.length} events after 3 s, types ${[...new Set(flowing.run.events.map((e: { type: string }) => e.type))].join(' ')}`);
+
 const figures = {
   peakRssMb: 0,
   peakFds: 0,
   fdsAtEnd: 0,
-  health: { ok: 0, failed: 0, maxMs: 0 },
-  startRun: { ok: 0, failed: 0, maxMs: 0 },
+  health: { ok: 0, failed: 0, maxMs: 0, failedAt: [] as number[] },
+  startRun: { ok: 0, failed: 0, maxMs: 0, failedAt: [] as number[] },
   flood: { opened: 0, closedByServer: 0 },
   oversized: { sent: 0, closed1009: 0, otherClose: 0 },
   neverReadingSse: { opened: 0, cutByServer: 0 },
@@ -115,13 +128,14 @@ function sample(): void {
   }
 }
 
-async function timed(target: { ok: number; failed: number; maxMs: number }, probe: () => Promise<unknown>): Promise<void> {
+async function timed(target: { ok: number; failed: number; maxMs: number; failedAt: number[] }, probe: () => Promise<unknown>): Promise<void> {
   const started = performance.now();
   try {
     await probe();
     target.ok++;
   } catch {
     target.failed++;
+    target.failedAt.push(Math.round((started - soakStart) / 1000));
   }
   target.maxMs = Math.max(target.maxMs, Math.round(performance.now() - started));
 }
@@ -186,8 +200,10 @@ async function oversized(): Promise<void> {
   }
 }
 
-/** Subscribers that send their subscription and then never read a byte. */
+/** Subscribers that send their subscription and then never read a byte; the server should cut them 30 s after their socket fills. */
 async function neverReading(): Promise<void> {
+  // Joining a third of the way in, from seq 0, each first gets a history of megabytes that fills its socket at once.
+  await sleep((SECONDS * 1000) / 3);
   const query = 'subscription($id: ID!) { runEvents(runId: $id) { seq data } }';
   const sockets: Socket[] = [];
   for (let i = 0; i < NEVER_READING_SSE; i++) {
@@ -251,17 +267,20 @@ async function storm(): Promise<void> {
             resolve();
           }, Math.random() * 120);
         });
-        await client.dispose();
+        await Promise.resolve(client.dispose()).catch(() => undefined);
         figures.storm.cycles++;
       }
     }),
   );
 }
 
+// graphql-ws clients reject with the CloseEvent when an overloaded server closes them (4408 and the like): count, don't crash.
+let clientRejections = 0;
+process.on('unhandledRejection', () => void clientRejections++);
 const sampler = setInterval(sample, 500);
-const started = performance.now();
+const soakStart = performance.now();
 await Promise.all([probes(), flood(), oversized(), neverReading(), storm()]);
-const seconds = (performance.now() - started) / 1000;
+const seconds = (performance.now() - soakStart) / 1000;
 await sleep(2_000); // let the server drop what the clients left
 sample();
 clearInterval(sampler);
@@ -271,13 +290,14 @@ server.kill('SIGTERM');
 await server;
 rmSync(tmp, { recursive: true, force: true });
 
-console.log(`runboard soak: ${seconds.toFixed(0)} s, server under a ${DESCRIPTOR_LIMIT}-descriptor limit, still alive at the end: ${alive}`);
+console.log(`runboard soak of ${path.relative(process.cwd(), cli)}: ${seconds.toFixed(0)} s, server under a ${DESCRIPTOR_LIMIT}-descriptor limit, still alive at the end: ${alive}`);
 console.log(`  peak RSS ${figures.peakRssMb} MB; open descriptors peak ${figures.peakFds}, ${figures.fdsAtEnd} at the end`);
-console.log(`  /healthz  ${figures.health.ok} ok, ${figures.health.failed} failed, slowest ${figures.health.maxMs} ms`);
-console.log(`  startRun  ${figures.startRun.ok} ok, ${figures.startRun.failed} failed, slowest ${figures.startRun.maxMs} ms`);
+const failures = (probe: { failedAt: number[] }) => (probe.failedAt.length ? ` (started at ${probe.failedAt.map((s) => `${s} s`).join(', ')})` : '');
+console.log(`  /healthz  ${figures.health.ok} ok, ${figures.health.failed} failed${failures(figures.health)}, slowest ${figures.health.maxMs} ms`);
+console.log(`  startRun  ${figures.startRun.ok} ok, ${figures.startRun.failed} failed${failures(figures.startRun)}, slowest ${figures.startRun.maxMs} ms`);
 console.log(`  idle flood: ${figures.flood.opened} sockets opened (${FLOOD} held at a time), ${figures.flood.closedByServer} closed by the server`);
 console.log(`  the server's connection guard: ${guardReport.evicted} idle evicted, ${guardReport.refused} refused at the cap, ${guardReport.stalled} ended for not reading`);
 console.log(`  oversized frames (8 MiB): ${figures.oversized.sent} sent, ${figures.oversized.closed1009} closed with 1009, ${figures.oversized.otherClose} otherwise`);
 console.log(`  never-reading SSE: ${figures.neverReadingSse.cutByServer} of ${figures.neverReadingSse.opened} found closed by the server at the end; WS: ${figures.neverReadingWs.cutByServer} of ${figures.neverReadingWs.opened}`);
-console.log(`  reconnect storm (${STORM_CLIENTS} clients): ${figures.storm.cycles} cycles, ${figures.storm.events} events, ${figures.storm.duplicates} duplicates, ${figures.storm.gaps} gaps`);
+console.log(`  reconnect storm (${STORM_CLIENTS} clients): ${figures.storm.cycles} cycles, ${figures.storm.events} events, ${figures.storm.duplicates} duplicates, ${figures.storm.gaps} gaps; ${clientRejections} client connections closed by the server`);
 console.log(`  server warnings/errors logged: ${warnings.count}${warnings.count ? `, the last: ${warnings.last.slice(0, 300)}` : ''}`);
