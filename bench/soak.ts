@@ -284,15 +284,17 @@ const seconds = (performance.now() - soakStart) / 1000;
 await sleep(2_000); // let the server drop what the clients left
 sample();
 clearInterval(sampler);
-figures.fdsAtEnd = readdirSync(`/proc/${pid}/fd`).length;
 const alive = server.exitCode === undefined || server.exitCode === null;
+figures.fdsAtEnd = alive ? readdirSync(`/proc/${pid}/fd`).length : 0;
 server.kill('SIGTERM');
-await server;
+const ended = await server;
 rmSync(tmp, { recursive: true, force: true });
 
 console.log(`runboard soak of ${path.relative(process.cwd(), cli)}: ${seconds.toFixed(0)} s, server under a ${DESCRIPTOR_LIMIT}-descriptor limit, still alive at the end: ${alive}`);
+if (!alive) console.log(`  the server died: exit ${ended.exitCode}, signal ${ended.signal ?? 'none'}; the last of its stderr: ${String(ended.stderr).slice(-400)}`);
 console.log(`  peak RSS ${figures.peakRssMb} MB; open descriptors peak ${figures.peakFds}, ${figures.fdsAtEnd} at the end`);
-const failures = (probe: { failedAt: number[] }) => (probe.failedAt.length ? ` (started at ${probe.failedAt.map((s) => `${s} s`).join(', ')})` : '');
+const failures = (probe: { failedAt: number[] }) =>
+  probe.failedAt.length ? ` (started at ${probe.failedAt.slice(0, 5).map((at) => `${at} s`).join(', ')}${probe.failedAt.length > 5 ? ', …' : ''})` : '';
 console.log(`  /healthz  ${figures.health.ok} ok, ${figures.health.failed} failed${failures(figures.health)}, slowest ${figures.health.maxMs} ms`);
 console.log(`  startRun  ${figures.startRun.ok} ok, ${figures.startRun.failed} failed${failures(figures.startRun)}, slowest ${figures.startRun.maxMs} ms`);
 console.log(`  idle flood: ${figures.flood.opened} sockets opened (${FLOOD} held at a time), ${figures.flood.closedByServer} closed by the server`);
