@@ -56,7 +56,7 @@ export function guardConnections(server: Server, { maxConnections = 512, stallTi
 
   server.on('connection', (socket: Socket) => {
     if (sockets.size >= maxConnections) {
-      const idle = [...sockets].find(([, state]) => state.busy === 0)?.[0];
+      const idle = oldestIdle();
       if (idle) {
         counts.evicted++;
         forget(idle);
@@ -72,6 +72,11 @@ export function guardConnections(server: Server, { maxConnections = 512, stallTi
     socket.once('close', () => forget(socket));
   });
   const forget = (socket: Socket) => sockets.delete(socket);
+  // Under a flood the oldest sockets are the idle ones, so this usually stops at the first.
+  const oldestIdle = (): Socket | undefined => {
+    for (const [socket, state] of sockets) if (state.busy === 0) return socket;
+    return undefined;
+  };
 
   server.on('request', (req, res) => {
     const state = sockets.get(req.socket);
