@@ -108,8 +108,8 @@ const figures = {
   peakRssMb: 0,
   peakFds: 0,
   fdsAtEnd: 0,
-  health: { ok: 0, failed: 0, maxMs: 0, failedAt: [] as number[] },
-  startRun: { ok: 0, failed: 0, maxMs: 0, failedAt: [] as number[] },
+  health: { ok: 0, failed: 0, maxMs: 0, failedAt: [] as number[], firstError: '' },
+  startRun: { ok: 0, failed: 0, maxMs: 0, failedAt: [] as number[], firstError: '' },
   flood: { opened: 0, closedByServer: 0 },
   oversized: { sent: 0, closed1009: 0, otherClose: 0 },
   neverReadingSse: { opened: 0, cutByServer: 0 },
@@ -128,14 +128,15 @@ function sample(): void {
   }
 }
 
-async function timed(target: { ok: number; failed: number; maxMs: number; failedAt: number[] }, probe: () => Promise<unknown>): Promise<void> {
+async function timed(target: { ok: number; failed: number; maxMs: number; failedAt: number[]; firstError: string }, probe: () => Promise<unknown>): Promise<void> {
   const started = performance.now();
   try {
     await probe();
     target.ok++;
-  } catch {
+  } catch (error) {
     target.failed++;
     target.failedAt.push(Math.round((started - soakStart) / 1000));
+    target.firstError ||= (error as Error).message;
   }
   target.maxMs = Math.max(target.maxMs, Math.round(performance.now() - started));
 }
@@ -293,8 +294,8 @@ rmSync(tmp, { recursive: true, force: true });
 console.log(`runboard soak of ${path.relative(process.cwd(), cli)}: ${seconds.toFixed(0)} s, server under a ${DESCRIPTOR_LIMIT}-descriptor limit, still alive at the end: ${alive}`);
 if (!alive) console.log(`  the server died: exit ${ended.exitCode}, signal ${ended.signal ?? 'none'}; the last of its stderr: ${String(ended.stderr).slice(-400)}`);
 console.log(`  peak RSS ${figures.peakRssMb} MB; open descriptors peak ${figures.peakFds}, ${figures.fdsAtEnd} at the end`);
-const failures = (probe: { failedAt: number[] }) =>
-  probe.failedAt.length ? ` (started at ${probe.failedAt.slice(0, 5).map((at) => `${at} s`).join(', ')}${probe.failedAt.length > 5 ? ', …' : ''})` : '';
+const failures = (probe: { failedAt: number[]; firstError: string }) =>
+  probe.failedAt.length ? ` (started at ${probe.failedAt.slice(0, 5).map((at) => `${at} s`).join(', ')}${probe.failedAt.length > 5 ? ', …' : ''}; first: ${probe.firstError.slice(0, 120)})` : '';
 console.log(`  /healthz  ${figures.health.ok} ok, ${figures.health.failed} failed${failures(figures.health)}, slowest ${figures.health.maxMs} ms`);
 console.log(`  startRun  ${figures.startRun.ok} ok, ${figures.startRun.failed} failed${failures(figures.startRun)}, slowest ${figures.startRun.maxMs} ms`);
 console.log(`  idle flood: ${figures.flood.opened} sockets opened (${FLOOD} held at a time), ${figures.flood.closedByServer} closed by the server`);
