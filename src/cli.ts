@@ -30,11 +30,11 @@ async function main(argv: string[]): Promise<void> {
     const { startServer } = await import('./server.js');
     server = await startServer(config, { logger });
   } catch (error) {
-    // Expected start-up failures (not a repository, port in use) get one line, not a stack trace.
-    const known = error instanceof RunboardError || (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
+    // Expected start-up failures (not a repository, port in use, a HOST that cannot be bound) get one line, not a stack trace.
+    const known = error instanceof RunboardError || error instanceof ConfigError || (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
     process.stderr.write(`runboard: ${known ? (error as Error).message : (error as Error).stack}\n`);
-    // A data dir another server holds is a usage error, like a bad flag.
-    process.exit(error instanceof DataDirInUseError ? 2 : 1);
+    // A bad option, or a data dir another server holds, is a usage error.
+    process.exit(error instanceof ConfigError || error instanceof DataDirInUseError ? 2 : 1);
   }
   say.info(`GraphiQL at ${server.url} (repository ${config.repo}, data ${config.dataDir})`);
 

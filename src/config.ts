@@ -3,6 +3,7 @@
  * One table drives parsing, `--help` and the README, so the three never disagree.
  */
 import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -41,8 +42,10 @@ export interface Config {
   maxDirectives: number;
   /** Estimated query cost (each field 1, times the page size of every list above it). @default 50_000 */
   maxCost: number;
-  /** Largest request body. @default 1_048_576 // bytes */
+  /** Largest request body, and largest WebSocket message. @default 1_048_576 // bytes */
   maxBodyBytes: number;
+  /** Open connections at most; past it the oldest idle one is closed to make room. @default 512 */
+  maxConnections: number;
 }
 
 /** One option: its flag (null for a secret, read from the environment only), environment variable, default (as shown in --help) and meaning. */
@@ -70,7 +73,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'maxAliases', flag: 'max-aliases', env: 'RUNBOARD_MAX_ALIASES', defaultText: '30', description: 'Aliases per operation' },
   { key: 'maxDirectives', flag: 'max-directives', env: 'RUNBOARD_MAX_DIRECTIVES', defaultText: '50', description: 'Directives per operation' },
   { key: 'maxCost', flag: 'max-cost', env: 'RUNBOARD_MAX_COST', defaultText: '50000', description: 'Query cost limit: each field costs 1, times the page size (first/last) of every list above it' },
-  { key: 'maxBodyBytes', flag: 'max-body-bytes', env: 'RUNBOARD_MAX_BODY_BYTES', defaultText: '1048576', description: 'Largest request body in bytes' },
+  { key: 'maxBodyBytes', flag: 'max-body-bytes', env: 'RUNBOARD_MAX_BODY_BYTES', defaultText: '1048576', description: 'Largest request body or WebSocket message in bytes' },
+  { key: 'maxConnections', flag: 'max-connections', env: 'RUNBOARD_MAX_CONNECTIONS', defaultText: '512', description: 'Open connections at most (keep it well below ulimit -n); past it the oldest idle one is closed' },
 ];
 
 /** A bad flag or value; the CLI prints the message on one line and exits with code 2. */
@@ -97,7 +101,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, cwd 
 
   const repo = path.resolve(cwd, raw(option('repo')) ?? '.');
   const dataDir = path.resolve(cwd, raw(option('dataDir')) ?? defaultDataDir(repo, env));
-  const host = raw(option('host')) ?? '127.0.0.1';
+  const host = parseHost(raw(option('host')) ?? '127.0.0.1');
   const token = raw(option('token')) ?? null;
   // Without a token, anyone who reaches the port could run commands in the repository.
   if (!token && !isLoopbackHost(host)) throw new ConfigError(`refusing to listen on ${host} without RUNBOARD_TOKEN: set a token, or bind 127.0.0.1`);
@@ -118,6 +122,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, cwd 
     maxDirectives: parsePositive('RUNBOARD_MAX_DIRECTIVES', raw(option('maxDirectives')) ?? '50', 10_000),
     maxCost: parsePositive('RUNBOARD_MAX_COST', raw(option('maxCost')) ?? '50000', 1_000_000_000),
     maxBodyBytes: parsePositive('RUNBOARD_MAX_BODY_BYTES', raw(option('maxBodyBytes')) ?? '1048576', 1_073_741_824),
+    maxConnections: parsePositive('RUNBOARD_MAX_CONNECTIONS', raw(option('maxConnections')) ?? '512', 1_000_000),
   };
 }
 
@@ -141,6 +146,13 @@ function parsePositive(name: string, text: string, max: number): number {
   const value = Number(text);
   if (!/^\d+$/.test(text) || value < 1 || value > max) throw new ConfigError(`invalid ${name} "${text}": expected 1-${max}`);
   return value;
+}
+
+/** An IP address (IPv6 with or without brackets, which are dropped: listen takes it bare) or a DNS name. */
+function parseHost(text: string): string {
+  const bare = text.replace(/^\[(.*)\]$/, '$1');
+  if (isIP(bare) || (bare === text && /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/.test(bare))) return bare;
+  throw new ConfigError(`invalid HOST "${text}": expected an IP address or a host name`);
 }
 
 function parseLogLevel(text: string): LevelWithSilent {

@@ -14,7 +14,8 @@ import { createYoga, type YogaLogger } from 'graphql-yoga';
 import type { DestinationStream } from 'pino';
 import { WebSocketServer } from 'ws';
 import { createAgentCatalog } from './agents/index.js';
-import { isLoopbackHost, type Config } from './config.js';
+import { ConfigError, isLoopbackHost, type Config } from './config.js';
+import { guardConnections, type ConnectionGuardOptions } from './connection-guard.js';
 import { createLogger, type Logger } from './log.js';
 import { lockDataDir } from './orchestrator/data-dir-lock.js';
 import { Database } from './orchestrator/db.js';
@@ -24,16 +25,16 @@ import { Orchestrator } from './orchestrator/index.js';
 import { graphiqlOptions } from './plugins/graphiql.js';
 import { useAgentScope } from './plugins/use-agent-scope.js';
 import { authenticate, useAuthentication, type AuthenticationOptions } from './plugins/use-authentication.js';
-import { useCSRFPreventionForAllButEventSource, useSSEEventIds } from './plugins/use-event-source.js';
+import { useCSRFRefusalForAllButEventSource, useSSEEventIds } from './plugins/use-event-source.js';
 import { useHealth } from './plugins/use-health.js';
 import { useLimits } from './plugins/use-limits.js';
 import { useRequestLog, type TransportContext } from './plugins/use-request-log.js';
-import { refusal, useRequestOrigin, type RequestOriginOptions } from './plugins/use-request-origin.js';
+import { malformedTarget, refusal, useRequestOrigin, type RequestOriginOptions } from './plugins/use-request-origin.js';
 import { useVariableErrorCodes } from './plugins/use-variable-error-codes.js';
 import { UnauthenticatedError } from './schema/auth.js';
 import { parseLastEventId } from './schema/context.js';
 import { schema, type Context } from './schema/index.js';
-import { isExpectedError, maskError, originalError } from './schema/errors.js';
+import { isExpectedError, maskError, originalError, type ErrorCode } from './schema/errors.js';
 
 export interface ServerOptions {
   /** Emit Prisma query events on `orchestrator.db.client` (tests count SQL with them). @default false */
@@ -44,7 +45,16 @@ export interface ServerOptions {
   logger?: Logger;
   /** Where the default logger writes JSON lines (tests read them). @default none: an embedded server logs nothing unless asked */
   logStream?: DestinationStream;
+  /** Overrides of the socket bounds (tests shorten the stall timeout). @default maxConnections from config, the rest as in connection-guard.ts */
+  connectionGuard?: Partial<Omit<ConnectionGuardOptions, 'logger'>>;
 }
+
+/**
+ * Node's own timeouts, shortened so a silent or slow client cannot hold a socket for long: headers
+ * must arrive within 10 s and a whole request within 30 s (Node's defaults are 60 s and 300 s,
+ * checked every 30 s). They do not apply once a response streams (SSE) or a WebSocket is open.
+ */
+const HTTP_TIMEOUTS = { headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000 } as const;
 
 export interface RunboardServer {
   /** The GraphQL endpoint, e.g. http://127.0.0.1:4000/graphql. */
@@ -107,7 +117,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       useRequestOrigin(origin),
       useHealth({ check: async () => ({ ...(await checkReadiness({ db, repositoryRoot: repository.root })), internalErrors: faults.internalErrors }) }),
       useAuthentication(auth),
-      useCSRFPreventionForAllButEventSource(),
+      useCSRFRefusalForAllButEventSource(),
       useSSEEventIds(),
       ...useLimits({ maxDepth: config.maxDepth, maxAliases: config.maxAliases, maxDirectives: config.maxDirectives, maxCost: config.maxCost }),
       useAgentScope(),
@@ -119,11 +129,35 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   // Requests wait until start-up recovery is done, so nobody sees a run an earlier server left RUNNING.
   let markReady!: () => void;
   const ready = new Promise<void>((resolve) => (markReady = resolve));
-  const http = createServer((req, res) => void ready.then(() => yoga(req, res)));
+  const http = createServer(HTTP_TIMEOUTS, (req, res) => {
+    // yoga builds a URL from Host and the request target; one that does not parse would be a 500 with a stack trace.
+    const malformed = malformedTarget(req);
+    if (malformed) {
+      logger.warn({ host: req.headers.host?.slice(0, 200), remoteAddress: req.socket.remoteAddress }, `refused with 400: ${malformed}`);
+      const body = JSON.stringify({ errors: [{ message: malformed, extensions: { code: 'BAD_REQUEST' satisfies ErrorCode } }] });
+      res.writeHead(400, { 'content-type': 'application/json; charset=utf-8', connection: 'close' }).end(body);
+      return;
+    }
+    void ready.then(() => yoga(req, res));
+  });
+  const guard = guardConnections(http, { maxConnections: config.maxConnections, ...options.connectionGuard, logger });
+  // Listening before the WebSocket server exists: ws re-emits the HTTP server's errors, and graphql-ws
+  // prints them with a stack trace, where a HOST that cannot be bound deserves one line.
+  try {
+    await listen(http, config.port, config.host);
+  } catch (error) {
+    guard.dispose();
+    await orchestrator.shutdown();
+    lock.release();
+    throw error;
+  }
+  http.on('error', (error) => logger.error({ err: error }, `HTTP server: ${error.message}`));
   const wss = new WebSocketServer({
     server: http,
     path: yoga.graphqlEndpoint,
-    verifyClient: ({ req }: { req: IncomingMessage }) => refusal(req.headers, req.socket.remoteAddress, origin) === null,
+    // Frames are capped like request bodies, before ws buffers them: a bigger one closes the socket with 1009.
+    maxPayload: config.maxBodyBytes,
+    verifyClient: ({ req }: { req: IncomingMessage }) => malformedTarget(req) === null && refusal(req.headers, req.socket.remoteAddress, origin) === null,
   });
   const ws = useServer<Record<string, unknown> | undefined>(
     {
@@ -153,14 +187,13 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     },
     wss,
   );
+  // Registered after useServer, so it replaces graphql-ws's handler, which prints a stack trace with
+  // console.error for what is the peer's fault (a frame over maxPayload); ws has already closed the socket.
+  wss.on('connection', (socket, req) => {
+    socket.removeAllListeners('error');
+    socket.on('error', (error) => logger.warn({ remoteAddress: req.socket.remoteAddress }, `WebSocket closed: ${error.message}`));
+  });
 
-  try {
-    await listen(http, config.port, config.host);
-  } catch (error) {
-    await orchestrator.shutdown();
-    lock.release();
-    throw error;
-  }
   const { port } = http.address() as AddressInfo;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}${yoga.graphqlEndpoint}`;
@@ -169,6 +202,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     await orchestrator.start();
   } catch (error) {
     http.close();
+    guard.dispose();
     await orchestrator.shutdown();
     lock.release();
     throw error;
@@ -186,6 +220,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
         await ws.dispose();
         http.closeAllConnections();
         await stopped;
+        guard.dispose();
         await orchestrator.shutdown();
         lock.release();
         stopLoggingRuns();
@@ -222,11 +257,18 @@ function codeOf(error: GraphQLError | Error): string {
   return String((maskError(error, 'Unexpected error.') as GraphQLError).extensions?.code ?? 'INTERNAL_SERVER_ERROR');
 }
 
+/** Binding failures caused by HOST or PORT (no such interface or name, a privileged port) are bad values: ConfigError. */
+const BAD_VALUE_ERRORS: Record<string, keyof Config> = { EADDRNOTAVAIL: 'host', ENOTFOUND: 'host', EAI_AGAIN: 'host', EAI_FAIL: 'host', EACCES: 'port' };
+
 function listen(server: Server, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    const failed = (error: NodeJS.ErrnoException) => {
+      const option = BAD_VALUE_ERRORS[error.code ?? ''];
+      reject(option ? new ConfigError(`cannot listen on ${option === 'host' ? `HOST "${host}"` : `PORT ${port}`}: ${error.message}`) : error);
+    };
+    server.once('error', failed);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve();
     });
   });

@@ -14,8 +14,8 @@
  * are let through; every other request still needs the header.
  */
 import type { ExecutionResult } from 'graphql';
-import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import type { Plugin } from 'graphql-yoga';
+import { useCSRFRefusal } from './use-request-origin.js';
 
 /** The seq of a result's single root field (the last one when it is a list of events), if it has one. */
 function seqOf(result: ExecutionResult): number | undefined {
@@ -33,9 +33,9 @@ function wantsEventStream(request: Request): boolean {
   return request.headers.get('accept')?.includes('text/event-stream') ?? false;
 }
 
-/** yoga's CSRF prevention, except for an EventSource's GET (see above). */
-export function useCSRFPreventionForAllButEventSource(): Plugin {
-  const csrf = useCSRFPrevention();
+/** yoga's CSRF prevention with a coded refusal (useCSRFRefusal), except for an EventSource's GET (see above). */
+export function useCSRFRefusalForAllButEventSource(): Plugin {
+  const csrf = useCSRFRefusal();
   return {
     onRequestParse(payload) {
       if (payload.request.method === 'GET' && wantsEventStream(payload.request)) return;

@@ -2,6 +2,8 @@
  * Request limits, all checked during validation, so an abusive query fails before anything runs:
  * depth, aliases and directives (graphql-armor), and a cost estimate in which a list field
  * multiplies the cost of what it selects by its page size. Introspection is exempt: GraphiQL needs it.
+ * A refusal is a coded error with HTTP 400: QUERY_TOO_COMPLEX for depth, aliases and directives,
+ * QUERY_TOO_EXPENSIVE for cost.
  */
 import { maxAliasesPlugin } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthPlugin } from '@escape.tech/graphql-armor-max-depth';
@@ -22,6 +24,7 @@ import {
   type ValueNode,
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import type { ErrorCode } from '../schema/errors.js';
 
 export interface LimitOptions {
   /** Deepest field nesting. @default 12 */
@@ -36,13 +39,26 @@ export interface LimitOptions {
   assumedPageSize?: number;
 }
 
+/** The request limits as validation rules; see the module comment. */
 export function useLimits({ maxDepth = 12, maxAliases = 30, maxDirectives = 50, maxCost = 50_000, assumedPageSize = 100 }: LimitOptions = {}): Plugin[] {
+  // graphql-armor throws "Syntax Error: …" with no code; reporting our own error instead gives it one.
+  const rejection = { exposeLimits: true, propagateOnRejection: false, onReject: [reportTooComplex] };
   return [
-    maxDepthPlugin({ n: maxDepth, ignoreIntrospection: true, exposeLimits: true }),
-    maxAliasesPlugin({ n: maxAliases, exposeLimits: true }),
-    maxDirectivesPlugin({ n: maxDirectives, exposeLimits: true }),
+    maxDepthPlugin({ n: maxDepth, ignoreIntrospection: true, ...rejection }),
+    // Its default allow-list exempts `__typename`, so 100 aliases of it would pass a limit of 30.
+    maxAliasesPlugin({ n: maxAliases, allowList: [], ...rejection }),
+    maxDirectivesPlugin({ n: maxDirectives, ...rejection }),
     { onValidate: ({ addValidationRule }) => addValidationRule((context: ValidationContext) => costRule(context, maxCost, assumedPageSize)) },
   ];
+}
+
+/** A refusal of the limits: the code says which kind; 400 holds whatever the client accepts (`spec: false` keeps yoga from answering 200 to application/json). */
+function limitError(message: string, code: Extract<ErrorCode, 'QUERY_TOO_COMPLEX' | 'QUERY_TOO_EXPENSIVE'>, extensions: Record<string, unknown> = {}): GraphQLError {
+  return new GraphQLError(message, { extensions: { code, ...extensions, http: { status: 400, spec: false } } });
+}
+
+function reportTooComplex(context: ValidationContext | null, error: GraphQLError): void {
+  context?.reportError(limitError(error.message.replace(/^Syntax Error: /, ''), 'QUERY_TOO_COMPLEX'));
 }
 
 function costRule(context: ValidationContext, maxCost: number, assumedPageSize: number) {
@@ -54,7 +70,7 @@ function costRule(context: ValidationContext, maxCost: number, assumedPageSize: 
         if (!root) return;
         const cost = selectionCost(context, root, operation.selectionSet, assumedPageSize, new Set());
         if (cost > maxCost) {
-          context.reportError(new GraphQLError(`Query is too expensive: estimated cost ${cost} exceeds the limit of ${maxCost}. Ask for smaller pages.`, { extensions: { code: 'QUERY_TOO_EXPENSIVE', cost, maxCost } }));
+          context.reportError(limitError(`Query is too expensive: estimated cost ${cost} exceeds the limit of ${maxCost}. Ask for smaller pages.`, 'QUERY_TOO_EXPENSIVE', { cost, maxCost }));
         }
       },
     },
@@ -89,7 +105,17 @@ function fieldCost(context: ValidationContext, field: GraphQLField<unknown, unkn
   const children = node.selectionSet ? Math.max(0, ...possible.map((type) => selectionCost(context, type, node.selectionSet!, pageSize, fragments))) : 0;
   // A connection's page size is counted on the connection field, not again on its `edges` list.
   const isPage = field.args.some((arg) => arg.name === 'first') || (isListType(getNullableType(field.type)) && field.name !== 'edges');
-  return 1 + (isPage ? multiplier(node, pageSize) : 1) * children;
+  const size = field.extensions?.listSize;
+  return ownCost(field) + (isPage ? (typeof size === 'number' ? size : multiplier(node, pageSize)) : 1) * children;
+}
+
+/**
+ * A field costs 1, unless it declares more in `extensions.cost`: a field that runs git does, because
+ * one such call outweighs thousands of database reads.
+ */
+function ownCost(field: GraphQLField<unknown, unknown>): number {
+  const declared = field.extensions?.cost;
+  return typeof declared === 'number' ? declared : 1;
 }
 
 /** The page size a list field asks for: its literal `first`/`last`, or the assumed size. */

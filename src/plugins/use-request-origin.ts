@@ -7,6 +7,7 @@
  * - without an operator token, only loopback clients are served.
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { createGraphQLError, type Plugin } from 'graphql-yoga';
 import { isLoopbackHost } from '../config.js';
 
@@ -23,6 +24,14 @@ function isLoopbackAddress(address: string | undefined): boolean {
 
 function hostnameOf(hostHeader: string): string {
   return hostHeader.startsWith('[') ? hostHeader.slice(0, hostHeader.indexOf(']') + 1) : hostHeader.split(':')[0];
+}
+
+/**
+ * Why a request's Host header or target cannot make a URL (`localhost:abc`, `127.0.0.1:99999`, `[::1`),
+ * or null when they can. yoga builds its Request's URL from exactly these.
+ */
+export function malformedTarget(req: Pick<IncomingMessage, 'headers' | 'url'>): string | null {
+  return URL.canParse(`http://${req.headers.host || 'localhost'}${req.url ?? '/'}`) ? null : 'malformed Host header or request target';
 }
 
 /** Why a request is refused, or null when it may proceed. */
@@ -54,6 +63,23 @@ export function useRequestOrigin(options: RequestOriginOptions): Plugin {
       if (!reason) return;
       const error = createGraphQLError(reason, { extensions: { code: 'FORBIDDEN' } });
       endResponse(new fetchAPI.Response(JSON.stringify({ errors: [{ message: error.message, extensions: error.extensions }] }), { status: 403, headers: { 'content-type': 'application/json' } }));
+    },
+  };
+}
+
+/**
+ * yoga's CSRF prevention (a request must be preflighted: a JSON content type, or the
+ * `x-graphql-yoga-csrf` header), with its 403 coded FORBIDDEN like every other refusal here.
+ */
+export function useCSRFRefusal(): Plugin {
+  const { onRequestParse } = useCSRFPrevention();
+  return {
+    onRequestParse(payload) {
+      try {
+        return onRequestParse?.(payload);
+      } catch (error) {
+        throw createGraphQLError(`${(error as Error).message}: send a JSON content type or an x-graphql-yoga-csrf header`, { extensions: { code: 'FORBIDDEN', http: { status: 403 } } });
+      }
     },
   };
 }

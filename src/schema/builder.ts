@@ -2,13 +2,17 @@
 import SchemaBuilder from '@pothos/core';
 import PrismaPlugin from '@pothos/plugin-prisma';
 import RelayPlugin from '@pothos/plugin-relay';
+import { isObjectType, type GraphQLSchema } from 'graphql';
 import type PrismaTypes from '../generated/pothos-types.js';
 import { getDatamodel } from '../generated/pothos-types.js';
+import { InvalidInputError } from '../orchestrator/errors.js';
 import type { Context } from './context.js';
 
 /** Page size when a connection gets no `first`/`last`, and the most it ever returns. */
 export const DEFAULT_PAGE_SIZE = 20;
 export const MAX_PAGE_SIZE = 100;
+/** The query-cost weight of a field that runs git (an ordinary field weighs 1); read by plugins/use-limits.ts. */
+export const GIT_FIELD = { extensions: { cost: 1_000 } } as const;
 
 export const builder = new SchemaBuilder<{
   PrismaTypes: PrismaTypes;
@@ -38,8 +42,17 @@ export const builder = new SchemaBuilder<{
     cursorType: 'String',
     edgesFieldOptions: { nullable: false },
     nodeFieldOptions: { nullable: false },
+    nodeQueryOptions: { resolve: (_root, { id }, _ctx, info, resolveNode) => resolveNode(nodeId(id, 'id', info.schema)) },
+    nodesQueryOptions: { resolve: (_root, { ids }, _ctx, info, resolveNodes) => resolveNodes(ids.map((id) => nodeId(id, 'ids', info.schema))) },
   },
 });
+
+/** An id whose type is no node is the caller's mistake, like a malformed id; Pothos would answer "X has not been implemented" with no code. */
+function nodeId<T extends { typename: string }>(id: T, field: string, schema: GraphQLSchema): T {
+  const type = schema.getType(id.typename);
+  if (!isObjectType(type) || !type.getInterfaces().some((i) => i.name === 'Node')) throw new InvalidInputError('the id does not name a node of this API', field);
+  return id;
+}
 
 builder.queryType({});
 builder.mutationType({});

@@ -10,7 +10,8 @@ import { createGraphQLError, maskError as maskUnexpected } from 'graphql-yoga';
 import { ConflictError, InvalidInputError, NotFoundError, RunboardError, type ErrorCategory } from '../orchestrator/errors.js';
 import { SubscriberTooSlowError } from '../orchestrator/event-stream.js';
 
-export type ErrorCode = 'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT' | 'UNAUTHENTICATED' | 'FORBIDDEN' | 'SUBSCRIBER_TOO_SLOW';
+/** Every `extensions.code` runboard sends. The QUERY_* codes come from the request limits (plugins/use-limits.ts), BAD_REQUEST from the transport (server.ts). */
+export type ErrorCode = 'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT' | 'UNAUTHENTICATED' | 'FORBIDDEN' | 'SUBSCRIBER_TOO_SLOW' | 'QUERY_TOO_COMPLEX' | 'QUERY_TOO_EXPENSIVE' | 'BAD_REQUEST';
 
 /** The code of each category; null for the server's own faults, which are masked. */
 const CODES: Readonly<Record<ErrorCategory, ErrorCode | null>> = {

@@ -1,5 +1,5 @@
 import * as git from '../orchestrator/git.js';
-import { builder } from './builder.js';
+import { builder, GIT_FIELD } from './builder.js';
 
 const RepositoryStateEnum = builder.enumType('RepositoryState', {
   description: 'An operation left half done in the main checkout.',
@@ -36,5 +36,5 @@ const Repository = builder.objectRef<git.RepositoryStatus>('Repository').impleme
 });
 
 builder.queryField('repository', (t) =>
-  t.field({ type: Repository, resolve: (_root, _args, ctx) => ctx.orchestrator.workspaces.repositoryStatus() }),
+  t.field({ ...GIT_FIELD, type: Repository, resolve: (_root, _args, ctx) => ctx.orchestrator.workspaces.repositoryStatus() }),
 );

@@ -1,7 +1,7 @@
 /** What a run has done, straight from git: commits, diffs, uncommitted work, and merging it. */
 import * as git from '../orchestrator/git.js';
 import { WORKSPACE_SELECT } from '../orchestrator/workspaces.js';
-import { builder } from './builder.js';
+import { builder, GIT_FIELD } from './builder.js';
 import { MergeStrategyEnum } from './run-events.js';
 import { Run } from './run.js';
 
@@ -86,6 +86,7 @@ const MAX_BYTES = { description: `Patch size cap in bytes. Default ${git.DEFAULT
 
 builder.prismaObjectFields(Run, (t) => ({
   commits: t.field({
+    ...GIT_FIELD,
     type: [Commit],
     nullable: true,
     description: `Commits on the run's branch since it started, newest first. Null for a run without a branch of its own.`,
@@ -94,12 +95,14 @@ builder.prismaObjectFields(Run, (t) => ({
     resolve: (run, { first }, ctx) => ctx.orchestrator.workspaces.commits(run, first ?? undefined),
   }),
   aheadBehind: t.field({
+    ...GIT_FIELD,
     type: AheadBehind,
     nullable: true,
     select: WORKSPACE_SELECT,
     resolve: (run, _args, ctx) => ctx.orchestrator.workspaces.aheadBehind(run),
   }),
   diff: t.field({
+    ...GIT_FIELD,
     type: Diff,
     nullable: true,
     description: 'The run\'s committed changes against the commit it started from (so later commits on main never show).',
@@ -108,6 +111,7 @@ builder.prismaObjectFields(Run, (t) => ({
     resolve: (run, { maxBytes }, ctx) => ctx.orchestrator.workspaces.diff(run, maxBytes),
   }),
   fileDiff: t.field({
+    ...GIT_FIELD,
     type: FileDiff,
     nullable: true,
     description: 'The patch of one file of `diff`, by its path (or, for a rename, its previous path). NOT_FOUND if the run did not change it.',
@@ -116,6 +120,7 @@ builder.prismaObjectFields(Run, (t) => ({
     resolve: (run, { path, maxBytes }, ctx) => ctx.orchestrator.workspaces.fileDiff(run, path, maxBytes),
   }),
   uncommitted: t.field({
+    ...GIT_FIELD,
     type: UncommittedChanges,
     nullable: true,
     description: 'Uncommitted work in the run\'s worktree. Null when it has none of its own or the worktree is gone (see `worktreeMissing`).',

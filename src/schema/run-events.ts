@@ -150,7 +150,10 @@ builder.objectFields(object.compaction, (t) => ({
   phase: t.field({ type: CompactionPhaseEnum, resolve: (e) => e.data.phase }),
   reason: t.string({ nullable: true, resolve: (e) => e.data.reason ?? null }),
 }));
-builder.objectFields(object.plan_updated, (t) => ({ entries: t.field({ type: [PlanEntry], resolve: (e) => e.data.entries }) }));
+builder.objectFields(object.plan_updated, (t) => ({
+  // A plan is a short list inside one capped event: priced as 10 entries, not a page of 100 (plugins/use-limits.ts).
+  entries: t.field({ type: [PlanEntry], extensions: { listSize: 10 }, resolve: (e) => e.data.entries }),
+}));
 builder.objectFields(object.stderr, (t) => ({ line: t.string({ resolve: (e) => e.data.line }) }));
 builder.objectFields(object.warning, (t) => ({ message: t.string({ resolve: (e) => e.data.message }) }));
 builder.objectFields(object.worktree_removed, (t) => ({
