@@ -42,3 +42,15 @@ export class ConflictError extends RunboardError {
     super(message);
   }
 }
+
+/** A read ran out of its time budget (the server is busy); nothing was changed, and asking again later may work. */
+export class ReadTimeoutError extends RunboardError {
+  constructor(
+    /** What was being read, e.g. "the diff of run-branch". */
+    readonly what: string,
+    /** The budget it ran out of. */
+    readonly budgetMs: number,
+  ) {
+    super(`reading ${what} took longer than ${budgetMs} ms (the server is busy reading git); nothing was changed, try again or ask for less at once`);
+  }
+}

@@ -88,7 +88,26 @@ export class Orchestrator {
   /** Start-up reconciliation with what is on disk and what an earlier server left running, then the queue resumes. */
   async start(): Promise<void> {
     await this.workspaces.reconcile();
+    await this.recoverInterruptedMerge();
     await Promise.all([this.runs.recover(), this.playtests.recover()]);
+  }
+
+  /**
+   * A merge the last server was making when it stopped: main is now merged or as it was, and the
+   * run gets a `merge` event saying which (with `interrupted: true`), and `mergedSha` if merged.
+   */
+  private async recoverInterruptedMerge(): Promise<void> {
+    const found = await this.workspaces.findInterruptedMerge();
+    if (!found || found.outcome.state === 'BUSY') return; // BUSY: a live git still holds main; the next start looks again
+    const { runId, plan, outcome } = found;
+    const merged = outcome.state === 'MERGED';
+    const run = await this.db.client.run.findUnique({ where: { id: runId }, select: { cardId: true, status: true } });
+    if (run) {
+      const data = { ok: merged, sha: merged ? plan.mergeSha : null, interrupted: true, conflictingPaths: outcome.keptPaths.slice(0, 100), message: outcome.message };
+      await this.eventLog.append(runId, [{ type: 'merge', data }], merged ? { mergedSha: plan.mergeSha } : {});
+      this.bus.publish('run-updated', run.cardId, { runId, cardId: run.cardId, status: run.status });
+    }
+    await this.workspaces.settleInterruptedMerge();
   }
 
   /**

@@ -29,3 +29,50 @@ export class KeyedMutex {
     }
   }
 }
+
+/** At most `size` holders at once; the rest wait in FIFO order, each for at most its own timeout. */
+export class Semaphore {
+  private held = 0;
+  private readonly waiting: { grant: () => void }[] = [];
+
+  constructor(private readonly size: number) {}
+
+  /**
+   * Resolves with a release function once a slot is free, or with null after `timeoutMs` without
+   * one (the waiter is then dropped from the queue). @default timeoutMs no limit
+   */
+  acquire(timeoutMs = Number.POSITIVE_INFINITY): Promise<(() => void) | null> {
+    if (this.held < this.size) {
+      this.held += 1;
+      return Promise.resolve(this.releaser());
+    }
+    return new Promise((resolve) => {
+      const waiter = { grant: () => resolve(this.releaser()) };
+      this.waiting.push(waiter);
+      if (Number.isFinite(timeoutMs)) {
+        const timer = setTimeout(() => {
+          const at = this.waiting.indexOf(waiter);
+          if (at < 0) return; // granted meanwhile
+          this.waiting.splice(at, 1);
+          resolve(null);
+        }, Math.max(0, timeoutMs));
+        waiter.grant = () => {
+          clearTimeout(timer);
+          resolve(this.releaser());
+        };
+      }
+    });
+  }
+
+  /** A release that hands the slot straight to the next waiter, so the count never overshoots; idempotent. */
+  private releaser(): () => void {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next) next.grant();
+      else this.held -= 1;
+    };
+  }
+}

@@ -5,17 +5,18 @@
 import { PothosValidationError } from '@pothos/core';
 import { GraphQLError } from 'graphql';
 import { createGraphQLError, maskError as maskUnexpected } from 'graphql-yoga';
-import { ConflictError, InvalidInputError, NotFoundError, RunboardError } from '../orchestrator/errors.js';
+import { ConflictError, InvalidInputError, NotFoundError, ReadTimeoutError, RunboardError } from '../orchestrator/errors.js';
 import { SubscriberTooSlowError } from '../orchestrator/event-stream.js';
 import { ForbiddenError, UnauthenticatedError } from './auth.js';
 
-export type ErrorCode = 'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT' | 'UNAUTHENTICATED' | 'FORBIDDEN' | 'SUBSCRIBER_TOO_SLOW';
+export type ErrorCode = 'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT' | 'TIMEOUT' | 'UNAUTHENTICATED' | 'FORBIDDEN' | 'SUBSCRIBER_TOO_SLOW';
 
 function describe(error: unknown): { code: ErrorCode; extensions?: Record<string, unknown> } | undefined {
   if (error instanceof InvalidInputError) return { code: 'BAD_USER_INPUT', extensions: error.field ? { field: error.field } : undefined };
   if (error instanceof PothosValidationError) return { code: 'BAD_USER_INPUT' };
   if (error instanceof NotFoundError) return { code: 'NOT_FOUND', extensions: { kind: error.kind } };
   if (error instanceof ConflictError) return { code: 'CONFLICT', extensions: error.paths.length ? { paths: error.paths } : undefined };
+  if (error instanceof ReadTimeoutError) return { code: 'TIMEOUT', extensions: { budgetMs: error.budgetMs } };
   if (error instanceof UnauthenticatedError) return { code: 'UNAUTHENTICATED' };
   if (error instanceof ForbiddenError) return { code: 'FORBIDDEN' };
   if (error instanceof SubscriberTooSlowError) return { code: 'SUBSCRIBER_TOO_SLOW', extensions: { resumeFrom: error.resumeFrom } };
