@@ -1286,11 +1286,14 @@ async function repairMain(plan: MergePlan, removeStaleLock: boolean): Promise<In
   const restore: string[] = [];
   const remove: string[] = [];
   const keptPaths: string[] = [];
+  const emptyBlob = worktreeBlobIdOf(Buffer.alloc(0), format);
   for (const relative of paths) {
     const now = await worktreeBlobId(path.join(repoRoot, relative), format);
     const was = before.get(relative) ?? null;
+    const will = after.get(relative) ?? null;
     if (now === was) continue;
-    if (now === (after.get(relative) ?? null)) (was === null ? remove : restore).push(relative);
+    // An empty file where content belongs is git's own write, cut off between creating and filling it.
+    if (now === will || (now === emptyBlob && will !== null)) (was === null ? remove : restore).push(relative);
     else keptPaths.push(relative);
   }
   const ours = paths.filter((p) => !keptPaths.includes(p));
@@ -1318,7 +1321,10 @@ async function blobIds(cwd: string, commit: string, paths: readonly string[]): P
 async function worktreeBlobId(file: string, format: string): Promise<string | null> {
   const stat = await fs.lstat(file).catch(() => null);
   if (!stat || !(stat.isFile() || stat.isSymbolicLink())) return null;
-  const content = stat.isSymbolicLink() ? Buffer.from(await fs.readlink(file)) : await fs.readFile(file);
+  return worktreeBlobIdOf(stat.isSymbolicLink() ? Buffer.from(await fs.readlink(file)) : await fs.readFile(file), format);
+}
+
+function worktreeBlobIdOf(content: Buffer, format: string): string {
   return createHash(format === 'sha256' ? 'sha256' : 'sha1').update(`blob ${content.length}\0`).update(content).digest('hex');
 }
 
