@@ -77,6 +77,35 @@ test('a conflicting merge never touches main: an edit saved while it runs surviv
   }
 });
 
+test('a clean merge never overwrites an edit saved while it runs: it merges around it or refuses, naming the file', async () => {
+  const t = await startTestServer();
+  try {
+    await commitIn(t.repo, { 'notes.txt': 'tracked notes\n' }, 'Add notes');
+    const { runId } = await settledRun(t, 'Changes notes', { 'notes.txt': 'notes from the run\n', 'feature.txt': 'feature\n' });
+    const head = await git(t.repo, 'rev-parse', 'HEAD');
+    const notes = path.join(t.repo, 'notes.txt');
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const saved = `edited during attempt ${attempt}\n`;
+      const merging = t.gql(MERGE, { id: runId, s: 'MERGE' });
+      await new Promise((resolve) => setTimeout(resolve, (attempt % 10) * 40));
+      await writeFile(notes, saved);
+      const answer = await merging;
+      expect(await readFile(notes, 'utf8')).toBe(saved);
+      if (answer.errors) {
+        expect(answer.errors[0].extensions).toMatchObject({ code: 'CONFLICT', paths: ['notes.txt'] });
+        expect(await git(t.repo, 'rev-parse', 'HEAD')).toBe(head);
+      } else {
+        // Merged before the edit landed: the edit is now a change on top of the merge.
+        expect(answer.data.mergeRun).toMatchObject({ ok: true });
+        expect(await git(t.repo, 'rev-parse', 'HEAD')).toBe(answer.data.mergeRun.mergedSha);
+      }
+      await git(t.repo, 'reset', '-q', '--hard', head); // the test's own reset, between attempts
+    }
+  } finally {
+    await t.close();
+  }
+});
+
 test('while another git process holds the index lock, a merge answers CONFLICT "repository busy", leaves main as it was, and is logged', async () => {
   const lines: string[] = [];
   const t = await startTestServer({ logStream: { write: (line: string) => void lines.push(line) } });

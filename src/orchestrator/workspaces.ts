@@ -170,7 +170,7 @@ export class Workspaces {
     if (isActive(run.status as RunStatus)) throw new ConflictError(`run ${runId} is still ${run.status}; wait for it to settle or stop it before merging`);
     if (!hasBranch(run)) throw new ConflictError(`run ${runId} worked in the main checkout, so it has no branch to merge`);
     if (await this.readJournal()) {
-      throw new ConflictError('an earlier merge into the main checkout was interrupted and is not resolved yet; restart runboard to finish or undo it');
+      throw new ConflictError('an earlier merge into the main checkout was interrupted and is not resolved yet (another git process holds its lock); try again');
     }
     let journaled = false;
     try {
@@ -197,17 +197,19 @@ export class Workspaces {
   }
 
   /**
-   * Start-up: if the server stopped while a merge was touching the main checkout, finds out how far
-   * it got and leaves main merged or as it was (see git.finishInterruptedMerge). Returns what it
-   * found, for the caller to record on the run; null when no merge was interrupted. The journal is
-   * kept while a running git process holds main's lock (BUSY), and otherwise cleared by `settleInterruptedMerge`.
+   * If a merge was interrupted while touching the main checkout (the server stopped, or git failed
+   * half way), finds out how far it got and leaves main merged or as it was (see
+   * git.finishInterruptedMerge). Returns what it found, for the caller to record on the run; null
+   * when there is nothing to finish. The journal is kept while a running git process holds main's
+   * lock (BUSY), and otherwise cleared by `settleInterruptedMerge`. `atStartUp`: a lock no process
+   * holds is the killed git's and is removed; otherwise any lock means BUSY.
    */
-  async findInterruptedMerge(): Promise<InterruptedMerge | null> {
+  async findInterruptedMerge({ atStartUp = false } = {}): Promise<InterruptedMerge | null> {
     const entry = await this.readJournal();
     if (!entry) return null;
     const { runId, ...plan } = entry;
     if (path.resolve(plan.repoRoot) !== path.resolve(this.repoRoot)) return null; // another repository's, not ours to touch
-    const outcome = await git.finishInterruptedMerge(plan, { removeStaleLock: true });
+    const outcome = await git.finishInterruptedMerge(plan, { removeStaleLock: atStartUp });
     return { runId, plan, outcome };
   }
 
