@@ -3,16 +3,18 @@
  *
  * Every call goes through `runGit`: an argument array (never a shell string), a timeout, no stdin,
  * a fixed C locale and no pager, and machine output (`-z`, `--porcelain`) only. Caller text never
- * becomes a flag: refs are validated and resolved to a sha first, and paths follow `--`.
- * Operations that touch one checkout (the main one or a run's worktree) are serialized per path.
+ * becomes a flag: refs are validated and resolved to a sha first, and paths follow `--`. No
+ * program the repository's `.git` names runs (hooks, fsmonitor, filters, drivers: see below).
+ * Operations that change one checkout (the main one or a run's worktree) are serialized per path;
+ * review reads take no lock and run in a pool of their own, within a time budget.
  * Nothing here knows about GraphQL or the database: these are functions over paths.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import { readdirSync, readlinkSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { execa } from 'execa';
 import { ConflictError, InvalidInputError, NotFoundError, ReadTimeoutError, RunboardError } from './errors.js';
 import { KeyedMutex, Semaphore } from './lock.js';
