@@ -451,6 +451,17 @@ describe('merge', () => {
     expect(await snapshot(repoRoot)).toEqual(before);
   });
 
+  it('leaves main byte-for-byte unchanged through 100 conflicting merges in a row', async () => {
+    const wt = await runWith({ 'shared.txt': 'theirs again\n' });
+    await commitAll(repoRoot, 'ours again', { 'shared.txt': 'ours again\n' });
+    const before = await snapshot(repoRoot);
+    for (let i = 0; i < 100; i++) {
+      const result = await merge({ repoRoot, worktreePath: wt.path, branch: wt.branch, strategy: i % 2 ? 'SQUASH' : 'MERGE' });
+      expect(result).toMatchObject({ ok: false, conflictingPaths: ['shared.txt'] });
+    }
+    expect(await snapshot(repoRoot)).toEqual(before);
+  }, 120_000);
+
   it('refuses before touching anything when an untracked file is in the way', async () => {
     const wt = await runWith({ 'untracked-notes.txt': 'theirs\n' });
     const before = await snapshot(repoRoot);
