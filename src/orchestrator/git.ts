@@ -1020,10 +1020,10 @@ async function describeUntracked(root: string, relative: string): Promise<FileCh
  */
 export async function uncommittedChanges(worktreePath: string, maxBytes?: number): Promise<UncommittedChanges> {
   const limit = checkMaxBytes(maxBytes);
-  if (!(await worktreeExists(worktreePath))) throw new NotFoundError('worktree', worktreePath);
   const cwd = path.resolve(worktreePath);
   // No checkout lock: reading is safe while the agent (or a merge) writes, and must not wait for one.
   return reviewRead(`the uncommitted changes in ${worktreePath}`, async () => {
+    if (!(await worktreeExists(worktreePath))) throw new NotFoundError('worktree', worktreePath);
     const [tracked, patch, others] = await Promise.all([
       listChanges(cwd, ['HEAD']),
       readPatch(cwd, ['HEAD'], [], limit),
