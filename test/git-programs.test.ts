@@ -66,7 +66,11 @@ test('runboard\'s git commands run none of the programs a repository\'s .git nam
   // What an agent can write from its worktree: the shared config, a file it includes, hooks, attributes.
   const gitDir = path.join(repo, '.git');
   const included = path.join(scripts, 'included.config');
-  await writeFile(included, `[filter "y"]\n\tclean = ${await program('included-filter-clean', 'exec cat')}\n\tsmudge = ${await program('included-filter-smudge', 'exec cat')}\n\trequired = true\n`);
+  await writeFile(included, [
+    `[filter "y"]\n\tclean = ${await program('included-filter-clean', 'exec cat')}\n\tsmudge = ${await program('included-filter-smudge', 'exec cat')}\n\trequired = true\n`,
+    // A name with "=" in it, which `-c name=value` would misread.
+    `[filter "q=r"]\n\tclean = ${await program('equals-filter-clean', 'exec cat')}\n\tsmudge = ${await program('equals-filter-smudge', 'exec cat')}\n`,
+  ].join(''));
   const config: [string, string][] = [
     ['core.fsmonitor', await program('fsmonitor')],
     ['diff.external', await program('diff-external')],
@@ -87,7 +91,7 @@ test('runboard\'s git commands run none of the programs a repository\'s .git nam
   ];
   for (const [key, value] of config) await git(repo, 'config', key, value);
   await mkdir(path.join(gitDir, 'info'), { recursive: true });
-  await writeFile(path.join(gitDir, 'info', 'attributes'), '* diff=x merge=x filter=x\ndata.txt filter=y\n');
+  await writeFile(path.join(gitDir, 'info', 'attributes'), '* diff=x merge=x filter=x\ndata.txt filter=y\nREADME.md filter=q=r\n');
   for (const hook of HOOKS) await program(hook, 'cat > /dev/null; exit 0').then((file) => writeFile(path.join(gitDir, 'hooks', hook), `#!/bin/sh\nexec '${file}' "$@"\n`, { mode: 0o755 }));
   // Changed timestamps make git re-read (and so filter) the tracked files when it checks status.
   const past = new Date(Date.now() - 60_000);
@@ -118,6 +122,8 @@ test('runboard\'s git commands run none of the programs a repository\'s .git nam
 
   // The same operations in plain git run them (and fail, some of them, on these scripts): every vector above was live.
   const plainGit = (...args: string[]) => git(repo, ...args).catch(() => undefined);
+  const earlier = new Date(Date.now() - 120_000);
+  for (const file of ['data.txt', 'shared.txt', 'README.md']) await utimes(path.join(repo, file), earlier, earlier);
   await plainGit('status');
   await git(repo, 'config', '--unset', 'filter.x.process'); // a process filter that speaks no protocol stops git: now see the rest
   await plainGit('status');
@@ -129,7 +135,7 @@ test('runboard\'s git commands run none of the programs a repository\'s .git nam
   await git(repo, 'config', '--unset', 'diff.x.command'); // the attribute's driver comes before diff.external
   await plainGit('diff', 'HEAD~1', 'HEAD');
   expect(await ran()).toEqual(expect.arrayContaining([
-    'fsmonitor', 'filter-process', 'filter-clean', 'filter-smudge', 'included-filter-clean', 'included-filter-smudge', 'merge-driver',
+    'fsmonitor', 'filter-process', 'filter-clean', 'filter-smudge', 'included-filter-clean', 'included-filter-smudge', 'equals-filter-clean', 'merge-driver',
     'diff-command', 'diff-external', 'textconv', 'gpg', 'pre-commit', 'prepare-commit-msg', 'commit-msg', 'post-index-change', 'reference-transaction',
   ]));
 }, 60_000);

@@ -80,7 +80,7 @@ interface GitOptions {
   objectsOnly?: boolean;
   /** Exit codes that are answers rather than failures (1 from `merge-base --is-ancestor`). */
   okExitCodes?: readonly number[];
-  /** Extra `-c key=value` settings. */
+  /** Extra settings, as `-c key=value` would give them. */
   config?: Readonly<Record<string, string>>;
   /** Stream stdout and kill git once more than this many bytes have arrived. */
   stdoutLimit?: number;
@@ -99,10 +99,18 @@ const REPOSITORY_VARIABLES = [
   'GIT_COMMON_DIR', 'GIT_NAMESPACE', 'GIT_PREFIX',
 ];
 
-function gitEnvironment(writes: boolean): NodeJS.ProcessEnv {
+/**
+ * git's environment: settings go in GIT_CONFIG_COUNT/KEY/VALUE rather than `-c key=value`, which
+ * would misread a key whose subsection holds "=" (a filter named by the repository, say).
+ */
+function gitEnvironment(writes: boolean, settings: Readonly<Record<string, string>>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const name of REPOSITORY_VARIABLES) delete env[name];
+  for (const name of Object.keys(env)) if (/^GIT_CONFIG_(PARAMETERS|COUNT|KEY_\d+|VALUE_\d+)$/.test(name)) delete env[name];
   delete env.GIT_EXTERNAL_DIFF;
+  const entries = Object.entries(settings);
+  entries.forEach(([key, value], i) => Object.assign(env, { [`GIT_CONFIG_KEY_${i}`]: key, [`GIT_CONFIG_VALUE_${i}`]: value }));
+  env.GIT_CONFIG_COUNT = String(entries.length);
   Object.assign(env, {
     GIT_TERMINAL_PROMPT: '0',
     GIT_PAGER: 'cat',
@@ -166,7 +174,7 @@ function inertValue(key: string): string {
 }
 
 /**
- * `-c` settings that replace every program-naming key the repository's own config (`local` and
+ * Settings that replace every program-naming key the repository's own config (`local` and
  * `worktree` scopes, with whatever they include) sets. Read right before each command that may
  * touch working-tree files, so a key added since the last command is covered too.
  */
@@ -243,12 +251,11 @@ async function runGit(args: readonly string[], opts: GitOptions): Promise<GitRes
 }
 
 async function runGitNow(args: readonly string[], opts: GitOptions, timeoutMs: number): Promise<GitResult> {
-  const globalArgs = ['--no-pager', '-c', 'core.quotepath=off'];
-  for (const [key, value] of Object.entries({ ...opts.config, ...FIXED_CONFIG })) globalArgs.push('-c', `${key}=${value}`);
+  const settings = { 'core.quotepath': 'off', ...opts.config, ...FIXED_CONFIG };
   const limit = opts.stdoutLimit;
-  const subprocess = execa('git', [...globalArgs, ...args], {
+  const subprocess = execa('git', ['--no-pager', ...args], {
     cwd: opts.cwd,
-    env: gitEnvironment(opts.writes ?? false),
+    env: gitEnvironment(opts.writes ?? false, settings),
     extendEnv: false,
     stdin: 'ignore',
     timeout: Math.max(1, timeoutMs),
@@ -1096,7 +1103,7 @@ function notMerged(message: string, conflictingPaths: string[] = []): MergeResul
   return { ok: false, sha: null, conflictingPaths, message };
 }
 
-/** Commit identity to pass with `-c` only for keys the repository does not configure. */
+/** Commit identity settings, only for keys the repository does not configure. */
 async function fallbackIdentity(cwd: string): Promise<Record<string, string>> {
   const fallback: Record<string, string> = { 'user.name': 'runboard', 'user.email': 'runboard@localhost' };
   const config: Record<string, string> = {};
