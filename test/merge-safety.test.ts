@@ -51,12 +51,16 @@ test('a conflicting merge never touches main: an edit saved while it runs surviv
     await commitIn(t.repo, { 'README.md': 'from main\n' }, 'Main edits README');
     const head = await git(t.repo, 'rev-parse', 'HEAD');
     const notes = path.join(t.repo, 'notes.txt');
+    // How long one merge takes on this machine now, so the saves below spread over its whole length.
+    const started = Date.now();
+    expect((await t.ok(MERGE, { id: runId, s: 'MERGE' })).mergeRun.ok).toBe(false);
+    const mergeMs = Date.now() - started;
     let conflicts = 0;
     for (let attempt = 0; attempt < 30; attempt++) {
       // The user saves notes.txt at some moment while the merge runs (before, during or after its checks).
       const saved = `edited during attempt ${attempt}\n`;
       const merging = t.gql(MERGE, { id: runId, s: attempt % 2 ? 'SQUASH' : 'MERGE' });
-      await new Promise((resolve) => setTimeout(resolve, (attempt % 10) * 40));
+      await new Promise((resolve) => setTimeout(resolve, ((attempt % 10) / 10) * mergeMs * 1.2));
       await writeFile(notes, saved);
       const answer = await merging;
       expect(await readFile(notes, 'utf8')).toBe(saved);
@@ -84,10 +88,14 @@ test('a clean merge never overwrites an edit saved while it runs: it merges arou
     const { runId } = await settledRun(t, 'Changes notes', { 'notes.txt': 'notes from the run\n', 'feature.txt': 'feature\n' });
     const head = await git(t.repo, 'rev-parse', 'HEAD');
     const notes = path.join(t.repo, 'notes.txt');
+    const started = Date.now();
+    expect((await t.ok(MERGE, { id: runId, s: 'MERGE' })).mergeRun.ok).toBe(true);
+    const mergeMs = Date.now() - started;
+    await git(t.repo, 'reset', '-q', '--hard', head);
     for (let attempt = 0; attempt < 20; attempt++) {
       const saved = `edited during attempt ${attempt}\n`;
       const merging = t.gql(MERGE, { id: runId, s: 'MERGE' });
-      await new Promise((resolve) => setTimeout(resolve, (attempt % 10) * 40));
+      await new Promise((resolve) => setTimeout(resolve, ((attempt % 10) / 10) * mergeMs * 1.2));
       await writeFile(notes, saved);
       const answer = await merging;
       expect(await readFile(notes, 'utf8')).toBe(saved);
