@@ -74,16 +74,17 @@ async function runboardPipeline(): Promise<void> {
       new Promise<void>((resolve, reject) => {
         let resumeFrom: number | null = null;
         client.subscribe(
-          { query: 'subscription($id: ID!, $since: Int) { runEvents(runId: $id, since: $since) { seq data } }', variables: { id: encodeGlobalID('Run', runId), since } },
+          { query: 'subscription($id: ID!, $since: Int) { runEvents(runId: $id, since: $since, untilSettled: true) { seq ... on AssistantTextEvent { text } } }', variables: { id: encodeGlobalID('Run', runId), since } },
           {
             next: (result) => {
               if (result.errors?.[0]?.extensions?.code === 'SUBSCRIBER_TOO_SLOW') {
                 resumeFrom = result.errors[0].extensions.resumeFrom as number;
                 return;
               }
-              const event = (result.data as { runEvents: { seq: number; data: { sentAt?: number } } }).runEvents;
+              const event = (result.data as { runEvents: { seq: number; text?: string } }).runEvents;
               delivered++;
-              if (event.data.sentAt) latencies.push(performance.timeOrigin + performance.now() - event.data.sentAt);
+              const sentAt = sentAtOf(event.text);
+              if (sentAt) latencies.push(performance.timeOrigin + performance.now() - sentAt);
             },
             error: reject,
             complete: () => {
@@ -108,7 +109,7 @@ async function runboardPipeline(): Promise<void> {
       runs.map(async (run) => {
         for (let i = 0; i < EVENTS_PER_RUN; i++) {
           await pace(started, i);
-          await eventLog.append(run.id, [{ type: 'assistant_text', data: { text: TEXT, sentAt: performance.timeOrigin + performance.now() } }]);
+          await eventLog.append(run.id, [{ type: 'assistant_text', data: { text: stamped(TEXT) } }]);
         }
         await eventLog.append(run.id, [{ type: 'status', data: { status: 'SUCCEEDED' } }], { status: 'SUCCEEDED' });
       }),
@@ -129,7 +130,7 @@ async function runboardPipeline(): Promise<void> {
     let replayed = 0;
     await new Promise<void>((resolve, reject) =>
       client.subscribe(
-        { query: 'subscription($id: ID!) { runEvents(runId: $id) { seq type data createdAt } }', variables: { id: encodeGlobalID('Run', history.id) } },
+        { query: 'subscription($id: ID!) { runEvents(runId: $id, untilSettled: true) { seq type createdAt ... on AssistantTextEvent { text } } }', variables: { id: encodeGlobalID('Run', history.id) } },
         { next: () => void replayed++, error: reject, complete: resolve },
       ),
     );
@@ -141,6 +142,17 @@ async function runboardPipeline(): Promise<void> {
     rmSync(repo, { recursive: true, force: true });
     rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+/** The text with the time it was written in front, for latency: `<ms since epoch>|text`. */
+function stamped(text: string): string {
+  return `${performance.timeOrigin + performance.now()}|${text}`;
+}
+
+/** The write time `stamped` put in front of a text, if any. */
+function sentAtOf(text: string | undefined): number | null {
+  const stamp = text?.slice(0, text.indexOf('|'));
+  return stamp ? Number(stamp) : null;
 }
 
 /** The same events and subscribers over a bare ws socket: no GraphQL, no persistence. */
@@ -166,7 +178,8 @@ async function bareWebSocketBaseline(): Promise<void> {
           socket.on('message', (data) => {
             const event = JSON.parse(String(data));
             delivered++;
-            if (event.data.sentAt) latencies.push(performance.timeOrigin + performance.now() - event.data.sentAt);
+            const sentAt = sentAtOf(event.data.text);
+            if (sentAt) latencies.push(performance.timeOrigin + performance.now() - sentAt);
             if (event.type === 'status') {
               socket.close();
               resolve();
@@ -182,7 +195,7 @@ async function bareWebSocketBaseline(): Promise<void> {
       for (let seq = 1; seq <= EVENTS_PER_RUN + 1; seq++) {
         await pace(started, seq - 1);
         const last = seq === EVENTS_PER_RUN + 1;
-        const event = JSON.stringify({ seq, type: last ? 'status' : 'assistant_text', data: last ? { status: 'SUCCEEDED' } : { text: TEXT, sentAt: performance.timeOrigin + performance.now() } });
+        const event = JSON.stringify({ seq, type: last ? 'status' : 'assistant_text', data: last ? { status: 'SUCCEEDED' } : { text: stamped(TEXT) } });
         await Promise.all(byRun.get(run)!.map((socket) => new Promise((resolve) => socket.send(event, resolve))));
       }
     }),

@@ -22,9 +22,9 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: { url: { type: 'string' }, title: { type: 'string' }, description: { type: 'string' }, strategy: { type: 'string', default: 'MERGE' } },
   });
-  const strategy = values.strategy?.toUpperCase() as MergeStrategy;
+  const strategy = STRATEGIES.find((name) => name === values.strategy?.toUpperCase());
   if (!values.url || !values.title) throw new StepFailed(USAGE);
-  if (!STRATEGIES.includes(strategy)) throw new StepFailed(`--strategy must be MERGE or SQUASH, not ${values.strategy}`);
+  if (!strategy) throw new StepFailed(`--strategy must be MERGE or SQUASH, not ${values.strategy}`);
 
   const client = createRunboardClient({ url: values.url, token: process.env.RUNBOARD_TOKEN || undefined });
   try {
@@ -33,7 +33,7 @@ async function main(): Promise<void> {
     const started = await client.startRun({ cardId: card.id });
     console.log(`run ${started.id} ${started.status}`);
 
-    for await (const event of client.followRunEvents(started.id)) console.log(describeEvent(event));
+    for await (const event of client.followRunEvents(started.id, { untilSettled: true })) console.log(describeEvent(event));
 
     const run = await client.run(started.id);
     if (run.status !== 'SUCCEEDED') {
@@ -59,48 +59,72 @@ async function main(): Promise<void> {
   }
 }
 
-/** `#12 tool_start bash git commit -qm "…"`: the seq, the type and the gist of the data, on one line. */
+/** `#12 tool_start bash git commit -qm "…"`: the seq, the kind and the gist of the event, on one line. */
 function describeEvent(event: RunEvent): string {
-  const data = (event.data ?? {}) as Record<string, any>;
-  const detail = ((): unknown => {
-    switch (event.type) {
-      case 'status':
-        return [data.status, [data.reason, data.error].filter(Boolean).join(': ')].filter(Boolean).join(': ');
-      case 'user_message':
-        return `${data.mode} ${data.text}`;
-      case 'message_delivered':
-      case 'assistant_text':
-      case 'thinking':
-        return data.text;
-      case 'tool_start':
-        return `${data.tool} ${data.args?.command ?? data.args?.path ?? JSON.stringify(data.args ?? {})}`;
-      case 'tool_progress':
-        return `${data.tool} ${String(data.output ?? '').trimEnd().split('\n').at(-1)}`;
-      case 'tool_end':
-        return `${data.tool} ${data.isError ? 'error' : 'ok'} ${data.output ?? ''}`;
-      case 'usage':
-        return `${data.input} in, ${data.output} out tokens`;
-      case 'model_error':
-      case 'warning':
-        return data.message;
-      case 'retry':
-        return `attempt ${data.attempt}/${data.maxAttempts} in ${data.delayMs} ms: ${data.error}`;
-      case 'queue':
-        return `steering ${data.steering}, follow-up ${data.followUp}`;
-      case 'playtest_output':
-        return `${data.stream} ${data.line}`;
-      case 'stderr':
-        return data.line;
-      case 'agent_event':
-        return data.originalType;
-      case 'agent_start':
-      case 'agent_end':
+  const detail = ((): string => {
+    switch (event.__typename) {
+      case 'StatusChangedEvent':
+        return [event.status, event.reason, event.error].filter(Boolean).join(': ');
+      case 'UserMessageSentEvent':
+        return `${event.mode} ${event.text}`;
+      case 'MessageDeliveredEvent':
+      case 'AssistantTextEvent':
+      case 'ThinkingEvent':
+        return event.text;
+      case 'ToolStartedEvent':
+        return `${event.tool} ${argsSummary(event.args)}`;
+      case 'ToolProgressEvent':
+        return `${event.tool} ${event.output.trimEnd().split('\n').at(-1) ?? ''}`;
+      case 'ToolEndedEvent':
+        return `${event.tool} ${event.isError ? 'error' : 'ok'} ${event.output}`;
+      case 'UsageEvent':
+        return `${event.inputTokens} in, ${event.outputTokens} out tokens, $${event.costUsd.toFixed(4)}`;
+      case 'ModelErrorEvent':
+      case 'WarningEvent':
+        return event.message;
+      case 'RetryStartedEvent':
+        return `attempt ${event.attempt ?? '?'}/${event.maxAttempts ?? '?'} in ${event.delayMs ?? '?'} ms: ${event.error ?? ''}`;
+      case 'RetryEndedEvent':
+        return event.success ? 'recovered' : `gave up: ${event.error ?? ''}`;
+      case 'QueueChangedEvent':
+        return `steering ${event.steering}, follow-up ${event.followUp}`;
+      case 'CompactionEvent':
+        return `${event.phase} ${event.reason ?? ''}`;
+      case 'PlanUpdatedEvent':
+        return event.entries.map((entry) => `[${entry.status}] ${entry.content}`).join('; ');
+      case 'StderrEvent':
+        return event.line;
+      case 'WorktreeRemovedEvent':
+        return event.branchDeleted ? 'branch deleted' : `branch kept with ${event.unmergedCommits} unmerged commits`;
+      case 'MergeEvent':
+        return event.ok ? `${event.strategy} ${event.mergedSha ?? ''}` : `conflict in ${event.conflictingPaths.join(', ')}`;
+      case 'AgentBoardChangeEvent':
+        return `${event.action} ${event.column ?? ''} ${event.body ?? ''}`;
+      case 'PlaytestStartedEvent':
+        return event.command;
+      case 'PlaytestOutputEvent':
+        return `${event.stream} ${event.line}`;
+      case 'PlaytestDroppedEvent':
+        return `${event.count} lines dropped`;
+      case 'PlaytestExitedEvent':
+        return `exit ${event.exitCode ?? event.signal ?? '?'}${event.stopped ? ' (stopped)' : ''}`;
+      case 'UnrecognizedEvent':
+        return `${event.originalType} ${event.preview}`;
+      case 'AgentStartedEvent':
+      case 'AgentEndedEvent':
         return '';
-      default:
-        return JSON.stringify(data);
     }
   })();
-  return `#${event.seq} ${event.type} ${oneLine(String(detail ?? ''))}`.trimEnd();
+  return `#${event.seq} ${event.type} ${oneLine(detail)}`.trimEnd();
+}
+
+/** A tool call's command or path when it has one (bash, write, edit, read), else its arguments as JSON. */
+function argsSummary(args: unknown): string {
+  if (typeof args === 'object' && args !== null) {
+    if ('command' in args && typeof args.command === 'string') return args.command;
+    if ('path' in args && typeof args.path === 'string') return args.path;
+  }
+  return JSON.stringify(args ?? {});
 }
 
 function printDiff({ diff, commits }: RunDiff): void {

@@ -48,8 +48,18 @@ export class RunboardError extends Error {
 export type Card = ops.CardFieldsFragment;
 /** A run as the run operations return it. */
 export type Run = ops.RunFieldsFragment;
-/** One entry of a run's event log (see the `RunEvent` type in schema.graphql for each `type`'s `data`). */
-export type RunEvent = NonNullable<ops.RunEventsSubscription['runEvents']>;
+/** One entry of a run's event log: a union discriminated by `__typename` (see the `RunEvent` implementations in schema.graphql). */
+export type RunEvent = ops.RunEventFieldsFragment;
+/** One kind of run event, by its GraphQL type name: `RunEventOf<'ToolStartedEvent'>`. */
+export type RunEventOf<Name extends RunEvent['__typename']> = Extract<RunEvent, { __typename: Name }>;
+
+/** Where `followRunEvents` starts and when it ends. */
+export interface FollowRunEventsOptions {
+  /** Events with seq > since. @default 0 */
+  since?: number;
+  /** End after the run's terminal status (and a running playtest's exit). @default false: follow until you leave the loop */
+  untilSettled?: boolean;
+}
 /** A run's commits and diff. */
 export type RunDiff = NonNullable<ops.RunDiffQuery['run']>;
 /** What `mergeRun` did: `ok: false` means a conflict, with the paths, and main left as it was. */
@@ -120,15 +130,16 @@ export function createRunboardClient(options: RunboardClientOptions) {
   }
 
   /**
-   * Every event of a run after `since`, in seq order and each once, until the run settles (its
-   * terminal `status` event is the last one, or a running playtest's `playtest_exit`). A SUBSCRIBER_TOO_SLOW error resubscribes from its
+   * Every event of a run after `since`, in seq order and each once: until you leave the loop, or with
+   * `untilSettled` until the run settles (its terminal StatusChangedEvent, or a running playtest's
+   * PlaytestExitedEvent, is the last one). A SUBSCRIBER_TOO_SLOW error resubscribes from its
    * `extensions.resumeFrom`; events a graphql-ws reconnect replays are skipped by seq.
    */
-  async function* followRunEvents(runId: string, since = 0): AsyncGenerator<RunEvent, void, undefined> {
+  async function* followRunEvents(runId: string, { since = 0, untilSettled = false }: FollowRunEventsOptions = {}): AsyncGenerator<RunEvent, void, undefined> {
     let last = since;
     for (;;) {
       try {
-        for await (const { runEvents: event } of subscribe(ops.RunEventsDocument, { runId, since: last })) {
+        for await (const { runEvents: event } of subscribe(ops.RunEventsDocument, { runId, since: last, untilSettled })) {
           if (!event || event.seq == null || event.seq <= last) continue;
           last = event.seq;
           yield event;

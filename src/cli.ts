@@ -2,7 +2,7 @@
 /** `runboard`: parse flags and environment, start the server, stop cleanly on SIGINT/SIGTERM. */
 import { ConfigError, helpText, loadConfig } from './config.js';
 import { createLogger } from './log.js';
-import { RunboardError } from './orchestrator/errors.js';
+import { DataDirInUseError, RunboardError } from './orchestrator/errors.js';
 
 /** How long a graceful shutdown may take before the process exits anyway. @default 15_000 // ms */
 const SHUTDOWN_TIMEOUT_MS = 15_000;
@@ -33,7 +33,8 @@ async function main(argv: string[]): Promise<void> {
     // Expected start-up failures (not a repository, port in use) get one line, not a stack trace.
     const known = error instanceof RunboardError || (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
     process.stderr.write(`runboard: ${known ? (error as Error).message : (error as Error).stack}\n`);
-    process.exit(1);
+    // A data dir another server holds is a usage error, like a bad flag.
+    process.exit(error instanceof DataDirInUseError ? 2 : 1);
   }
   say.info(`GraphiQL at ${server.url} (repository ${config.repo}, data ${config.dataDir})`);
 

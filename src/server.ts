@@ -6,7 +6,6 @@
 import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import type { ExecutionArgs, GraphQLError } from 'graphql';
 import type { OperationResult } from 'graphql-ws';
@@ -14,8 +13,10 @@ import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, type YogaLogger } from 'graphql-yoga';
 import type { DestinationStream } from 'pino';
 import { WebSocketServer } from 'ws';
+import { createAgentCatalog } from './agents/index.js';
 import { isLoopbackHost, type Config } from './config.js';
 import { createLogger, type Logger } from './log.js';
+import { lockDataDir } from './orchestrator/data-dir-lock.js';
 import { Database } from './orchestrator/db.js';
 import { openRepository } from './orchestrator/git.js';
 import { checkReadiness } from './orchestrator/health.js';
@@ -23,14 +24,16 @@ import { Orchestrator } from './orchestrator/index.js';
 import { graphiqlOptions } from './plugins/graphiql.js';
 import { useAgentScope } from './plugins/use-agent-scope.js';
 import { authenticate, useAuthentication, type AuthenticationOptions } from './plugins/use-authentication.js';
+import { useCSRFPreventionForAllButEventSource, useSSEEventIds } from './plugins/use-event-source.js';
 import { useHealth } from './plugins/use-health.js';
 import { useLimits } from './plugins/use-limits.js';
 import { useRequestLog, type TransportContext } from './plugins/use-request-log.js';
 import { refusal, useRequestOrigin, type RequestOriginOptions } from './plugins/use-request-origin.js';
 import { useVariableErrorCodes } from './plugins/use-variable-error-codes.js';
 import { UnauthenticatedError } from './schema/auth.js';
+import { parseLastEventId } from './schema/context.js';
 import { schema, type Context } from './schema/index.js';
-import { isExpectedError, maskError } from './schema/errors.js';
+import { isExpectedError, maskError, originalError } from './schema/errors.js';
 
 export interface ServerOptions {
   /** Emit Prisma query events on `orchestrator.db.client` (tests count SQL with them). @default false */
@@ -56,16 +59,23 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const logger = options.logger ?? createLogger({ level: options.logStream ? config.logLevel : 'silent', destination: options.logStream, pretty: false });
   const repository = await openRepository(config.repo);
   mkdirSync(config.dataDir, { recursive: true });
-  const db = await Database.open({ url: config.databaseUrl, logQueries: options.logQueries });
+  const lock = lockDataDir(config.dataDir);
+  let db: Database;
+  try {
+    db = await Database.open({ url: config.databaseUrl, logQueries: options.logQueries });
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
   const orchestrator = new Orchestrator({
     db,
     repository,
     dataDir: config.dataDir,
-    agentCommand: config.agentCommand,
-    agentArgs: config.agentArgs,
+    agents: createAgentCatalog({ piCommand: config.agentCommand, piArgs: config.agentArgs }),
     agentEnv: options.agentEnv,
     maxConcurrentRuns: config.maxConcurrentRuns,
     playtestCommand: config.playtestCommand,
+    logger,
   });
   // Before start, so the statuses start-up recovery changes are logged too.
   const stopLoggingRuns = orchestrator.bus.subscribe('run-updated', '*', ({ runId, cardId, status }) => {
@@ -78,24 +88,27 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     const authorization = initial.connectionParams ? initial.connectionParams.authorization : (initial.request?.headers.get('authorization') ?? undefined);
     const principal = authenticate(authorization, auth);
     if (!principal) throw new UnauthenticatedError('missing or wrong token');
-    return { orchestrator, prisma: db.client, principal };
+    return { orchestrator, prisma: db.client, principal, lastEventId: parseLastEventId(initial.request?.headers.get('last-event-id')) };
   };
 
+  /** Server faults masked as internal errors since start, shown in /readyz. */
+  const faults = { internalErrors: 0 };
   const yoga = createYoga({
     schema,
     graphqlEndpoint: '/graphql',
     landingPage: false,
     maskedErrors: { maskError },
-    logging: yogaLogger(logger),
+    logging: yogaLogger(logger, faults),
     graphiql: graphiqlOptions({ tokenRequired: config.token !== null }),
     renderGraphiQL,
     context,
     maxRequestBodySize: config.maxBodyBytes,
     plugins: [
       useRequestOrigin(origin),
-      useHealth({ check: () => checkReadiness({ db, repositoryRoot: repository.root }) }),
+      useHealth({ check: async () => ({ ...(await checkReadiness({ db, repositoryRoot: repository.root })), internalErrors: faults.internalErrors }) }),
       useAuthentication(auth),
-      useCSRFPrevention(),
+      useCSRFPreventionForAllButEventSource(),
+      useSSEEventIds(),
       ...useLimits({ maxDepth: config.maxDepth, maxAliases: config.maxAliases, maxDirectives: config.maxDirectives, maxCost: config.maxCost }),
       useAgentScope(),
       useVariableErrorCodes(),
@@ -141,7 +154,13 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     wss,
   );
 
-  await listen(http, config.port, config.host);
+  try {
+    await listen(http, config.port, config.host);
+  } catch (error) {
+    await orchestrator.shutdown();
+    lock.release();
+    throw error;
+  }
   const { port } = http.address() as AddressInfo;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}${yoga.graphqlEndpoint}`;
@@ -151,6 +170,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   } catch (error) {
     http.close();
     await orchestrator.shutdown();
+    lock.release();
     throw error;
   }
   markReady();
@@ -167,6 +187,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
         http.closeAllConnections();
         await stopped;
         await orchestrator.shutdown();
+        lock.release();
         stopLoggingRuns();
       })()),
   };
@@ -180,13 +201,20 @@ interface EnvelopedRoot {
 
 /**
  * yoga's messages, through pino. yoga logs every error it masks or rewrites; a NOT_FOUND or CONFLICT
- * is the client's business, not an incident, so expected errors go to debug instead of error.
+ * is the client's business, not an incident, so expected errors go to debug. Anything else is a
+ * server fault the client saw only as "Unexpected error.": logged at error with its cause, and counted.
  */
-function yogaLogger(logger: Logger): YogaLogger {
+function yogaLogger(logger: Logger, faults: { internalErrors: number }): YogaLogger {
   const at = (level: 'debug' | 'info' | 'warn' | 'error') => (...args: unknown[]) => (logger[level] as (...a: unknown[]) => void)(...args);
-  const error = at('error');
   const debug = at('debug');
-  return { debug, info: at('info'), warn: at('warn'), error: (...args: unknown[]) => (args.some(isExpectedError) ? debug(...args) : error(...args)) };
+  const error = (...args: unknown[]) => {
+    if (args.some(isExpectedError)) return debug(...args);
+    faults.internalErrors += 1;
+    const cause = originalError(args.find((arg) => arg instanceof Error));
+    if (!(cause instanceof Error)) return at('error')(...args);
+    logger.error({ err: cause, code: 'INTERNAL_SERVER_ERROR', internalErrors: faults.internalErrors }, `internal error, masked for the client: ${cause.message}`);
+  };
+  return { debug, info: at('info'), warn: at('warn'), error };
 }
 
 /** The code an error will carry once masked, for the request log (which sees errors before masking). */

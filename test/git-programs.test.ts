@@ -8,6 +8,7 @@
  */
 import { chmod, mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { OPERATOR } from '../src/orchestrator/actor.js';
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import { git, removeDirs, tempDir } from './helpers/repo.js';
 import { startAgentTestBed, startRun, waitForStatus, type AgentTestBed } from './helpers/runs.js';
@@ -46,7 +47,7 @@ async function commitIn(dir: string, files: Record<string, string>, message: str
 
 async function settledRun(title: string, files: Record<string, string>) {
   const { orchestrator } = bed.t.server;
-  const cardId = await orchestrator.board.createCard({ title });
+  const cardId = await orchestrator.board.createCard(OPERATOR, { title });
   const run = await orchestrator.db.client.run.create({ data: { cardId, prompt: 'p', status: 'SUCCEEDED' } });
   const worktree = await orchestrator.workspaces.create(run.id);
   await commitIn(worktree.path, files, title);

@@ -24,7 +24,7 @@ test('/healthz answers 200 while the process is up', async () => {
 test('/readyz answers 200 when the database, its migrations and the repository are all fine', async () => {
   const { status, body } = await get('/readyz');
   expect(status).toBe(200);
-  expect(body).toEqual({ ready: true, failed: [], checks: { database: { ok: true }, migrations: { ok: true }, repository: { ok: true } } });
+  expect(body).toEqual({ ready: true, failed: [], checks: { database: { ok: true }, migrations: { ok: true }, repository: { ok: true } }, internalErrors: 0 });
 });
 
 test('/readyz answers 503 naming a migration that is not applied', async () => {

@@ -65,7 +65,7 @@ test('operations over graphql-ws are logged too; a subscription when it ends', a
     await operation(`query OverSocket { cards { edges { node { id } } } }`);
     let received!: () => void;
     const first = new Promise<void>((resolve) => (received = resolve));
-    const following = operation(`subscription FollowForLog($id: ID!) { runEvents(runId: $id) { seq } }`, { id: encodeGlobalID('Run', run.id) }, () => received());
+    const following = operation(`subscription FollowForLog($id: ID!) { runEvents(runId: $id, untilSettled: true) { seq } }`, { id: encodeGlobalID('Run', run.id) }, () => received());
     await t.server.orchestrator.eventLog.append(run.id, [{ type: 'assistant_text', data: { text: 'hi' } }]);
     await first;
     expect(lineFor('FollowForLog')).toBeUndefined(); // still open

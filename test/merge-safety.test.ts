@@ -5,6 +5,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { OPERATOR } from '../src/orchestrator/actor.js';
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import { makePiEnvironment, startModelServer } from './helpers/model-server.js';
 import { git, makeRepo, removeDirs, tempDir } from './helpers/repo.js';
@@ -15,7 +16,7 @@ const MERGE = `mutation($id: ID!, $s: MergeStrategy!) { mergeRun(runId: $id, str
 
 /** A card and a settled run with its own worktree, as startRun makes them, with `files` committed on its branch. */
 async function settledRun(t: TestServer, title: string, files: Record<string, string>) {
-  const cardId = await t.server.orchestrator.board.createCard({ title });
+  const cardId = await t.server.orchestrator.board.createCard(OPERATOR, { title });
   const run = await t.server.orchestrator.db.client.run.create({ data: { cardId, prompt: 'p', status: 'SUCCEEDED' } });
   const worktree = await t.server.orchestrator.workspaces.create(run.id);
   await commitIn(worktree.path, files, title);
@@ -193,8 +194,8 @@ test('a server killed while a merge updates main: the restart finds it and leave
     const { run } = await server.t.ok(`query($id: ID!) { run(id: $id) { mergedSha } }`, { id: runId });
     if (recovered.data.ok) {
       // git had moved the branch before it died: main is fully merged and the run says so.
-      expect(run.mergedSha).toBe(recovered.data.sha);
-      expect(await git(repo, 'rev-parse', 'HEAD')).toBe(recovered.data.sha);
+      expect(run.mergedSha).toBe(recovered.data.mergedSha);
+      expect(await git(repo, 'rev-parse', 'HEAD')).toBe(recovered.data.mergedSha);
       expect(await git(repo, 'status', '--porcelain')).toBe('');
       expect(snapshot(repo)).toEqual({ ...before.files, ...files });
     } else {

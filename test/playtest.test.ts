@@ -7,6 +7,7 @@ import { execa } from 'execa';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { makeRepo, removeDirs, tempDir } from './helpers/repo.js';
+import { RUN_EVENT_FIELDS, withData, type TestRunEvent } from './helpers/events.js';
 import { alive, runEvents, waitFor } from './helpers/runs.js';
 import { projectRoot, startTestServer, type TestServer } from './helpers/server.js';
 
@@ -53,17 +54,17 @@ test('output arrives through runEvents, even for a settled run, until the playte
   const lastSeq = (await t.ok(`query($id: ID!) { run(id: $id) { lastSeq } }`, { id: run.id })).run.lastSeq;
   const started = await t.ok(START, { id: run.id });
   expect(started.startPlaytest.playtest).toEqual({ running: true, command: COMMAND });
-  const events: { type: string; data: any }[] = [];
+  const events: TestRunEvent[] = [];
   const followed = new Promise<void>((resolve, reject) =>
     client.subscribe(
-      { query: `subscription($id: ID!, $since: Int) { runEvents(runId: $id, since: $since) { seq type data } }`, variables: { id: run.id, since: lastSeq } },
-      { next: (result) => void events.push((result.data as any).runEvents), error: reject, complete: resolve },
+      { query: `subscription($id: ID!, $since: Int) { runEvents(runId: $id, since: $since, untilSettled: true) { ...RunEventFields } } ${RUN_EVENT_FIELDS}`, variables: { id: run.id, since: lastSeq } },
+      { next: (result) => void events.push(withData((result.data as any).runEvents)), error: reject, complete: resolve },
     ),
   );
   await followed; // ends with playtest_exit, since the run itself is settled
   expect(events.map((e) => e.type)).toEqual(['playtest_start', 'playtest_output', 'playtest_output', 'playtest_output', 'playtest_exit']);
   expect(events.filter((e) => e.type === 'playtest_output').map((e) => e.data)).toEqual(
-    expect.arrayContaining([{ stream: 'stdout', line: 'building…' }, { stream: 'stderr', line: 'warning: unused variable' }, { stream: 'stdout', line: 'done' }]),
+    expect.arrayContaining([{ stream: 'STDOUT', line: 'building…' }, { stream: 'STDERR', line: 'warning: unused variable' }, { stream: 'STDOUT', line: 'done' }]),
   );
 });
 

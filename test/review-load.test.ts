@@ -5,6 +5,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { OPERATOR } from '../src/orchestrator/actor.js';
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import { MAX_CONCURRENT_READS, READ_BUDGET_MS } from '../src/orchestrator/git.js';
 import { git } from './helpers/repo.js';
@@ -47,11 +48,14 @@ test('a startRun gets its worktree while slow review reads fill their pool, and 
   await git(t.repo, 'add', '-A');
   await git(t.repo, 'commit', '-q', '-m', 'noise');
   const { orchestrator } = t.server;
-  const cardId = await orchestrator.board.createCard({ title: 'Rewrite the noise' });
+  const cardId = await orchestrator.board.createCard(OPERATOR, { title: 'Rewrite the noise' });
   const reviewed = await orchestrator.db.client.run.create({ data: { cardId, prompt: 'p', status: 'SUCCEEDED' } });
   const worktree = await orchestrator.workspaces.create(reviewed.id);
   await writeNoise(worktree.path, 2);
   await git(worktree.path, 'commit', '-q', '-am', 'new noise');
+
+  // A first run settles before the load: starting the agent's program is then a known quantity (its probe is cached).
+  expect((await waitForStatus(t, await startRun(t, 'Warm up'))).status).toBe('SUCCEEDED');
 
   const answeredAt: number[] = [];
   const reviews = Array.from({ length: 8 }, () =>

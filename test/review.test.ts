@@ -84,8 +84,8 @@ test('mergeRun merges into main and records the commit; refusals are CONFLICT an
   expect(await git(t.repo, 'rev-parse', 'HEAD')).toBe(mergeRun.mergedSha);
   expect((await git(t.repo, 'log', '-1', '--format=%P')).split(' ')).toHaveLength(2);
   expect(await git(t.repo, 'log', '-1', '--format=%B')).toContain('Merge "Feature one"');
-  const { run: logged } = await t.ok(`query($id: ID!) { run(id: $id) { events { type data } } }`, { id: runId });
-  expect(logged.events.at(-1)).toEqual({ type: 'merge', data: expect.objectContaining({ ok: true, sha: mergeRun.mergedSha, strategy: 'MERGE' }) });
+  const { run: logged } = await t.ok(`query($id: ID!) { run(id: $id) { events { __typename ... on MergeEvent { ok mergedSha strategy } } } }`, { id: runId });
+  expect(logged.events.at(-1)).toEqual({ __typename: 'MergeEvent', ok: true, mergedSha: mergeRun.mergedSha, strategy: 'MERGE' });
 
   const { repository } = await t.ok(`{ repository { root branch headSha state isDirty dirty { untrackedCount } } }`);
   expect(repository).toMatchObject({ branch: 'main', headSha: mergeRun.mergedSha, state: 'CLEAN', isDirty: false });

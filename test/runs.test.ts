@@ -17,13 +17,14 @@ test('a run that writes and commits a file ends SUCCEEDED, with the commit and i
   const runId = await startRun(t, 'Say hello');
   const run = await waitForStatus(t, runId);
   expect(run).toMatchObject({ status: 'SUCCEEDED', error: null, ownsWorktree: true });
-  expect(existsSync(run.sessionFile)).toBe(true);
+  expect(existsSync(run.agentSession)).toBe(true);
 
-  const { run: review } = await t.ok(`query($id: ID!) { run(id: $id) { commits { subject } diff { files { path status } } prompt agent } }`, { id: runId });
+  const { run: review } = await t.ok(`query($id: ID!) { run(id: $id) { commits { subject } diff { files { path status } } prompt agent agentCommand } }`, { id: runId });
   expect(review.commits).toEqual([{ subject: 'agent: add hello' }]);
   expect(review.diff.files).toEqual([{ path: 'hello.txt', status: 'ADDED' }]);
   expect(review.prompt).toContain('# Say hello');
-  expect(review.agent).toMatch(/^pi --mode rpc --provider mock/);
+  expect(review.agent).toBe('pi');
+  expect(review.agentCommand).toMatch(/^pi --mode rpc --provider mock/);
   expect(await readFile(path.join(run.worktreePath, 'hello.txt'), 'utf8')).toBe('hello from the agent\n');
 
   const events = await runEvents(t, runId);
@@ -124,7 +125,7 @@ test('a refinement resumes the same session in the same worktree', async () => {
   );
   expect(refinement).toMatchObject({ refinedFrom: { id: firstId }, ownsWorktree: false });
   const refined = await waitForStatus(t, refinement.id);
-  expect(refined).toMatchObject({ status: 'SUCCEEDED', worktreePath: first.worktreePath, sessionFile: first.sessionFile });
+  expect(refined).toMatchObject({ status: 'SUCCEEDED', worktreePath: first.worktreePath, agentSession: first.agentSession });
 
   // The model saw the whole earlier conversation, then the feedback.
   const request = model.requests[before];

@@ -96,7 +96,8 @@ test('the client sends the token both ways, and followRunEvents resumes after SU
   // A stand-in server on the real schema: the first subscription ends too slow after seq 2, and the
   // resumed one replays seq 2 (a reconnect could) before the terminal status.
   const schema = buildSchema(readFileSync(path.join(projectRoot, 'schema.graphql'), 'utf8'));
-  const event = (seq: number, type = 'assistant_text') => ({ runEvents: { seq, type, data: {}, createdAt: '2026-11-24T00:00:00.000Z' } });
+  const event = (seq: number, type = 'assistant_text') =>
+    ({ runEvents: type === 'status' ? { __typename: 'StatusChangedEvent', seq, type, status: 'SUCCEEDED', runId: 'UnVuOjE=', createdAt: '2026-11-24T00:00:00.000Z' } : { __typename: 'AssistantTextEvent', seq, type, text: 'hi', runId: 'UnVuOjE=', createdAt: '2026-11-24T00:00:00.000Z' } });
   const tooSlow = { runEvents: () => { throw new GraphQLError('too slow', { extensions: { code: 'SUBSCRIBER_TOO_SLOW', resumeFrom: 2 } }); } };
   const subscribedWith: unknown[] = [];
   const initPayloads: unknown[] = [];
@@ -108,8 +109,8 @@ test('the client sends the token both ways, and followRunEvents resumes after SU
       onConnect: (ctx) => void initPayloads.push(ctx.connectionParams),
       roots: {
         subscription: {
-          runEvents: async function* ({ since }: { since: number }) {
-            subscribedWith.push(since);
+          runEvents: async function* ({ since, untilSettled }: { since: number; untilSettled: boolean }) {
+            subscribedWith.push([since, untilSettled]);
             yield* since === 0 ? [event(1), event(2), tooSlow] : [event(2), event(3, 'status')];
           },
         },
@@ -126,9 +127,9 @@ test('the client sends the token both ways, and followRunEvents resumes after SU
   const client = createRunboardClient({ url: `http://127.0.0.1:${port}/graphql`, token: 'secret', fetch: fakeFetch, webSocketImpl: WebSocket });
   try {
     const seen: number[] = [];
-    for await (const { seq } of client.followRunEvents('UnVuOjE=')) seen.push(seq!);
+    for await (const { seq } of client.followRunEvents('UnVuOjE=', { untilSettled: true })) seen.push(seq);
     expect(seen).toEqual([1, 2, 3]);
-    expect(subscribedWith).toEqual([0, 2]);
+    expect(subscribedWith).toEqual([[0, true], [2, true]]);
     expect(initPayloads[0]).toEqual({ authorization: 'Bearer secret' });
     await expect(client.run('UnVuOjE=')).rejects.toMatchObject({ code: 'NO_DATA' });
     expect(headers).toEqual(['Bearer secret']);

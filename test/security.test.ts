@@ -169,7 +169,7 @@ describe('the agent\'s own token, inside a real run', () => {
     const { card: untouched } = await t.ok(`query($c: ID!) { card(id: $c) { comments { totalCount } } }`, { c: other.id });
     expect(untouched.comments.totalCount).toBe(0);
     const changes = (await runEvents(t, run.id)).filter((e) => e.type === 'board_change').map((e) => e.data.action);
-    expect(changes).toEqual(['addComment', 'moveCard']);
+    expect(changes).toEqual(['ADD_COMMENT', 'MOVE_CARD']);
 
     const token = (await readFile(path.join(settled.worktreePath, 'token.txt'), 'utf8')).trim();
     expect(token.length).toBeGreaterThan(20);

@@ -34,7 +34,7 @@ async function write(runId: string, count: number, terminal = true): Promise<voi
   if (terminal) await log.append(runId, [{ type: 'status', data: { status: 'SUCCEEDED' } }], { status: 'SUCCEEDED' });
 }
 
-const RUN_EVENTS = `subscription($id: ID!, $since: Int) { runEvents(runId: $id, since: $since) { seq type data } }`;
+const RUN_EVENTS = `subscription($id: ID!, $since: Int) { runEvents(runId: $id, since: $since, untilSettled: true) { seq type ... on StatusChangedEvent { status } } }`;
 
 /** Collects a graphql-ws subscription until it completes. */
 function collect(query: string, variables: Record<string, unknown>, onEvent?: (seq: number) => void): Promise<{ events: any[]; errors: any[] }> {
@@ -70,7 +70,7 @@ test('replay plus live across the boundary while a writer inserts: exactly seq 1
   await writing;
   expect(errors).toEqual([]);
   expect(seqs(events)).toEqual(range(1, 501));
-  expect(events.at(-1)).toEqual({ seq: 501, type: 'status', data: { status: 'SUCCEEDED' } });
+  expect(events.at(-1)).toEqual({ seq: 501, type: 'status', status: 'SUCCEEDED' });
 });
 
 test('resubscribing with since continues from there, and two subscribers each get every event', async () => {
@@ -96,7 +96,7 @@ test('an unknown run is NOT_FOUND', async () => {
   expect(result.errors[0].extensions.code).toBe('NOT_FOUND');
 });
 
-test('SSE transport: history then live, ended by the terminal event', async () => {
+test('SSE transport: history then live, ended by the terminal event with untilSettled', async () => {
   const run = await makeRun();
   await write(run.id, 5, false);
   const response = await fetch(t.url, {
@@ -154,7 +154,7 @@ test('a subscriber that falls too far behind is ended with the seq to resume fro
   await expect(slow.next()).rejects.toEqual(new SubscriberTooSlowError(5));
   // Other subscribers were not held back, and resuming from the given seq loses nothing.
   expect(seqs((await fast).events)).toEqual(range(1, 56));
-  const resumed = await followRunEvents(db, eventLog, bus, run.id, { since: 5 });
+  const resumed = await followRunEvents(db, eventLog, bus, run.id, { since: 5, untilSettled: true });
   for await (const event of resumed) received.push(event.seq);
   expect(received).toEqual(range(1, 56));
 });

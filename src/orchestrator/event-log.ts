@@ -2,36 +2,27 @@
  * The run event log: every event of a run is persisted with the next per-run `seq` (1, 2, 3… no
  * gaps, no repeats) inside one transaction, and published only after that transaction commits.
  * It speaks SQL on its own connection (see db.ts): this is the hot path of every run.
- * Whatever writes an event (the agent, a merge, a playtest, a board change) goes through `append`.
+ * Whatever writes an event (the agent, a merge, a playtest) goes through `append`; a board change made by an
+ * agent writes its `board_change` event with `appendTx`, inside the change's own transaction.
  */
 import { randomUUID } from 'node:crypto';
-import type { Database } from './db.js';
+import type { BoardEventInput, BoardEventRecord, BoardLog } from './board-log.js';
+import type { Database, Tx } from './db.js';
 import { NotFoundError } from './errors.js';
 import type { PubSub } from './pubsub.js';
+import { toRunEvent, type RunEvent, type RunEventInput } from './run-events.js';
 import type { RunStatus } from './run-status.js';
+
+export type { RunEvent, RunEventInput };
 
 /** Largest `data` of one event, as JSON; larger payloads are replaced by a preview. @default 16_384 // bytes */
 export const MAX_EVENT_DATA_BYTES = 16 * 1024;
 /** Most events one `read` returns. @default 1_000 */
 export const MAX_EVENTS_PER_READ = 1_000;
 
-export interface RunEventInput {
-  /** snake_case, e.g. `status`, `assistant_text`, `tool_end`. */
-  readonly type: string;
-  readonly data: Record<string, unknown>;
-}
-
-export interface RunEventRecord {
-  readonly runId: string;
-  readonly seq: number;
-  readonly type: string;
-  readonly data: Record<string, unknown>;
-  readonly createdAt: Date;
-}
-
 /** What the log publishes, by topic; keyed by run id. */
 export interface RunEventTopics extends Record<string, unknown> {
-  'run-events': RunEventRecord;
+  'run-events': RunEvent;
 }
 
 /**
@@ -68,18 +59,23 @@ function sqlValue(value: RunChanges[keyof RunChanges]): string | number | null {
   return value ?? null;
 }
 
+const BUMP_SEQ = 'UPDATE "Run" SET "lastSeq" = "lastSeq" + ? WHERE "id" = ? RETURNING "lastSeq", "cardId"';
+const INSERT_EVENT = 'INSERT INTO "RunEvent" ("id", "runId", "seq", "type", "data", "createdAt") VALUES (?, ?, ?, ?, ?, ?)';
+
 export class EventLog {
   private readonly statements;
 
   constructor(
     private readonly db: Database,
     private readonly bus: PubSub<RunEventTopics>,
+    /** Where a run's status changes and merges are also recorded, in the same transaction. */
+    private readonly boardLog: BoardLog,
   ) {
     const sqlite = db.sqlite;
     this.statements = {
       status: sqlite.prepare<[string], { status: string }>('SELECT "status" FROM "Run" WHERE "id" = ?'),
-      bumpSeq: sqlite.prepare<[number, string], { lastSeq: number }>('UPDATE "Run" SET "lastSeq" = "lastSeq" + ? WHERE "id" = ? RETURNING "lastSeq"'),
-      insert: sqlite.prepare('INSERT INTO "RunEvent" ("id", "runId", "seq", "type", "data", "createdAt") VALUES (?, ?, ?, ?, ?, ?)'),
+      bumpSeq: sqlite.prepare<[number, string], { lastSeq: number; cardId: string }>(BUMP_SEQ),
+      insert: sqlite.prepare(INSERT_EVENT),
       read: sqlite.prepare<[string, number, number], { seq: number; type: string; data: string; createdAt: string }>(
         'SELECT "seq", "type", "data", "createdAt" FROM "RunEvent" WHERE "runId" = ? AND "seq" > ? ORDER BY "seq" LIMIT ?',
       ),
@@ -90,9 +86,10 @@ export class EventLog {
    * Persists `events` in order with the next seqs, applying `changes` to the run row in the same
    * transaction, then publishes them. Returns the stored records. NotFoundError for an unknown run.
    */
-  async append(runId: string, events: readonly RunEventInput[], changes: RunChanges = {}): Promise<RunEventRecord[]> {
-    const records = await this.db.writeSync(() => this.write(runId, events, changes));
+  async append(runId: string, events: readonly RunEventInput[], changes: RunChanges = {}): Promise<RunEvent[]> {
+    const { records, board } = await this.db.writeSync(() => this.write(runId, events, changes));
     this.publish(runId, records);
+    this.boardLog.publish(board);
     return records;
   }
 
@@ -101,14 +98,38 @@ export class EventLog {
    * null (nothing written) otherwise. For transitions another writer may race, such as stopping a
    * QUEUED run that the queue is just starting.
    */
-  async appendIfStatus(runId: string, expected: RunStatus, events: readonly RunEventInput[], changes: RunChanges): Promise<RunEventRecord[] | null> {
-    const records = await this.db.writeSync(() => (this.statements.status.get(runId)?.status === expected ? this.write(runId, events, changes) : null));
-    if (records) this.publish(runId, records);
+  async appendIfStatus(runId: string, expected: RunStatus, events: readonly RunEventInput[], changes: RunChanges): Promise<RunEvent[] | null> {
+    const written = await this.db.writeSync(() => (this.statements.status.get(runId)?.status === expected ? this.write(runId, events, changes) : null));
+    if (!written) return null;
+    this.publish(runId, written.records);
+    this.boardLog.publish(written.board);
+    return written.records;
+  }
+
+  /**
+   * Appends inside the caller's Prisma transaction (`Database.write`), in the same format as `append`,
+   * so a change and its record commit together. The caller publishes the result after the commit.
+   */
+  async appendTx(tx: Tx, runId: string, events: readonly RunEventInput[]): Promise<RunEvent[]> {
+    const [bumped] = await tx.$queryRawUnsafe<{ lastSeq: number | bigint }[]>(BUMP_SEQ, events.length, runId);
+    if (!bumped) throw new NotFoundError('Run', runId);
+    const lastSeq = Number(bumped.lastSeq);
+    const createdAt = new Date();
+    const records: RunEvent[] = [];
+    for (const [i, event] of events.entries()) {
+      const seq = lastSeq - events.length + 1 + i;
+      const data = capData(event.data);
+      await tx.$executeRawUnsafe(INSERT_EVENT, randomUUID(), runId, seq, event.type, JSON.stringify(data), sqlValue(createdAt));
+      records.push(toRunEvent(runId, seq, event.type, data, createdAt));
+    }
     return records;
   }
 
-  /** The transaction body: run changes, then the events with the next seqs. */
-  private write(runId: string, events: readonly RunEventInput[], changes: RunChanges): RunEventRecord[] {
+  /**
+   * The transaction body: run changes, then the events with the next seqs, then the board log's
+   * entries for a status change (every one goes through here, with its `status` event) or a merge.
+   */
+  private write(runId: string, events: readonly RunEventInput[], changes: RunChanges): { records: RunEvent[]; board: BoardEventRecord[] } {
     const columns = RUN_COLUMNS.filter((column) => column in changes);
     if (columns.length) {
       this.db.sqlite
@@ -119,29 +140,42 @@ export class EventLog {
     if (!bumped) throw new NotFoundError('Run', runId);
     const createdAt = new Date();
     const stamp = sqlValue(createdAt);
-    return events.map((event, i) => {
-      const record = { runId, seq: bumped.lastSeq - events.length + 1 + i, type: event.type, data: capData(event.data), createdAt };
-      this.statements.insert.run(randomUUID(), runId, record.seq, record.type, JSON.stringify(record.data), stamp);
-      return record;
+    const records = events.map((event, i) => {
+      const seq = bumped.lastSeq - events.length + 1 + i;
+      const data = capData(event.data);
+      this.statements.insert.run(randomUUID(), runId, seq, event.type, JSON.stringify(data), stamp);
+      return toRunEvent(runId, seq, event.type, data, createdAt);
     });
+    const board = this.boardLog.appendSync(null, boardEventsOf(runId, bumped.cardId, events, changes));
+    return { records, board };
   }
 
-  /** Published only after the transaction committed. */
-  private publish(runId: string, records: readonly RunEventRecord[]): void {
+  /** Publishes committed records; call it only after their transaction committed. */
+  publish(runId: string, records: readonly RunEvent[]): void {
     for (const record of records) this.bus.publish('run-events', runId, record);
   }
 
   /** Events with `seq > since`, oldest first, at most `limit` (capped at MAX_EVENTS_PER_READ). */
-  async read(runId: string, since = 0, limit = MAX_EVENTS_PER_READ): Promise<RunEventRecord[]> {
+  async read(runId: string, since = 0, limit = MAX_EVENTS_PER_READ): Promise<RunEvent[]> {
     const rows = this.statements.read.all(runId, since, Math.max(0, Math.min(limit, MAX_EVENTS_PER_READ)));
-    return rows.map((row) => ({ runId, seq: row.seq, type: row.type, data: JSON.parse(row.data) as Record<string, unknown>, createdAt: new Date(row.createdAt) }));
+    return rows.map((row) => toRunEvent(runId, row.seq, row.type, JSON.parse(row.data) as Record<string, unknown>, new Date(row.createdAt)));
   }
 }
 
+/** The board log's entries for a write: the run's status change, and a merge that happened. */
+function boardEventsOf(runId: string, cardId: string, events: readonly RunEventInput[], changes: RunChanges): BoardEventInput[] {
+  const board: BoardEventInput[] = [];
+  if (changes.status) board.push({ type: 'run_status_changed', cardId, runId, data: { runId, status: changes.status } });
+  for (const event of events) {
+    if (event.type === 'merge' && event.data.ok === true) board.push({ type: 'run_merged', cardId, runId, data: { runId, sha: String(event.data.sha), strategy: String(event.data.strategy) } });
+  }
+  return board;
+}
+
 /** Keeps an event's JSON under MAX_EVENT_DATA_BYTES, replacing an oversized payload with a preview. */
-export function capData(data: Record<string, unknown>): Record<string, unknown> {
+export function capData(data: object): Record<string, unknown> {
   const json = JSON.stringify(data);
-  if (Buffer.byteLength(json) <= MAX_EVENT_DATA_BYTES) return data;
+  if (Buffer.byteLength(json) <= MAX_EVENT_DATA_BYTES) return data as Record<string, unknown>;
   return { truncated: true, originalBytes: Buffer.byteLength(json), preview: truncateText(json, MAX_EVENT_DATA_BYTES / 4) };
 }
 

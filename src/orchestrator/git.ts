@@ -43,6 +43,8 @@ export type GitErrorKind = 'NOT_A_REPOSITORY' | 'CONFLICT' | 'DIRTY' | 'BAD_REVI
 
 /** A git command failed in a way the caller did not expect. `kind` says how. */
 export class GitError extends RunboardError {
+  /** A git failure is the server's: its message may hold paths and git's own words, so it is masked. */
+  readonly category = 'internal';
   constructor(
     message: string,
     readonly kind: GitErrorKind,
@@ -233,7 +235,7 @@ export function reviewRead<T>(what: string, read: () => Promise<T>, budgetMs = R
 async function runGit(args: readonly string[], opts: GitOptions): Promise<GitResult> {
   const budget = readBudget.getStore();
   const remaining = () => (budget ? budget.deadline - Date.now() : GIT_TIMEOUT_MS);
-  const release = await (budget ? readPool : controlPool).acquire(budget ? remaining() : undefined);
+  const release = budget ? await readPool.acquireWithin(remaining()) : await controlPool.acquire();
   if (!release) throw new ReadTimeoutError(budget!.what, budget!.budgetMs);
   try {
     const timeoutMs = Math.min(GIT_TIMEOUT_MS, remaining());

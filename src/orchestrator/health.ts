@@ -19,6 +19,8 @@ export interface Readiness {
   /** Names of the checks that failed. */
   failed: string[];
   checks: { database: CheckResult; migrations: CheckResult; repository: CheckResult };
+  /** Server faults masked as internal errors since start (the server adds it; it does not affect readiness). */
+  internalErrors?: number;
 }
 
 export interface ReadinessOptions {

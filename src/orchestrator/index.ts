@@ -2,11 +2,15 @@
  * The orchestrator: everything runboard does, with no GraphQL in it. The schema layer translates
  * GraphQL into calls on this object.
  */
+import type { AgentCatalog } from './agent-catalog.js';
+import { createLogger, type Logger } from '../log.js';
+import { requireOperator, type Actor } from './actor.js';
 import { Board } from './board.js';
+import { BoardLog, type BoardLogTopics } from './board-log.js';
 import { ConflictError } from './errors.js';
 import { isActive } from './run-status.js';
 import type { Database } from './db.js';
-import { EventLog, type RunEventRecord, type RunEventTopics } from './event-log.js';
+import { EventLog, type RunEvent, type RunEventTopics } from './event-log.js';
 import { followRunEvents, followRunUpdates } from './event-stream.js';
 import type { RepositoryInfo } from './git.js';
 import { Playtests } from './playtest.js';
@@ -21,19 +25,19 @@ export interface OrchestratorOptions {
   repository: RepositoryInfo;
   /** Where worktrees, sessions and logs live. */
   dataDir: string;
-  /** The agent program and its leading arguments. @default pi from this project's dependencies */
-  agentCommand?: readonly string[] | null;
-  /** Added after `--mode rpc`. */
-  agentArgs?: readonly string[];
+  /** The agents runs may use (src/agents builds it from the configuration). */
+  agents: AgentCatalog;
   /** Added to the server's environment for every agent. */
   agentEnv?: Readonly<Record<string, string>>;
   /** @default 4 */
   maxConcurrentRuns?: number;
   /** The playtest command as an argument array. @default ['cargo', 'run'] */
   playtestCommand?: readonly string[] | null;
+  /** Where the orchestrator reports failures it handles itself. @default a silent logger */
+  logger?: Logger;
 }
 
-export type Topics = RunEventTopics & RunTopics;
+export type Topics = RunEventTopics & RunTopics & BoardLogTopics;
 
 export class Orchestrator {
   readonly db: Database;
@@ -42,23 +46,30 @@ export class Orchestrator {
   /** Where run events and run updates are published, after they are persisted. */
   readonly bus = new InMemoryPubSub<Topics>();
   readonly eventLog: EventLog;
+  /** Every board change with a global seq (board-log.ts). */
+  readonly boardLog: BoardLog;
   readonly board: Board;
   readonly workspaces: Workspaces;
   readonly runs: Runs;
   readonly playtests: Playtests;
+  readonly agents: AgentCatalog;
 
   constructor(options: OrchestratorOptions) {
     this.db = options.db;
     this.repository = options.repository;
     this.dataDir = options.dataDir;
-    this.eventLog = new EventLog(options.db, this.bus);
-    this.board = new Board(options.db);
+    this.agents = options.agents;
+    this.boardLog = new BoardLog(options.db, this.bus);
+    this.eventLog = new EventLog(options.db, this.bus, this.boardLog);
+    const logger = options.logger ?? createLogger({ level: 'silent' });
+    this.board = new Board(options.db, this.boardLog, this.eventLog);
     this.workspaces = new Workspaces(options.db, options.repository.root, options.dataDir);
     this.playtests = new Playtests({
       db: options.db,
       eventLog: this.eventLog,
       command: options.playtestCommand?.length ? options.playtestCommand : ['cargo', 'run'],
       repoRoot: options.repository.root,
+      logger,
     });
     this.runs = new Runs({
       playtests: this.playtests,
@@ -68,16 +79,20 @@ export class Orchestrator {
       workspaces: this.workspaces,
       repoRoot: options.repository.root,
       dataDir: options.dataDir,
-      agentCommand: options.agentCommand,
-      agentArgs: options.agentArgs,
+      agents: options.agents,
       agentEnv: options.agentEnv,
       maxConcurrentRuns: options.maxConcurrentRuns,
+      logger,
     });
   }
 
-  /** A run's events with seq > since: history, then live, once each (see event-stream.ts). NotFoundError for an unknown run. */
-  followRunEvents(runId: string, since: number): Promise<AsyncGenerator<RunEventRecord>> {
-    return followRunEvents(this.db, this.eventLog, this.bus, runId, { since, stillWriting: (id) => this.playtests.isRunning(id) });
+  /**
+   * A run's events with seq > since: history, then live, once each, until the consumer leaves or, with
+   * `untilSettled`, until the run and its playtest are done (see event-stream.ts). NotFoundError for an
+   * unknown run; InvalidInputError for a `since` past its last seq.
+   */
+  followRunEvents(runId: string, since: number, untilSettled = false): Promise<AsyncGenerator<RunEvent>> {
+    return followRunEvents(this.db, this.eventLog, this.bus, runId, { since, untilSettled, stillWriting: (id) => this.playtests.isRunning(id) });
   }
 
   /** Ids of runs as their status changes, for one card or all (null); see event-stream.ts. */
@@ -100,11 +115,11 @@ export class Orchestrator {
   private async recoverInterruptedMerge(atStartUp: boolean): Promise<void> {
     const found = await this.workspaces.findInterruptedMerge({ atStartUp });
     if (!found || found.outcome.state === 'BUSY') return; // BUSY: a live git still holds main; the next start looks again
-    const { runId, plan, outcome } = found;
+    const { runId, strategy, plan, outcome } = found;
     const merged = outcome.state === 'MERGED';
     const run = await this.db.client.run.findUnique({ where: { id: runId }, select: { cardId: true, status: true } });
     if (run) {
-      const data = { ok: merged, sha: merged ? plan.mergeSha : null, interrupted: true, conflictingPaths: outcome.keptPaths.slice(0, 100), message: outcome.message };
+      const data = { ok: merged, sha: merged ? plan.mergeSha : null, strategy, interrupted: true, conflictingPaths: outcome.keptPaths.slice(0, 100), message: outcome.message };
       await this.eventLog.append(runId, [{ type: 'merge', data }], merged ? { mergedSha: plan.mergeSha } : {});
       this.bus.publish('run-updated', run.cardId, { runId, cardId: run.cardId, status: run.status });
     }
@@ -114,14 +129,16 @@ export class Orchestrator {
   /**
    * Deletes a card with its comments, references and runs. Runs go through `Runs.delete`, so their
    * playtests stop and the worktrees they own are removed. CONFLICT while any of its runs is active.
+   * Operator only.
    */
-  async deleteCard(cardId: string): Promise<void> {
+  async deleteCard(actor: Actor, cardId: string): Promise<void> {
+    requireOperator(actor, 'delete cards');
     const runs = await this.db.client.run.findMany({ where: { cardId }, select: { id: true, status: true, ownsWorktree: true } });
     const active = runs.filter((run) => isActive(run.status));
     if (active.length) throw new ConflictError(`card ${cardId} has ${active.length} active run(s); stop them before deleting it`);
     // Refinements first: they work in their owners' worktrees.
     for (const run of [...runs].sort((a, b) => Number(a.ownsWorktree) - Number(b.ownsWorktree))) await this.runs.delete(run.id);
-    await this.board.deleteCard(cardId);
+    await this.board.deleteCard(actor, cardId);
   }
 
   /**

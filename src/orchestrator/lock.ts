@@ -30,49 +30,63 @@ export class KeyedMutex {
   }
 }
 
-/** At most `size` holders at once; the rest wait in FIFO order, each for at most its own timeout. */
+/**
+ * At most `slots` holders at once; others wait in FIFO order. `acquire` resolves to the release,
+ * which is idempotent; with `holdAtMostMs`, the slot is also released after that long, so a holder
+ * stalled on something outside our control (a client that stopped reading) cannot keep it.
+ */
 export class Semaphore {
-  private held = 0;
-  private readonly waiting: { grant: () => void }[] = [];
+  private readonly waiting: (() => void)[] = [];
+  private free: number;
 
-  constructor(private readonly size: number) {}
-
-  /**
-   * Resolves with a release function once a slot is free, or with null after `timeoutMs` without
-   * one (the waiter is then dropped from the queue). @default timeoutMs no limit
-   */
-  acquire(timeoutMs = Number.POSITIVE_INFINITY): Promise<(() => void) | null> {
-    if (this.held < this.size) {
-      this.held += 1;
-      return Promise.resolve(this.releaser());
-    }
-    return new Promise((resolve) => {
-      const waiter = { grant: () => resolve(this.releaser()) };
-      this.waiting.push(waiter);
-      if (Number.isFinite(timeoutMs)) {
-        const timer = setTimeout(() => {
-          const at = this.waiting.indexOf(waiter);
-          if (at < 0) return; // granted meanwhile
-          this.waiting.splice(at, 1);
-          resolve(null);
-        }, Math.max(0, timeoutMs));
-        waiter.grant = () => {
-          clearTimeout(timer);
-          resolve(this.releaser());
-        };
-      }
-    });
+  constructor(slots: number) {
+    this.free = slots;
   }
 
-  /** A release that hands the slot straight to the next waiter, so the count never overshoots; idempotent. */
-  private releaser(): () => void {
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
+  async acquire(holdAtMostMs?: number): Promise<() => void> {
+    if (this.free > 0) this.free -= 1;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    return this.releaser(holdAtMostMs);
+  }
+
+  /**
+   * Like `acquire`, but waits at most `waitAtMostMs` for a slot: resolves to null then, having left
+   * the queue (a read whose time budget ran out while it waited).
+   */
+  async acquireWithin(waitAtMostMs: number): Promise<(() => void) | null> {
+    if (this.free > 0) {
+      this.free -= 1;
+      return this.releaser();
+    }
+    const granted = await new Promise<boolean>((resolve) => {
+      const grant = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        const at = this.waiting.indexOf(grant);
+        if (at < 0) return; // granted meanwhile
+        this.waiting.splice(at, 1);
+        resolve(false);
+      }, Math.max(0, waitAtMostMs));
+      this.waiting.push(grant);
+    });
+    return granted ? this.releaser() : null;
+  }
+
+  /** The release of a slot just taken: hands it straight to the next waiter, so the count never overshoots. */
+  private releaser(holdAtMostMs?: number): () => void {
+    let held = true;
+    const timer = holdAtMostMs === undefined ? undefined : setTimeout(() => release(), holdAtMostMs);
+    timer?.unref();
+    const release = () => {
+      if (!held) return;
+      held = false;
+      clearTimeout(timer);
       const next = this.waiting.shift();
-      if (next) next.grant();
-      else this.held -= 1;
+      if (next) next();
+      else this.free += 1;
     };
+    return release;
   }
 }

@@ -27,7 +27,9 @@ const CREATE_MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS "_prisma_migrations"
 )`;
 
 /** A migration folder whose applied checksum differs from the file, or one that failed before. */
-export class MigrationError extends RunboardError {}
+export class MigrationError extends RunboardError {
+  readonly category = 'internal';
+}
 
 export interface MigrationOutcome {
   /** Names of the migrations applied by this call, oldest first. */

@@ -11,6 +11,7 @@
  * { count } (lines dropped since the last report), playtest_exit { exitCode, signal, droppedLines, stopped }.
  */
 import { execa, type ResultPromise } from 'execa';
+import type { Logger } from '../log.js';
 import type { Database } from './db.js';
 import { ConflictError, NotFoundError } from './errors.js';
 import { truncateText, type EventLog, type RunEventInput } from './event-log.js';
@@ -38,6 +39,8 @@ export interface PlaytestsOptions {
   repoRoot: string;
   /** Server variables the command must not inherit (the operator token). @default ['RUNBOARD_TOKEN'] */
   withheldEnv?: readonly string[];
+  /** Where failures to record output are reported. */
+  logger: Logger;
 }
 
 interface LivePlaytest {
@@ -173,7 +176,7 @@ export class Playtests {
       events.push({ type: 'playtest_dropped', data: { count: playtest.droppedSinceReport } });
       playtest.droppedSinceReport = 0;
     }
-    if (events.length) await this.options.eventLog.append(playtest.runId, events).catch((error) => console.error(`runboard: recording playtest output of run ${playtest.runId} failed`, error));
+    if (events.length) await this.options.eventLog.append(playtest.runId, events).catch((error: unknown) => this.options.logger.error({ err: error, runId: playtest.runId }, `recording playtest output of run ${playtest.runId} failed`));
   }
 
   private async onExit(playtest: LivePlaytest, exitCode: number | null, signal: string | null, spawnError: string | null): Promise<void> {
@@ -188,6 +191,6 @@ export class Playtests {
         playtestSignal: signal,
         playtestPid: null,
       })
-      .catch((error) => console.error(`runboard: recording the end of run ${playtest.runId}'s playtest failed`, error));
+      .catch((error: unknown) => this.options.logger.error({ err: error, runId: playtest.runId }, `recording the end of run ${playtest.runId}'s playtest failed`));
   }
 }

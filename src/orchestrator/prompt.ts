@@ -34,14 +34,34 @@ export function renderCardPrompt(card: PromptCard): string {
   return renderAgentPrompt({ ...card, comments: [...card.comments].reverse() });
 }
 
-/** One paragraph telling the agent how to reach its card on the board with curl. */
-const BOARD_ACCESS = [
-  'You can update this card on the runboard board, a GraphQL API at $RUNBOARD_URL:',
-  `curl -s "$RUNBOARD_URL" -H "Authorization: Bearer $RUNBOARD_RUN_TOKEN" -H 'content-type: application/json' -d '{"query":"{ currentRun { card { id } } }"}'`,
-  'gives your card id; with it you may addComment(cardId, author, body), updateCard(id, input: { description }), addCardTags / removeCardTags(id, tags)',
-  'and moveCard(id, column: REVIEW) when your work is ready. Nothing else is allowed, and the token stops working when this run ends.',
-].join(' ');
+/**
+ * The operations the prompt teaches an agent, as the GraphQL documents it is shown. They are the
+ * prompt's only spelling of the API, and a test validates and runs each one with an agent token, so
+ * a schema change that would break agents fails there instead of in a run.
+ */
+export const AGENT_OPERATIONS = {
+  /** Its run and card (the card id the others take). */
+  currentRun: '{ currentRun { id card { id title column } } }',
+  addComment: 'mutation($cardId: ID!, $body: String!) { addComment(cardId: $cardId, author: "agent", body: $body) { id } }',
+  updateDescription: 'mutation($id: ID!, $description: String!) { updateCard(id: $id, input: { description: $description }) { id } }',
+  addTags: 'mutation($id: ID!, $tags: [String!]!) { addCardTags(id: $id, tags: $tags) { id } }',
+  removeTags: 'mutation($id: ID!, $tags: [String!]!) { removeCardTags(id: $id, tags: $tags) { id } }',
+  moveToReview: 'mutation($id: ID!) { moveCard(id: $id, column: REVIEW) { column } }',
+} as const;
 
+/** Telling the agent how to reach its card on the board with curl. */
+const BOARD_ACCESS = [
+  'You can update this card on the runboard board, a GraphQL API at $RUNBOARD_URL. Send each operation below as JSON {"query": ..., "variables": {...}}:',
+  `curl -s "$RUNBOARD_URL" -H "Authorization: Bearer $RUNBOARD_RUN_TOKEN" -H 'content-type: application/json' -d '${JSON.stringify({ query: AGENT_OPERATIONS.currentRun })}'`,
+  'gives your card id (currentRun.card.id). With it:',
+  `- comment (variables cardId, body): ${AGENT_OPERATIONS.addComment}`,
+  `- edit the description (variables id, description): ${AGENT_OPERATIONS.updateDescription}`,
+  `- add or remove tags (variables id, tags): ${AGENT_OPERATIONS.addTags} / ${AGENT_OPERATIONS.removeTags}`,
+  `- when your work is ready (variable id): ${AGENT_OPERATIONS.moveToReview}`,
+  'Nothing else is allowed: only your own card, not its title, and the token stops working when this run ends.',
+].join('\n');
+
+/** The prompt for a card: its content, then how to work and how to reach the board. */
 export function renderAgentPrompt(card: PromptCard): string {
   const sections = [`# ${card.title}`];
   if (card.description.trim()) sections.push(card.description.trim());

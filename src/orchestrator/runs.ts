@@ -4,17 +4,14 @@
  * change is written together with its `status` event through the event log.
  *
  * Statuses: QUEUED -> STARTING -> RUNNING -> SUCCEEDED | FAILED | STOPPED | INTERRUPTED.
- * A run settles when the agent has ended its work (an `agent_end` that no retry follows) with no
- * steering or follow-up pending; pi stays alive in RPC mode, so runboard then ends it.
+ * It drives whichever agent the run names through the AgentDriver interface (agent-driver.ts): the
+ * driver decides when the agent has settled, and the run then ends it.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { AgentProcess, type AgentExit } from './agent.js';
-import { AgentEventNormalizer } from './agent-events.js';
-import { AgentCommandType, AgentMessageType, type AgentMessage, type AgentState } from './agent-protocol.js';
+import type { AgentDriver, AgentExit, AgentSession, MessageMode } from './agent-driver.js';
+import type { AgentCatalog } from './agent-catalog.js';
+import type { Logger } from '../log.js';
 import type { Database } from './db.js';
 import { ConflictError, InvalidInputError, NotFoundError } from './errors.js';
 import { truncateText, type EventLog, type RunChanges, type RunEventInput } from './event-log.js';
@@ -23,6 +20,7 @@ import { delay, endProcessesWithEnv } from './processes.js';
 import { AGENT_PROMPT_SELECT, renderCardPrompt } from './prompt.js';
 import type { PubSub } from './pubsub.js';
 import { ACTIVE_RUN_STATUSES, isActive, type RunStatus } from './run-status.js';
+import type { RunEventDataByType } from './run-events.js';
 import type { Playtests } from './playtest.js';
 import type { Workspaces } from './workspaces.js';
 
@@ -38,8 +36,12 @@ export const ABORT_TIMEOUT_MS = 5_000;
 export const STOP_GRACE_MS = 5_000;
 /** stderr lines recorded as events per run; the rest are counted in one warning. @default 500 */
 export const MAX_STDERR_EVENTS = 500;
+/** Tries at writing a run's terminal status before it is marked without its event. @default 4 */
+export const FINAL_STATUS_ATTEMPTS = 4;
+/** The wait before the first retry of a terminal status; it doubles each time. @default 200 // ms */
+const FINAL_STATUS_RETRY_MS = 200;
 
-export type MessageMode = 'STEER' | 'FOLLOW_UP';
+export type { MessageMode };
 
 /** What the server passes through to runs. */
 export interface RunsOptions {
@@ -51,16 +53,16 @@ export interface RunsOptions {
   playtests: Pick<Playtests, 'stopIfRunning'>;
   repoRoot: string;
   dataDir: string;
-  /** The agent program and its leading arguments. @default pi from this project's dependencies */
-  agentCommand?: readonly string[] | null;
-  /** Added after `--mode rpc`. */
-  agentArgs?: readonly string[];
+  /** The agents runs may use, by name, and the default one. */
+  agents: AgentCatalog;
   /** Environment added to the server's own for every agent. */
   agentEnv?: Readonly<Record<string, string>>;
   /** Server variables agents must not inherit (the operator token). @default ['RUNBOARD_TOKEN'] */
   withheldEnv?: readonly string[];
   /** @default 4 */
   maxConcurrentRuns?: number;
+  /** Where failures inside the run lifecycle are reported. */
+  logger: Logger;
 }
 
 /** A run's status and summary changed; keyed by card id. */
@@ -84,6 +86,8 @@ export interface StartRunInput {
   cleanupOnFinish?: boolean | null;
   /** Continue this settled run's session in its worktree. */
   refineRunId?: string | null;
+  /** The configured agent to run. @default a refinement's own agent, else the default agent */
+  agent?: string | null;
 }
 
 /** The state of a run whose agent this process drives. */
@@ -91,17 +95,7 @@ interface LiveRun {
   readonly id: string;
   readonly cardId: string;
   phase: 'starting' | 'running' | 'stopping' | 'ended';
-  agent: AgentProcess | null;
-  readonly normalizer: AgentEventNormalizer;
-  /** Between agent_start and agent_end. */
-  agentWorking: boolean;
-  /** An auto_retry_start came and its auto_retry_end has not. */
-  retryPending: boolean;
-  /** The last assistant message's outcome, for FAILED. */
-  lastStopReason: string | null;
-  lastError: string | null;
-  /** Bumped by every agent_start and every message sent; a settle check from before is void. */
-  generation: number;
+  agent: AgentSession | null;
   /** Messages sent while the agent was being started, delivered right after the first prompt. */
   deferred: { text: string; mode: MessageMode }[];
   stderrEvents: number;
@@ -124,21 +118,12 @@ export class Runs {
   private readonly agentTokens = new Map<string, AgentIdentity>();
   /** The GraphQL URL agents reach the board at (RUNBOARD_URL), known once the server listens. */
   serverUrl = '';
-  private readonly agentCommand: readonly string[];
   private readonly maxConcurrentRuns: number;
   private pumping: Promise<void> = Promise.resolve();
   private closed = false;
 
   constructor(private readonly options: RunsOptions) {
-    this.agentCommand = options.agentCommand?.length ? options.agentCommand : defaultAgentCommand();
     this.maxConcurrentRuns = options.maxConcurrentRuns ?? 4;
-  }
-
-  /** The agent command line runs are started with, for display. */
-  get agentDescription(): string {
-    const [program, ...rest] = this.agentCommand;
-    const name = program === process.execPath && rest[0]?.endsWith(path.join('pi-coding-agent', 'dist', 'cli.js')) ? 'pi' : [program, ...rest].join(' ');
-    return [name, '--mode', 'rpc', ...(this.options.agentArgs ?? [])].join(' ');
   }
 
   /** Creates a QUEUED run (its first event) and starts it when a slot is free. Returns its id. */
@@ -148,6 +133,9 @@ export class Runs {
     if (!card) throw new NotFoundError('Card', input.cardId);
     const useWorktree = input.useWorktree ?? true;
     const refine = input.refineRunId ? await this.refineTarget(input.refineRunId, card.id) : null;
+    if (refine && input.agent && input.agent !== refine.agent) throw new ConflictError(`cannot refine run ${refine.id} with ${input.agent}: it ran ${refine.agent}, and a session continues with its own agent`);
+    const driver = await this.options.agents.require(input.agent ?? refine?.agent);
+    if (refine && !(await driver.canResume(refine.agentSession!))) throw new ConflictError(`cannot refine run ${refine.id}: its ${driver.name} session can no longer be resumed`);
     const explicit = input.prompt?.trim();
     if (refine && !explicit) throw new InvalidInputError('a refinement needs a prompt: the feedback for the agent', 'prompt');
     const prompt = explicit || renderCardPrompt(card);
@@ -162,11 +150,12 @@ export class Runs {
         data: {
           cardId: card.id,
           prompt,
-          agent: this.agentDescription,
+          agent: driver.name,
+          agentCommand: driver.describe(),
           useWorktree: refine ? refine.useWorktree : useWorktree,
           cleanupOnFinish: input.cleanupOnFinish ?? false,
           ...(refine
-            ? { refinedFromId: refine.id, branch: refine.branch, baseBranch: refine.baseBranch, baseSha: refine.baseSha, worktreePath: refine.worktreePath, sessionFile: refine.sessionFile, ownsWorktree: false }
+            ? { refinedFromId: refine.id, branch: refine.branch, baseBranch: refine.baseBranch, baseSha: refine.baseSha, worktreePath: refine.worktreePath, agentSession: refine.agentSession, ownsWorktree: false }
             : {}),
         },
         select: { id: true },
@@ -252,7 +241,7 @@ export class Runs {
   private async end(live: LiveRun, status: 'STOPPED' | 'INTERRUPTED', reason: string, abortTimeoutMs: number): Promise<void> {
     if (live.phase !== 'ended' && live.phase !== 'stopping') {
       live.phase = 'stopping';
-      if (live.agent && live.agentWorking) await live.agent.request({ type: AgentCommandType.Abort }, abortTimeoutMs).catch(() => undefined);
+      await live.agent?.abort(abortTimeoutMs).catch(() => undefined);
       await this.finish(live, status, { reason });
     }
     return live.ended;
@@ -271,7 +260,7 @@ export class Runs {
   // -- starting ---------------------------------------------------------------------------------
 
   private pump(): void {
-    this.pumping = this.pumping.then(() => this.fillSlots()).catch((error) => console.error('runboard: run queue failed', error));
+    this.pumping = this.pumping.then(() => this.fillSlots()).catch((error: unknown) => this.options.logger.error({ err: error }, 'the run queue failed'));
   }
 
   private async fillSlots(): Promise<void> {
@@ -295,12 +284,6 @@ export class Runs {
       cardId,
       phase: 'starting',
       agent: null,
-      normalizer: new AgentEventNormalizer((events) => void this.append(live, events)),
-      agentWorking: false,
-      retryPending: false,
-      lastStopReason: null,
-      lastError: null,
-      generation: 0,
       deferred: [],
       stderrEvents: 0,
       stderrDropped: 0,
@@ -320,7 +303,8 @@ export class Runs {
         this.pump();
         return;
       }
-      const run = await this.options.db.client.run.findUniqueOrThrow({ where: { id: runId }, select: { prompt: true, useWorktree: true, worktreePath: true, sessionFile: true, refinedFromId: true } });
+      const run = await this.options.db.client.run.findUniqueOrThrow({ where: { id: runId }, select: { prompt: true, agent: true, useWorktree: true, worktreePath: true, agentSession: true, refinedFromId: true } });
+      const driver = this.options.agents.get(run.agent);
 
       let cwd = this.options.repoRoot;
       if (run.refinedFromId) {
@@ -329,8 +313,6 @@ export class Runs {
       } else if (run.useWorktree) {
         cwd = (await this.options.workspaces.create(runId)).path;
       }
-      const sessionFile = run.sessionFile ?? path.join(this.options.dataDir, 'sessions', `${runId}.jsonl`);
-      await mkdir(path.dirname(sessionFile), { recursive: true });
       if (live.phase !== 'starting') {
         // Stopped while the worktree was made: finish() ran before it existed. Honour cleanupOnFinish
         // here, without an event, since the terminal status must stay the run's last one.
@@ -339,108 +321,53 @@ export class Runs {
         return;
       }
 
-      const [program, ...leading] = this.agentCommand;
       const token = randomBytes(32).toString('base64url');
       this.agentTokens.set(token, { runId, cardId });
       live.agentToken = token;
-      const agent = new AgentProcess(
+      const agent = await driver.start(
         {
-          command: program,
-          args: [...leading, '--mode', 'rpc', ...(this.options.agentArgs ?? []), '--session', sessionFile],
+          runId,
           cwd,
           env: { ...this.options.agentEnv, [RUN_ID_VARIABLE]: runId, RUNBOARD_URL: this.serverUrl, RUNBOARD_RUN_TOKEN: token },
           withhold: this.options.withheldEnv ?? ['RUNBOARD_TOKEN'],
+          resume: run.refinedFromId ? run.agentSession : null,
+          stateDir: path.join(this.options.dataDir, 'agents', driver.name),
         },
         {
-          onMessage: (message) => this.onAgentMessage(live, message),
-          onStderr: (line) => this.onStderr(live, line),
-          onProtocolError: (error) => this.onStderr(live, `[not JSON] ${truncateText(error.message, 2_000)}`),
+          events: (events) => void this.append(live, events),
+          stderr: (line) => this.onStderr(live, line),
+          session: (reference) => void this.options.db.write((tx) => tx.run.update({ where: { id: runId }, data: { agentSession: reference } })).catch(() => undefined),
+          settled: (outcome) => {
+            if (live.phase !== 'running') return;
+            void this.finish(live, outcome.ok ? 'SUCCEEDED' : 'FAILED', outcome.ok ? {} : { error: outcome.error });
+          },
+          exited: (exit) => void this.onExit(live, exit),
         },
       );
       live.agent = agent;
-      void agent.exited.then((exit) => this.onExit(live, exit));
-
-      const state = (await agent.request({ type: AgentCommandType.GetState })).data as AgentState | undefined;
-      await this.options.db.write((tx) => tx.run.update({ where: { id: runId }, data: { agentPid: agent.pid ?? null, sessionFile: state?.sessionFile ?? sessionFile } }));
+      await this.options.db.write((tx) => tx.run.update({ where: { id: runId }, data: { agentPid: agent.pid ?? null } }));
       if (live.phase !== 'starting') return;
 
       live.phase = 'running';
       await this.record(runId, cardId, 'RUNNING', { startedAt: new Date() });
       await this.append(live, [{ type: 'user_message', data: { mode: 'PROMPT', text: truncateText(run.prompt, MESSAGE_EVENT_CHARS) } }]);
-      await agent.request({ type: AgentCommandType.Prompt, message: run.prompt });
+      await agent.prompt(run.prompt);
       for (const message of live.deferred.splice(0)) await this.deliver(live, message.text, message.mode);
     } catch (error) {
       // An agent that died makes its pending request fail too; let onExit report it, with stderr.
-      if (live.agent) await delay(200, live.agent.exited);
+      await delay(200, live.ended);
       if (live.phase === 'ended' || live.phase === 'stopping') return;
       await this.finish(live, 'FAILED', { error: truncateText((error as Error).message, 2_000) });
     }
   }
 
-  /** A STEER or FOLLOW_UP, as a `prompt` with streamingBehavior: queued while the agent works, started at once if it just stopped. */
+  /** A STEER or FOLLOW_UP, recorded, then delivered by the agent's driver with the same meaning for every agent. */
   private async deliver(live: LiveRun, text: string, mode: MessageMode): Promise<void> {
-    live.generation += 1; // a settle check already under way must not end the run under this message
     await this.append(live, [{ type: 'user_message', data: { mode, text: truncateText(text, MESSAGE_EVENT_CHARS) } }]);
-    await live.agent!.request({ type: AgentCommandType.Prompt, message: text, streamingBehavior: mode === 'STEER' ? 'steer' : 'followUp' });
+    await live.agent!.send(text, mode);
   }
 
   // -- what the agent says ----------------------------------------------------------------------
-
-  private onAgentMessage(live: LiveRun, message: AgentMessage): void {
-    if (live.phase === 'ended') return;
-    live.normalizer.handle(message);
-    switch (message.type) {
-      case AgentMessageType.AgentStart:
-        live.agentWorking = true;
-        live.generation += 1;
-        break;
-      case AgentMessageType.AgentEnd:
-        live.agentWorking = false;
-        this.checkSettled(live);
-        break;
-      case AgentMessageType.MessageEnd:
-        if (message.message.role === 'assistant') {
-          live.lastStopReason = message.message.stopReason ?? null;
-          live.lastError = message.message.errorMessage ?? null;
-        }
-        break;
-      case AgentMessageType.AutoRetryStart:
-        live.retryPending = true;
-        break;
-      case AgentMessageType.AutoRetryEnd:
-        live.retryPending = false;
-        if (!message.success && message.finalError) live.lastError = message.finalError;
-        this.checkSettled(live);
-        break;
-      default:
-        break;
-    }
-  }
-
-  /**
-   * Asks the agent whether it is done. pi writes `auto_retry_start` right after the `agent_end` it
-   * follows, so by the time this `get_state` is answered any retry has announced itself. A message
-   * sent or an agent_start seen meanwhile bumps `generation` and voids the answer.
-   */
-  private checkSettled(live: LiveRun): void {
-    if (live.phase !== 'running' || !live.agent) return;
-    const generation = live.generation;
-    live.agent.request({ type: AgentCommandType.GetState }).then(
-      async (response) => {
-        if (live.phase !== 'running' || live.generation !== generation || live.agentWorking || live.retryPending) return;
-        const state = response.data as AgentState;
-        if (state.isStreaming) return;
-        if (state.pendingMessageCount > 0) {
-          // Queued while the agent was idle: pi only delivers those with a next prompt.
-          await this.deliver(live, 'Continue with the queued messages above.', 'FOLLOW_UP');
-          return;
-        }
-        if (live.lastStopReason === 'error') await this.finish(live, 'FAILED', { error: live.lastError ?? 'the model request failed' });
-        else await this.finish(live, 'SUCCEEDED', {});
-      },
-      () => undefined, // the agent exited: onExit reports it
-    ).catch(() => undefined); // deliver() failing means the agent is gone, which onExit reports
-  }
 
   private onStderr(live: LiveRun, line: string): void {
     if (live.stderrEvents < MAX_STDERR_EVENTS) {
@@ -462,7 +389,7 @@ export class Runs {
   /** Ends the agent, cleans up, records the terminal status as the run's last event, and frees the slot. Runs once per run. */
   private async finish(live: LiveRun, status: 'SUCCEEDED' | 'FAILED' | 'STOPPED' | 'INTERRUPTED', outcome: { reason?: string; error?: string; exitCode?: number | null; exitSignal?: string | null }): Promise<void> {
     if (live.phase === 'ended') return live.ended;
-    live.normalizer.flush(); // text the agent wrote before this goes first
+    live.agent?.flush(); // text the agent wrote before this goes first
     live.phase = 'ended';
     if (live.agentToken) this.agentTokens.delete(live.agentToken); // the agent's access ends with its run
     try {
@@ -471,14 +398,18 @@ export class Runs {
       if (live.agent) await live.agent.terminate(STOP_GRACE_MS);
       // An agent that died by itself leaves its tools re-parented, out of reach of its process tree.
       await endProcessesWithEnv(RUN_ID_VARIABLE, live.id, STOP_GRACE_MS);
-      const fields = { endedAt: new Date(), agentPid: null, error: outcome.error ?? null, exitCode: outcome.exitCode ?? null, exitSignal: outcome.exitSignal ?? null };
       // The terminal status is the run's last event, so cleaning up comes first.
       if (status !== 'INTERRUPTED') {
         await this.cleanUp(live.id).catch((error: Error) => this.append(live, [{ type: 'warning', data: { message: `cleanup failed: ${truncateText(error.message, 500)}` } }], true));
       }
-      await this.record(live.id, live.cardId, status, fields, { ...(outcome.reason ? { reason: outcome.reason } : {}), ...(outcome.error ? { error: outcome.error } : {}) });
     } catch (error) {
-      console.error(`runboard: ending run ${live.id} failed`, error);
+      this.options.logger.error({ err: error, runId: live.id }, `ending run ${live.id} failed before its final status; recording ${status} anyway`);
+    }
+    try {
+      const fields = { endedAt: new Date(), agentPid: null, error: outcome.error ?? null, exitCode: outcome.exitCode ?? null, exitSignal: outcome.exitSignal ?? null };
+      await this.recordFinal(live, status, fields, { ...(outcome.reason ? { reason: outcome.reason } : {}), ...(outcome.error ? { error: outcome.error } : {}) });
+    } catch (error) {
+      this.options.logger.error({ err: error, runId: live.id }, `run ${live.id}'s final status could not be written at all; it stays active until the next restart`);
     } finally {
       this.live.delete(live.id);
       live.resolveEnded();
@@ -492,7 +423,7 @@ export class Runs {
     if (!run?.cleanupOnFinish || !run.ownsWorktree || !run.worktreePath) return;
     const removed = await this.options.workspaces.remove(runId);
     if (!removed) return;
-    const events = withEvent ? [{ type: 'worktree_removed', data: { branchDeleted: removed.branchDeleted, unmergedCommits: removed.unmergedCommits } }] : [];
+    const events: RunEventInput[] = withEvent ? [{ type: 'worktree_removed', data: { branchDeleted: removed.branchDeleted, unmergedCommits: removed.unmergedCommits } }] : [];
     await this.options.eventLog.append(runId, events, { worktreeMissing: true });
   }
 
@@ -503,13 +434,36 @@ export class Runs {
    * With `ifStatus`, only when the run still has that status (a queued run that a stop and the queue
    * race for); returns whether it was written.
    */
-  private async record(runId: string, cardId: string, status: RunStatus, changes: RunChanges, data: Record<string, unknown> = {}, ifStatus?: RunStatus): Promise<boolean> {
-    const events = [{ type: 'status', data: { status, ...data } }];
+  private async record(runId: string, cardId: string, status: RunStatus, changes: RunChanges, data: Omit<RunEventDataByType['status'], 'status'> = {}, ifStatus?: RunStatus): Promise<boolean> {
+    const events: RunEventInput[] = [{ type: 'status', data: { status, ...data } }];
     const written = ifStatus
       ? await this.options.eventLog.appendIfStatus(runId, ifStatus, events, { status, ...changes })
       : await this.options.eventLog.append(runId, events, { status, ...changes });
     if (written) this.options.bus.publish('run-updated', cardId, { runId, cardId, status });
     return written !== null;
+  }
+
+  /**
+   * Writes a terminal status with its event, retrying a failed write (FINAL_STATUS_ATTEMPTS, with a
+   * doubling wait). If every try fails, the run is still marked FAILED without the event, saying
+   * why, so it does not stay RUNNING until the next restart; each failure is logged.
+   */
+  private async recordFinal(live: LiveRun, status: RunStatus, changes: RunChanges, data: Record<string, unknown>): Promise<void> {
+    let failure: unknown;
+    for (let attempt = 1; attempt <= FINAL_STATUS_ATTEMPTS; attempt++) {
+      try {
+        await this.record(live.id, live.cardId, status, changes, data);
+        return;
+      } catch (error) {
+        failure = error;
+        this.options.logger.error({ err: error, runId: live.id, attempt }, `writing run ${live.id}'s final status ${status} failed (try ${attempt} of ${FINAL_STATUS_ATTEMPTS})`);
+        if (attempt < FINAL_STATUS_ATTEMPTS) await delay(FINAL_STATUS_RETRY_MS * 2 ** (attempt - 1));
+      }
+    }
+    const error = truncateText(`runboard could not record this run's final status ${status}: ${(failure as Error)?.message ?? String(failure)}`, 2_000);
+    await this.options.eventLog.append(live.id, [], { ...changes, status: 'FAILED', error });
+    this.options.bus.publish('run-updated', live.cardId, { runId: live.id, cardId: live.cardId, status: 'FAILED' });
+    this.options.logger.error({ runId: live.id, status: 'FAILED' }, `run ${live.id} marked FAILED without its status event: ${error}`);
   }
 
   /** Agent events; dropped once the run has ended unless `force` (a final warning). */
@@ -518,7 +472,7 @@ export class Runs {
     try {
       await this.options.eventLog.append(live.id, events);
     } catch (error) {
-      console.error(`runboard: recording events of run ${live.id} failed`, error);
+      this.options.logger.error({ err: error, runId: live.id }, `recording events of run ${live.id} failed`);
     }
   }
 
@@ -541,12 +495,12 @@ export class Runs {
   private async refineTarget(runId: string, cardId: string) {
     const target = await this.options.db.client.run.findUnique({
       where: { id: runId },
-      select: { id: true, cardId: true, status: true, sessionFile: true, worktreePath: true, branch: true, baseBranch: true, baseSha: true, useWorktree: true },
+      select: { id: true, cardId: true, status: true, agent: true, agentSession: true, worktreePath: true, branch: true, baseBranch: true, baseSha: true, useWorktree: true },
     });
     if (!target) throw new ConflictError(`cannot refine run ${runId}: no such run`);
     if (target.cardId !== cardId) throw new ConflictError(`cannot refine run ${runId}: it belongs to another card`);
     if (isActive(target.status)) throw new ConflictError(`cannot refine run ${runId}: it is still ${target.status}`);
-    if (!target.sessionFile || !existsSync(target.sessionFile)) throw new ConflictError(`cannot refine run ${runId}: it has no agent session to resume`);
+    if (!target.agentSession) throw new ConflictError(`cannot refine run ${runId}: it has no agent session to resume`);
     if (!target.worktreePath || !(await worktreeExists(target.worktreePath))) throw new ConflictError(`cannot refine run ${runId}: its worktree is gone`);
     const busy = await this.activeRunIn(target.worktreePath);
     if (busy) throw new ConflictError(`cannot refine run ${runId}: run ${busy} is already working in its worktree`);
@@ -557,14 +511,5 @@ export class Runs {
   private async activeRunIn(worktreePath: string): Promise<string | null> {
     const run = await this.options.db.client.run.findFirst({ where: { worktreePath, status: { in: [...ACTIVE_RUN_STATUSES] } }, select: { id: true } });
     return run?.id ?? null;
-  }
-}
-
-/** pi from this project's own dependencies, started with the running node. */
-export function defaultAgentCommand(): string[] {
-  for (let dir = path.dirname(fileURLToPath(import.meta.url)); ; dir = path.dirname(dir)) {
-    const cli = path.join(dir, 'node_modules', '@mariozechner', 'pi-coding-agent', 'dist', 'cli.js');
-    if (existsSync(cli)) return [process.execPath, cli];
-    if (path.dirname(dir) === dir) return ['pi'];
   }
 }

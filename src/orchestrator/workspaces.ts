@@ -34,13 +34,15 @@ export interface MergeRunResult extends git.MergeResult {
 /** A merge that was about to touch the main checkout when the server last stopped, and what start-up found. */
 export interface InterruptedMerge {
   runId: string;
+  strategy: git.MergeStrategy;
   plan: git.MergePlan;
   outcome: git.InterruptedMergeOutcome;
 }
 
-/** What the merge journal holds: the plan, and the run it merges. */
+/** What the merge journal holds: the plan, and the run it merges and how. */
 interface JournalEntry extends git.MergePlan {
   runId: string;
+  strategy: git.MergeStrategy;
 }
 
 export class Workspaces {
@@ -182,7 +184,7 @@ export class Workspaces {
         expectedBranch: run.baseBranch ?? undefined,
         message: mergeMessage(run.card, run, strategy),
         beforeUpdate: async (plan) => {
-          await this.writeJournal({ runId, ...plan });
+          await this.writeJournal({ runId, strategy, ...plan });
           journaled = true;
         },
       });
@@ -207,10 +209,10 @@ export class Workspaces {
   async findInterruptedMerge({ atStartUp = false } = {}): Promise<InterruptedMerge | null> {
     const entry = await this.readJournal();
     if (!entry) return null;
-    const { runId, ...plan } = entry;
+    const { runId, strategy, ...plan } = entry;
     if (path.resolve(plan.repoRoot) !== path.resolve(this.repoRoot)) return null; // another repository's, not ours to touch
     const outcome = await git.finishInterruptedMerge(plan, { removeStaleLock: atStartUp });
-    return { runId, plan, outcome };
+    return { runId, strategy, plan, outcome };
   }
 
   /** Forgets the interrupted merge once its outcome is recorded. */

@@ -50,11 +50,17 @@ mutation StartRun($cardId: ID!) {
   }
 }
 
-# 4. Follow everything the agent does, live. After a
-#    disconnect, pass the last seq you saw as "since".
+# 4. Follow everything the agent does, live; each kind of
+#    event is its own type. After a disconnect, pass the
+#    last seq you saw as "since".
 subscription RunEvents($runId: ID!, $since: Int = 0) {
   runEvents(runId: $runId, since: $since) {
-    seq type data createdAt
+    __typename seq
+    ... on StatusChangedEvent { status reason error }
+    ... on AssistantTextEvent { text }
+    ... on ToolStartedEvent { tool args }
+    ... on ToolEndedEvent { tool isError output }
+    ... on UsageEvent { totalTokens costUsd }
   }
 }
 `;

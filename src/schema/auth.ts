@@ -1,37 +1,38 @@
 /**
- * Who is asking, and what an agent may do. The operator (the person, or their scripts) may do
- * everything. A run's agent, with its own token, may read the board and change only its own card:
- * comment on it, edit its description and tags, and move it. Every such change is recorded as a
- * `board_change` event on its run. Which root fields an agent may call at all is checked before
- * execution by plugins/use-agent-scope.ts; the card checks are here, next to the resolvers.
+ * Who is asking: authentication's outcome as the resolvers see it. The operator may do everything; a
+ * run's agent acts as an Actor of kind 'agent', and the orchestrator enforces what it may do
+ * (orchestrator/actor.ts). Which root fields an agent may call at all is also checked before
+ * execution by plugins/use-agent-scope.ts, as a first, default-deny line.
  */
+import { requireOwnCard, requireOwnRun, type Actor } from '../orchestrator/actor.js';
+import { RunboardError } from '../orchestrator/errors.js';
 import type { Context } from './context.js';
 
-export type Principal = { readonly kind: 'operator' } | { readonly kind: 'agent'; readonly runId: string; readonly cardId: string };
+/** The authenticated caller; the same shape as the orchestrator's Actor, which resolvers pass on. */
+export type Principal = Actor;
 
 /** No credentials, or wrong ones. */
-export class UnauthenticatedError extends Error {}
+export class UnauthenticatedError extends RunboardError {
+  readonly category = 'unauthenticated';
+}
 
-/** Known credentials that do not allow this. */
-export class ForbiddenError extends Error {}
-
-/** Mutations an agent may call (on its own card only). */
+/** Mutations an agent may call (the orchestrator limits them to its own card). */
 export const AGENT_MUTATIONS: ReadonlySet<string> = new Set(['addComment', 'updateCard', 'addCardTags', 'removeCardTags', 'moveCard']);
 /** Subscriptions an agent may open (on its own run or card only). */
 export const AGENT_SUBSCRIPTIONS: ReadonlySet<string> = new Set(['runEvents', 'runUpdated']);
 
+/**
+ * Run fields that hold a run's work or conversation. An agent reads them on its own run only; on any
+ * other run each is FORBIDDEN (and, being non-null, takes that run out of the answer with it).
+ */
+export const AGENT_PRIVATE_RUN_FIELDS: ReadonlySet<string> = new Set(['prompt', 'events', 'error', 'sessionFile', 'agentSession', 'commits', 'diff', 'fileDiff', 'uncommitted']);
+
 /** Throws FORBIDDEN unless the caller is the operator or the agent working on `cardId`. */
 export function requireCardAccess(ctx: Context, cardId: string | null | undefined): void {
-  if (ctx.principal.kind === 'agent' && cardId !== ctx.principal.cardId) throw new ForbiddenError('an agent may only change its own card');
+  requireOwnCard(ctx.principal, cardId);
 }
 
 /** Throws FORBIDDEN unless the caller is the operator or the agent of run `runId`. */
 export function requireRunAccess(ctx: Context, runId: string): void {
-  if (ctx.principal.kind === 'agent' && runId !== ctx.principal.runId) throw new ForbiddenError('an agent may only follow its own run');
-}
-
-/** Records what an agent changed as an event on its run; the operator's changes need no record here. */
-export async function recordAgentChange(ctx: Context, action: string, details: Record<string, unknown>): Promise<void> {
-  if (ctx.principal.kind !== 'agent') return;
-  await ctx.orchestrator.eventLog.append(ctx.principal.runId, [{ type: 'board_change', data: { action, ...details } }]);
+  requireOwnRun(ctx.principal, runId);
 }

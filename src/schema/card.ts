@@ -1,7 +1,6 @@
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import { AGENT_PROMPT_SELECT, PROMPT_COMMENT_LIMIT, renderCardPrompt } from '../orchestrator/prompt.js';
 import { builder } from './builder.js';
-import { ForbiddenError, recordAgentChange, requireCardAccess } from './auth.js';
 import { orNotFound } from './errors.js';
 
 export const CardColumnEnum = builder.enumType('CardColumn', {
@@ -81,7 +80,7 @@ builder.mutationFields((t) => ({
     type: Card,
     args: { input: t.arg({ type: CreateCardInput, required: true }) },
     resolve: async (query, _root, { input }, ctx) => {
-      const id = await ctx.orchestrator.board.createCard(input);
+      const id = await ctx.orchestrator.board.createCard(ctx.principal, input);
       return ctx.prisma.card.findUniqueOrThrow({ ...query, where: { id } });
     },
   }),
@@ -89,10 +88,7 @@ builder.mutationFields((t) => ({
     type: Card,
     args: { id: t.arg.globalID({ for: Card, required: true }), input: t.arg({ type: UpdateCardInput, required: true }) },
     resolve: async (query, _root, { id, input }, ctx) => {
-      requireCardAccess(ctx, id.id);
-      if (ctx.principal.kind === 'agent' && input.title != null) throw new ForbiddenError('an agent may edit its card\'s description and tags, not its title');
-      await ctx.orchestrator.board.updateCard(id.id, input);
-      await recordAgentChange(ctx, 'updateCard', { description: input.description ?? null });
+      await ctx.orchestrator.board.updateCard(ctx.principal, id.id, input);
       return ctx.prisma.card.findUniqueOrThrow({ ...query, where: { id: id.id } });
     },
   }),
@@ -105,9 +101,7 @@ builder.mutationFields((t) => ({
       position: t.arg.int(),
     },
     resolve: async (query, _root, { id, column, position }, ctx) => {
-      requireCardAccess(ctx, id.id);
-      await ctx.orchestrator.board.moveCard(id.id, column, position);
-      await recordAgentChange(ctx, 'moveCard', { column, position: position ?? null });
+      await ctx.orchestrator.board.moveCard(ctx.principal, id.id, column, position);
       return ctx.prisma.card.findUniqueOrThrow({ ...query, where: { id: id.id } });
     },
   }),
@@ -116,7 +110,7 @@ builder.mutationFields((t) => ({
     description: 'Deletes a card with its comments, references and settled runs; CONFLICT while a run is active. Returns the deleted card\'s id.',
     args: { id: t.arg.globalID({ for: Card, required: true }) },
     resolve: async (_root, { id }, ctx) => {
-      await ctx.orchestrator.deleteCard(id.id);
+      await ctx.orchestrator.deleteCard(ctx.principal, id.id);
       return encodeGlobalID('Card', id.id);
     },
   }),
@@ -124,9 +118,7 @@ builder.mutationFields((t) => ({
     type: Card,
     args: { id: t.arg.globalID({ for: Card, required: true }), tags: t.arg.stringList({ required: true }) },
     resolve: async (query, _root, { id, tags }, ctx) => {
-      requireCardAccess(ctx, id.id);
-      await ctx.orchestrator.board.addTags(id.id, tags);
-      await recordAgentChange(ctx, 'addCardTags', { tags });
+      await ctx.orchestrator.board.addTags(ctx.principal, id.id, tags);
       return ctx.prisma.card.findUniqueOrThrow({ ...query, where: { id: id.id } });
     },
   }),
@@ -134,9 +126,7 @@ builder.mutationFields((t) => ({
     type: Card,
     args: { id: t.arg.globalID({ for: Card, required: true }), tags: t.arg.stringList({ required: true }) },
     resolve: async (query, _root, { id, tags }, ctx) => {
-      requireCardAccess(ctx, id.id);
-      await ctx.orchestrator.board.removeTags(id.id, tags);
-      await recordAgentChange(ctx, 'removeCardTags', { tags });
+      await ctx.orchestrator.board.removeTags(ctx.principal, id.id, tags);
       return ctx.prisma.card.findUniqueOrThrow({ ...query, where: { id: id.id } });
     },
   }),

@@ -1,5 +1,4 @@
 import { builder } from './builder.js';
-import { recordAgentChange, requireCardAccess } from './auth.js';
 import { Card } from './card.js';
 
 export const Comment = builder.prismaNode('Comment', {
@@ -22,11 +21,7 @@ builder.mutationFields((t) => ({
       body: t.arg.string({ required: true }),
     },
     resolve: async (query, _root, { cardId, author, body }, ctx) => {
-      requireCardAccess(ctx, cardId.id);
-      // An agent signs as itself, whatever name it gives, so it cannot write as a person.
-      const signed = ctx.principal.kind === 'agent' ? `agent (run ${ctx.principal.runId.slice(-8)})` : author;
-      const id = await ctx.orchestrator.board.addComment(cardId.id, signed, body);
-      await recordAgentChange(ctx, 'addComment', { commentId: id, body: body.slice(0, 2_000) });
+      const id = await ctx.orchestrator.board.addComment(ctx.principal, cardId.id, author, body);
       return ctx.prisma.comment.findUniqueOrThrow({ ...query, where: { id } });
     },
   }),
@@ -35,7 +30,7 @@ builder.mutationFields((t) => ({
     description: 'Deletes a comment and returns its card.',
     args: { id: t.arg.globalID({ for: Comment, required: true }) },
     resolve: async (query, _root, { id }, ctx) => {
-      const cardId = await ctx.orchestrator.board.deleteComment(id.id);
+      const cardId = await ctx.orchestrator.board.deleteComment(ctx.principal, id.id);
       return ctx.prisma.card.findUniqueOrThrow({ ...query, where: { id: cardId } });
     },
   }),

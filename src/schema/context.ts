@@ -8,4 +8,15 @@ export interface Context {
   prisma: PrismaClient;
   /** Who is asking: the operator, or a run's agent with its own token. */
   principal: Principal;
+  /**
+   * The `Last-Event-ID` an EventSource sends when it reconnects to a GET subscription: the seq of the
+   * last message it received, which then wins over the `since` in its URL. Undefined when absent or not a seq.
+   */
+  lastEventId?: number;
+}
+
+/** A `Last-Event-ID` header as a seq, or undefined. */
+export function parseLastEventId(header: string | null | undefined): number | undefined {
+  if (!header || !/^\d{1,15}$/.test(header.trim())) return undefined;
+  return Number(header.trim());
 }

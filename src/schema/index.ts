@@ -5,6 +5,8 @@ import './card.js';
 import './comment.js';
 import './reference.js';
 import './run.js';
+import './run-events.js';
+import './agent.js';
 import './review.js';
 import './repository.js';
 import './subscriptions.js';

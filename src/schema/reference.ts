@@ -43,7 +43,7 @@ builder.mutationFields((t) => ({
     args: { cardId: t.arg.globalID({ for: Card, required: true }), input: t.arg({ type: ReferenceInput, required: true }) },
     resolve: async (query, _root, { cardId, input }, ctx) => {
       const target = input.kind === 'CARD' ? cardIdOf(input.target) : input.target;
-      const id = await ctx.orchestrator.board.addReference(cardId.id, { ...input, target });
+      const id = await ctx.orchestrator.board.addReference(ctx.principal, cardId.id, { ...input, target });
       return ctx.prisma.cardReference.findUniqueOrThrow({ ...query, where: { id } });
     },
   }),
@@ -52,7 +52,7 @@ builder.mutationFields((t) => ({
     description: 'Deletes a reference and returns its card.',
     args: { id: t.arg.globalID({ for: CardReference, required: true }) },
     resolve: async (query, _root, { id }, ctx) => {
-      const cardId = await ctx.orchestrator.board.removeReference(id.id);
+      const cardId = await ctx.orchestrator.board.removeReference(ctx.principal, id.id);
       return ctx.prisma.card.findUniqueOrThrow({ ...query, where: { id: cardId } });
     },
   }),

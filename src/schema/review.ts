@@ -2,6 +2,7 @@
 import * as git from '../orchestrator/git.js';
 import { WORKSPACE_SELECT } from '../orchestrator/workspaces.js';
 import { builder } from './builder.js';
+import { MergeStrategyEnum } from './run-events.js';
 import { Run } from './run.js';
 
 const Commit = builder.objectRef<git.CommitInfo>('Commit').implement({
@@ -123,13 +124,6 @@ builder.prismaObjectFields(Run, (t) => ({
     resolve: (run, { maxBytes }, ctx) => ctx.orchestrator.workspaces.uncommitted(run, maxBytes),
   }),
 }));
-
-const MergeStrategyEnum = builder.enumType('MergeStrategy', {
-  values: {
-    MERGE: { description: 'A merge commit (`git merge --no-ff`).' },
-    SQUASH: { description: 'One ordinary commit with all of the run\'s changes.' },
-  },
-});
 
 const MergeRunResult = builder.objectRef<{ ok: boolean; sha: string | null; conflictingPaths: string[]; message: string; runId: string }>('MergeRunResult').implement({
   description: 'When `ok` is false the main checkout was not touched.',

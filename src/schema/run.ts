@@ -3,6 +3,7 @@ import { MAX_EVENTS_PER_READ } from '../orchestrator/event-log.js';
 import { builder } from './builder.js';
 import { Card } from './card.js';
 import { orNotFound } from './errors.js';
+import { RunEventInterface } from './run-events.js';
 
 export const RunStatusEnum = builder.enumType('RunStatus', {
   values: {
@@ -16,36 +17,6 @@ export const RunStatusEnum = builder.enumType('RunStatus', {
   },
 });
 
-export const RUN_EVENT_TYPES_DOC = `Event types and their \`data\`:
-- status { status, reason?, error?, refinedFrom? }: every status transition, the first event of every run.
-- user_message { mode: PROMPT | STEER | FOLLOW_UP, text }: a message runboard sent to the agent.
-- message_delivered { text }: a message reached the agent's conversation (steers arrive at its next model request).
-- assistant_text { text }: answer text, coalesced; concatenated in seq order they are the answer.
-- thinking { text }: reasoning text, coalesced.
-- tool_start { toolCallId, tool, args } / tool_progress { toolCallId, tool, output } (throttled, output tail) / tool_end { toolCallId, tool, isError, output (capped) }.
-- usage { input, output, cacheRead, cacheWrite, totalTokens, cost }: per model answer.
-- model_error { message }: a model request failed.
-- queue { steering, followUp }: how many messages wait in the agent's queue.
-- retry { attempt, maxAttempts, delayMs, error } / retry_end { success, attempt, error }.
-- agent_start {} / agent_end {}: the agent began / stopped working.
-- compaction { phase, reason }; stderr { line }; warning { message }.
-- worktree_removed { branchDeleted, unmergedCommits }: cleanupOnFinish removed the worktree.
-- merge { ok, sha, strategy, conflictingPaths, message }: mergeRun's outcome.
-- board_change { action, … }: something the agent changed on its card through the API (addComment, updateCard, addCardTags, removeCardTags, moveCard).
-- agent_event { originalType, preview }: anything else the agent said, kept rather than dropped.
-- playtest_start { command, pid } / playtest_output { stream, line } / playtest_dropped { count } / playtest_exit { exitCode, signal, droppedLines, stopped }.
-Payloads are capped at 16 KiB; an oversized one becomes { truncated, originalBytes, preview }.`;
-
-export const RunEventRef = builder.objectRef<{ runId: string; seq: number; type: string; data: Record<string, unknown>; createdAt: Date }>('RunEvent').implement({
-  description: `One entry of a run's event log, persisted before anyone sees it. \`seq\` is 1, 2, 3… per run with no gaps.\n\n${RUN_EVENT_TYPES_DOC}`,
-  fields: (t) => ({
-    seq: t.exposeInt('seq'),
-    type: t.exposeString('type'),
-    data: t.expose('data', { type: 'JSON' }),
-    createdAt: t.expose('createdAt', { type: 'DateTime' }),
-  }),
-});
-
 export const Run = builder.prismaNode('Run', {
   id: { field: 'id' },
   nullable: true, // node(id) answers null for an unknown id, as Relay expects
@@ -54,7 +25,8 @@ export const Run = builder.prismaNode('Run', {
     card: t.relation('card'),
     status: t.expose('status', { type: RunStatusEnum }),
     prompt: t.exposeString('prompt', { description: 'The first message the agent received.' }),
-    agent: t.exposeString('agent', { description: 'The agent command line it was started with.' }),
+    agent: t.exposeString('agent', { description: 'The configured agent it runs (see Query.agents).' }),
+    agentCommand: t.exposeString('agentCommand', { description: 'The agent\'s command line, for display.' }),
     useWorktree: t.exposeBoolean('useWorktree', { description: 'False for a run that worked in the main checkout.' }),
     cleanupOnFinish: t.exposeBoolean('cleanupOnFinish'),
     branch: t.exposeString('branch', { nullable: true, description: 'The run\'s own branch; null for a run in the main checkout.' }),
@@ -63,7 +35,8 @@ export const Run = builder.prismaNode('Run', {
     worktreePath: t.exposeString('worktreePath', { nullable: true }),
     ownsWorktree: t.exposeBoolean('ownsWorktree', { description: 'False for a refinement, which works in its owner\'s worktree and never removes it.' }),
     worktreeMissing: t.exposeBoolean('worktreeMissing', { description: 'The worktree no longer exists: removed by cleanupOnFinish, or found deleted behind runboard\'s back.' }),
-    sessionFile: t.exposeString('sessionFile', { nullable: true, description: 'The agent\'s session, resumed by a refinement.' }),
+    agentSession: t.exposeString('agentSession', { nullable: true, description: 'The agent\'s session, resumed by a refinement: pi\'s session file, or the session or thread id of other agents.' }),
+    sessionFile: t.exposeString('agentSession', { nullable: true, deprecationReason: 'Use agentSession: not every agent keeps its session in a file.' }),
     refinedFrom: t.relation('refinedFrom', { nullable: true }),
     refinements: t.relation('refinements', { query: { orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] } }),
     exitCode: t.exposeInt('exitCode', { nullable: true, description: 'Set when a FAILED run\'s agent exited by itself.' }),
@@ -75,7 +48,7 @@ export const Run = builder.prismaNode('Run', {
     startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
     endedAt: t.expose('endedAt', { type: 'DateTime', nullable: true }),
     events: t.field({
-      type: [RunEventRef],
+      type: [RunEventInterface],
       description: `Events with seq > since, oldest first, at most \`first\` (max ${MAX_EVENTS_PER_READ}). Page by passing the last seq seen as \`since\`.`,
       args: {
         since: t.arg.int({ defaultValue: 0 }),
@@ -119,7 +92,8 @@ const StartRunInput = builder.inputType('StartRunInput', {
     prompt: t.string({ description: 'Defaults to the card\'s agentPrompt. Required for a refinement: it is the feedback.' }),
     useWorktree: t.boolean({ defaultValue: true, description: 'False works in the main checkout; at most one such run may be active.' }),
     cleanupOnFinish: t.boolean({ defaultValue: false, description: 'Remove the run\'s own worktree when it settles; a branch with unmerged commits is kept.' }),
-    refineRunId: t.globalID({ for: Run, description: 'Continue this settled run\'s agent session in its worktree. CONFLICT says why a run cannot be refined.' }),
+    refineRunId: t.globalID({ for: Run, description: 'Continue this settled run\'s agent session in its worktree. CONFLICT says why a run cannot be refined, or when `agent` names another agent than the refined run\'s.' }),
+    agent: t.string({ description: 'The agent to run, by name (see Query.agents). Defaults to a refinement\'s own agent, else the default agent. BAD_USER_INPUT, naming the installed agents, when unknown or not installed.' }),
   }),
 });
 

@@ -1,26 +1,27 @@
 /** Live views: a run's event stream from any seq, and run status changes for a board. */
 import { SubscriberTooSlowError } from '../orchestrator/event-stream.js';
-import type { RunEventRecord } from '../orchestrator/event-log.js';
 import { requireCardAccess, requireRunAccess } from './auth.js';
 import { builder } from './builder.js';
 import { Card } from './card.js';
-import { Run, RunEventRef } from './run.js';
+import { Run } from './run.js';
+import { RunEventInterface } from './run-events.js';
 
 builder.subscriptionFields((t) => ({
   runEvents: t.field({
-    type: RunEventRef,
+    type: RunEventInterface,
     description: `Every event of a run with seq > since, in seq order, each exactly once: first the persisted history, then live events as they are written.
 
-The stream ends after the run's terminal \`status\` event (SUCCEEDED, FAILED, STOPPED or INTERRUPTED) has been delivered; for a settled run it ends once the history after \`since\` is sent. A running playtest keeps it open until its playtest_exit. A refinement is a new run: follow it by subscribing to the run that startRun(refineRunId) returns, or watch runUpdated for the card.
+By default the stream stays open after the run settles, until you leave: a playtest's output, a merge and a worktree removal come later. With \`untilSettled: true\` it ends after the run's terminal StatusChangedEvent (SUCCEEDED, FAILED, STOPPED or INTERRUPTED), and after a running playtest's PlaytestExitedEvent; for a run already settled, once the history after \`since\` is sent. A refinement is a new run: follow the run that startRun(refineRunId) returns, or watch runUpdated for the card.
 
-If the connection drops, resubscribe with the last seq you received as \`since\`: nothing is lost or repeated. A subscriber that falls more than 1,000 events behind is ended with a SUBSCRIBER_TOO_SLOW error whose \`extensions.resumeFrom\` is the seq to resubscribe with. NOT_FOUND for an unknown run.`,
+If the connection drops, resubscribe with the last seq you received as \`since\`: nothing is lost or repeated. Over SSE every message carries \`id: <seq>\`, and an EventSource that reconnects with \`Last-Event-ID\` continues after that seq. A subscriber that falls more than 1,000 events behind is ended with a SUBSCRIBER_TOO_SLOW error whose \`extensions.resumeFrom\` is the seq to resubscribe with. NOT_FOUND for an unknown run; BAD_USER_INPUT for a \`since\` past the run's lastSeq.`,
     args: {
       runId: t.arg.globalID({ for: Run, required: true }),
       since: t.arg.int({ defaultValue: 0 }),
+      untilSettled: t.arg.boolean({ defaultValue: false }),
     },
-    subscribe: async (_root, { runId, since }, ctx) => {
+    subscribe: async (_root, { runId, since, untilSettled }, ctx) => {
       requireRunAccess(ctx, runId.id);
-      return endWithError(await ctx.orchestrator.followRunEvents(runId.id, since ?? 0));
+      return endWithError(await ctx.orchestrator.followRunEvents(runId.id, ctx.lastEventId ?? since ?? 0, untilSettled ?? false));
     },
     resolve: (event) => {
       if (event instanceof Error) throw event;
@@ -44,7 +45,7 @@ If the connection drops, resubscribe with the last seq you received as \`since\`
  * a GraphQL error with its resume seq and a clean completion instead of a dropped socket. A plain
  * iterator, not a generator: `return()` must reach the stream at once when the client leaves.
  */
-function endWithError(stream: AsyncGenerator<RunEventRecord>): AsyncIterableIterator<RunEventRecord | SubscriberTooSlowError> {
+function endWithError<T>(stream: AsyncGenerator<T>): AsyncIterableIterator<T | SubscriberTooSlowError> {
   let ended = false;
   return {
     async next() {
@@ -57,7 +58,7 @@ function endWithError(stream: AsyncGenerator<RunEventRecord>): AsyncIterableIter
         return { done: false, value: error };
       }
     },
-    return: (value?: unknown) => stream.return(value as RunEventRecord) as Promise<IteratorResult<RunEventRecord | SubscriberTooSlowError>>,
+    return: (value?: unknown) => stream.return(value as T) as Promise<IteratorResult<T | SubscriberTooSlowError>>,
     [Symbol.asyncIterator]() {
       return this;
     },

@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 /** Helpers for tests that run the real pi against the scripted model server. */
 import { makePiEnvironment, startModelServer, type ModelScript, type ModelServer } from './model-server.js';
+import { RUN_EVENT_FIELDS, withData, type TestRunEvent } from './events.js';
 import { startTestServer, type TestServer } from './server.js';
 
 export interface AgentTestBed {
@@ -45,7 +45,7 @@ export async function startRun(t: TestServer, title: string, extra: Record<strin
   return run.id;
 }
 
-const RUN_FIELDS = `id status error exitCode exitSignal sessionFile worktreePath ownsWorktree branch lastSeq startedAt endedAt`;
+const RUN_FIELDS = `id status error exitCode exitSignal agentSession worktreePath ownsWorktree branch lastSeq startedAt endedAt`;
 
 /** The run once its status is one of `statuses` (default: settled). */
 export async function waitForStatus(t: TestServer, runId: string, statuses = SETTLED, timeoutMs = 30_000): Promise<any> {
@@ -55,30 +55,17 @@ export async function waitForStatus(t: TestServer, runId: string, statuses = SET
   }, timeoutMs);
 }
 
-/** All events of a run, oldest first. */
-export async function runEvents(t: TestServer, runId: string): Promise<{ seq: number; type: string; data: any }[]> {
-  const events: { seq: number; type: string; data: any }[] = [];
+/** All events of a run, oldest first, read through `Run.events`. */
+export async function runEvents(t: TestServer, runId: string): Promise<TestRunEvent[]> {
+  const events: TestRunEvent[] = [];
   for (;;) {
-    const { run } = await t.ok(`query($id: ID!, $since: Int!) { run(id: $id) { events(since: $since, first: 1000) { seq type data } } }`, { id: runId, since: events.at(-1)?.seq ?? 0 });
+    const { run } = await t.ok(`query($id: ID!, $since: Int!) { run(id: $id) { events(since: $since, first: 1000) { ...RunEventFields } } } ${RUN_EVENT_FIELDS}`, { id: runId, since: events.at(-1)?.seq ?? 0 });
     if (!run.events.length) return events;
-    events.push(...run.events);
+    events.push(...run.events.map(withData));
   }
 }
 
-/** Whether a process is running; a zombie (dead, waiting to be reaped) is not. */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
+export { alive } from './agent-process.js';
 
 /** A model that has the agent write hello.txt, commit it, then say Done. */
 export const writeAndCommit: ModelScript = (request) => {

@@ -3,6 +3,9 @@
  * (responses and events). See pi's docs/rpc.md and ../shared/PI-RPC.md for observed behaviour.
  * Only what runboard uses is typed; everything else parses as `UnknownAgentEvent` and is kept.
  */
+import { isObject, parseJsonObjectLine, unknownMessage, type UnknownMessage } from '../json-line.js';
+
+export { AgentProtocolError } from '../json-line.js';
 
 /** Commands, runboard -> agent. */
 export enum AgentCommandType {
@@ -154,11 +157,7 @@ export interface BareEvent {
 }
 
 /** Anything else pi prints: kept, never dropped silently. */
-export interface UnknownAgentEvent {
-  readonly type: 'unknown';
-  readonly originalType: string | null;
-  readonly raw: Record<string, unknown>;
-}
+export type UnknownAgentEvent = UnknownMessage;
 
 export type AgentMessage =
   | ResponseMessage
@@ -171,19 +170,9 @@ export type AgentMessage =
   | BareEvent
   | UnknownAgentEvent;
 
-/** A stdout line that is not a JSON object. */
-export class AgentProtocolError extends Error {}
-
 /** Parses one stdout line. Unknown `type`s become `UnknownAgentEvent`; non-JSON throws AgentProtocolError. */
 export function parseAgentLine(line: string): AgentMessage {
-  let value: unknown;
-  try {
-    value = JSON.parse(line);
-  } catch {
-    throw new AgentProtocolError(`not JSON: ${line.slice(0, 200)}`);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new AgentProtocolError(`not a JSON object: ${line.slice(0, 200)}`);
-  const raw = value as Record<string, unknown>;
+  const raw = parseJsonObjectLine(line);
   const type = typeof raw.type === 'string' ? raw.type : null;
   switch (type) {
     case AgentMessageType.Response:
@@ -216,13 +205,7 @@ export function parseAgentLine(line: string): AgentMessage {
   }
 }
 
-function unknown(originalType: string | null, raw: Record<string, unknown>): UnknownAgentEvent {
-  return { type: 'unknown', originalType, raw };
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null;
-}
+const unknown = unknownMessage;
 
 /** Serializes a command with its request id as one stdin line. */
 export function encodeCommand(id: string, command: AgentCommand): string {

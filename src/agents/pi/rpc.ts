@@ -1,5 +1,5 @@
 /**
- * One agent process and the RPC peer over its stdio: a single read loop over stdout, a map of
+ * One pi process and the RPC peer over its stdio: a single read loop over stdout, a map of
  * pending request ids to promises, and every pending call rejected when the process exits.
  */
 import { execa, type ResultPromise } from 'execa';
@@ -11,9 +11,10 @@ import {
   type AgentCommand,
   type AgentMessage,
   type ResponseMessage,
-} from './agent-protocol.js';
-import { readLines } from './lines.js';
-import { terminateTree, withoutKeys } from './processes.js';
+} from './protocol.js';
+import type { AgentExit } from '../../orchestrator/agent-driver.js';
+import { readLines } from '../../orchestrator/lines.js';
+import { terminateTree, withoutKeys } from '../../orchestrator/processes.js';
 
 /** Longest stdout line kept; pi repeats a whole message in each update, so lines grow with answers. @default 16 MiB // bytes */
 export const MAX_AGENT_LINE_BYTES = 16 * 1024 * 1024;
@@ -32,15 +33,6 @@ export interface AgentSpawnOptions {
   env: Readonly<Record<string, string>>;
   /** Variables of the server's environment the agent must not see (the operator token). */
   withhold?: readonly string[];
-}
-
-export interface AgentExit {
-  exitCode: number | null;
-  signal: string | null;
-  /** The last stderr lines, oldest first. */
-  stderrTail: string[];
-  /** The process never started (e.g. the command does not exist). */
-  spawnError: string | null;
 }
 
 export interface AgentHandlers {

@@ -16,7 +16,7 @@
  * - retry { attempt, maxAttempts, delayMs, error } / retry_end { success, attempt, error }
  * - agent_start {} / agent_end {}        the agent began / stopped working
  * - compaction { phase, reason }
- * - agent_event { originalType, preview } anything else the agent said, kept rather than dropped
+ * - unrecognized { originalType, preview } anything else the agent said, kept rather than dropped
  */
 import {
   AgentMessageType,
@@ -25,8 +25,8 @@ import {
   type ContentBlock,
   type MessageEvent,
   type ToolExecutionEvent,
-} from './agent-protocol.js';
-import { tailText, truncateText, type RunEventInput } from './event-log.js';
+} from './protocol.js';
+import { tailText, truncateText, type RunEventInput } from '../../orchestrator/event-log.js';
 
 /** Coalesced text is flushed at this size… @default 4_000 // characters */
 export const TEXT_FLUSH_CHARS = 4_000;
@@ -43,7 +43,7 @@ export const PREVIEW_CHARS = 2_000;
 
 type TextKind = 'assistant_text' | 'thinking';
 
-export class AgentEventNormalizer {
+export class PiEventNormalizer {
   private pending: { kind: TextKind; text: string } | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
   private readonly lastProgress = new Map<string, number>();
@@ -128,9 +128,9 @@ export class AgentEventNormalizer {
         return [{ type: 'compaction', data: { phase: message.type === AgentMessageType.CompactionStart ? 'start' : 'end', reason: typeof message.reason === 'string' ? message.reason : null } }];
       case AgentMessageType.ExtensionError:
       case 'unknown': {
-        const originalType = message.type === 'unknown' ? message.originalType : message.type;
+        const originalType = (message.type === 'unknown' ? message.originalType : message.type) ?? 'unknown';
         const raw = message.type === 'unknown' ? message.raw : message;
-        return [{ type: 'agent_event', data: { originalType, preview: truncateText(JSON.stringify(raw), PREVIEW_CHARS) } }];
+        return [{ type: 'unrecognized', data: { originalType, preview: truncateText(JSON.stringify(raw), PREVIEW_CHARS) } }];
       }
     }
   }
