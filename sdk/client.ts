@@ -53,6 +53,9 @@ export type RunEvent = ops.RunEventFieldsFragment;
 /** One kind of run event, by its GraphQL type name: `RunEventOf<'ToolStartedEvent'>`. */
 export type RunEventOf<Name extends RunEvent['__typename']> = Extract<RunEvent, { __typename: Name }>;
 
+/** One change to the board: a union discriminated by `__typename` (see the `BoardEvent` implementations in schema.graphql). */
+export type BoardEvent = ops.BoardEventFieldsFragment;
+
 /** Where `followRunEvents` starts and when it ends. */
 export interface FollowRunEventsOptions {
   /** Events with seq > since. @default 0 */
@@ -67,6 +70,28 @@ export type MergeResult = NonNullable<ops.MergeRunMutation['mergeRun']>;
 
 /** Variables as an optional argument when the operation has no required ones. */
 type VariablesArg<V> = {} extends V ? [variables?: V] : [variables: V];
+
+/**
+ * Follows a sequenced stream from `since`: each entry once, in seq order. A SUBSCRIBER_TOO_SLOW error
+ * resubscribes from its `extensions.resumeFrom`; entries a reconnect replays are skipped by seq.
+ */
+async function* followFrom<T extends { seq: number }>(since: number, open: (from: number) => AsyncIterable<T | null | undefined>): AsyncGenerator<T, void, undefined> {
+  let last = since;
+  for (;;) {
+    try {
+      for await (const entry of open(last)) {
+        if (!entry || entry.seq <= last) continue;
+        last = entry.seq;
+        yield entry;
+      }
+      return;
+    } catch (error) {
+      if (!(error instanceof RunboardError && error.code === 'SUBSCRIBER_TOO_SLOW')) throw error;
+      const resumeFrom = error.extensions.resumeFrom;
+      if (typeof resumeFrom === 'number') last = resumeFrom;
+    }
+  }
+}
 
 /** Builds a client. Nothing connects until the first call; `close()` ends the WebSocket, if one was opened. */
 export function createRunboardClient(options: RunboardClientOptions) {
@@ -135,22 +160,20 @@ export function createRunboardClient(options: RunboardClientOptions) {
    * PlaytestExitedEvent, is the last one). A SUBSCRIBER_TOO_SLOW error resubscribes from its
    * `extensions.resumeFrom`; events a graphql-ws reconnect replays are skipped by seq.
    */
-  async function* followRunEvents(runId: string, { since = 0, untilSettled = false }: FollowRunEventsOptions = {}): AsyncGenerator<RunEvent, void, undefined> {
-    let last = since;
-    for (;;) {
-      try {
-        for await (const { runEvents: event } of subscribe(ops.RunEventsDocument, { runId, since: last, untilSettled })) {
-          if (!event || event.seq == null || event.seq <= last) continue;
-          last = event.seq;
-          yield event;
-        }
-        return;
-      } catch (error) {
-        if (!(error instanceof RunboardError && error.code === 'SUBSCRIBER_TOO_SLOW')) throw error;
-        const resumeFrom = error.extensions.resumeFrom;
-        if (typeof resumeFrom === 'number') last = resumeFrom;
-      }
-    }
+  function followRunEvents(runId: string, { since = 0, untilSettled = false }: FollowRunEventsOptions = {}): AsyncGenerator<RunEvent, void, undefined> {
+    return followFrom(since, async function* (from) {
+      for await (const { runEvents } of subscribe(ops.RunEventsDocument, { runId, since: from, untilSettled })) yield runEvents;
+    });
+  }
+
+  /**
+   * Every board change after `since`, in seq order and each once, until you leave the loop. Like
+   * `followRunEvents`, it resubscribes after SUBSCRIBER_TOO_SLOW and skips what a reconnect replays.
+   */
+  function followBoardEvents(since = 0): AsyncGenerator<BoardEvent, void, undefined> {
+    return followFrom(since, async function* (from) {
+      for await (const { boardEvents } of subscribe(ops.BoardEventsDocument, { since: from })) yield boardEvents;
+    });
   }
 
   /** Runs whenever their status changes or they are merged, for one card or (without `cardId`) for all. Never ends by itself. */
@@ -162,6 +185,7 @@ export function createRunboardClient(options: RunboardClientOptions) {
     request,
     subscribe,
     followRunEvents,
+    followBoardEvents,
     followRunUpdates,
     /** Every card, in board order, following pages of 100. Optionally one column or one tag. */
     async board(filter: Pick<ops.BoardQueryVariables, 'column' | 'tag'> = {}): Promise<Card[]> {

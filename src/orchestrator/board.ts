@@ -22,6 +22,9 @@ function isAgentAction(action: BoardAction): action is BoardChangeAction {
 
 export type { CardColumn, ReferenceKind };
 
+/** Each column's place on the board, left to right; cards are listed in this order, then by position. */
+export const COLUMN_ORDER: Readonly<Record<CardColumn, number>> = { BACKLOG: 0, TODO: 1, IN_PROGRESS: 2, REVIEW: 3, DONE: 4 };
+
 /** Input limits, in characters (or items, for `tagsPerCard`). */
 export const BOARD_LIMITS = {
   title: 200,
@@ -103,7 +106,7 @@ export class Board {
       const position = clampPosition(input.position, size);
       await shift(tx, column, { gte: position }, +1);
       const card = await tx.card.create({
-        data: { title, description, column, position, tags: { create: tags.map((name) => ({ name })) } },
+        data: { title, description, column, columnOrder: COLUMN_ORDER[column], position, tags: { create: tags.map((name) => ({ name })) } },
         select: { id: true },
       });
       return { result: card.id, events: [{ type: 'card_created', cardId: card.id, data: { title, column, position } }], audit: {} };
@@ -135,7 +138,7 @@ export class Board {
       const size = await tx.card.count({ where: { column, id: { not: id } } });
       const target = clampPosition(position, size);
       await shift(tx, column, { gte: target }, +1, id);
-      await tx.card.update({ where: { id }, data: { column, position: target } });
+      await tx.card.update({ where: { id }, data: { column, columnOrder: COLUMN_ORDER[column], position: target } });
       return {
         result: undefined,
         events: [{ type: 'card_moved', cardId: id, data: { fromColumn: card.column, fromPosition: card.position, column, position: target } }],

@@ -7,6 +7,7 @@
  * boundary delivers each entry once. Live entries wait in a bounded buffer: a subscriber that falls
  * further behind is ended with the seq to resume from, and loses nothing because history is durable.
  */
+import type { BoardEventRecord, BoardLog, BoardLogTopics } from './board-log.js';
 import type { Database } from './db.js';
 import { InvalidInputError, NotFoundError, RunboardError } from './errors.js';
 import { MAX_EVENTS_PER_READ, type EventLog, type RunEventTopics } from './event-log.js';
@@ -164,6 +165,21 @@ export async function followRunEvents(
     throw new InvalidInputError(`since ${since} is past run ${runId}'s last seq ${run.lastSeq}`, 'since');
   }
   settled = !isActive(run.status as RunStatus); // read before the stream's first step
+  return stream;
+}
+
+/**
+ * Every board event with seq > since, in order, once each: history first, then live, until the
+ * consumer leaves. InvalidInputError for a `since` past the log's last seq, before the first event.
+ */
+export async function followBoardEvents(boardLog: BoardLog, bus: PubSub<BoardLogTopics>, since: number, maxBuffered?: number): Promise<AsyncGenerator<BoardEventRecord>> {
+  if (!Number.isInteger(since) || since < 0) throw new InvalidInputError('since must be a seq: 0 or more', 'since');
+  const stream = followLog<BoardEventRecord>({ read: (after, limit) => boardLog.read(after, limit), listen: (listener) => bus.subscribe('board-events', '*', listener) }, since, maxBuffered);
+  const lastSeq = await boardLog.lastSeq();
+  if (since > lastSeq) {
+    await stream.return(undefined);
+    throw new InvalidInputError(`since ${since} is past the board log's last seq ${lastSeq}`, 'since');
+  }
   return stream;
 }
 

@@ -6,12 +6,12 @@ import type { AgentCatalog } from './agent-catalog.js';
 import { createLogger, type Logger } from '../log.js';
 import { requireOperator, type Actor } from './actor.js';
 import { Board } from './board.js';
-import { BoardLog, type BoardLogTopics } from './board-log.js';
+import { BoardLog, type BoardEventRecord, type BoardLogTopics } from './board-log.js';
 import { ConflictError } from './errors.js';
 import { isActive } from './run-status.js';
 import type { Database } from './db.js';
 import { EventLog, type RunEvent, type RunEventTopics } from './event-log.js';
-import { followRunEvents, followRunUpdates } from './event-stream.js';
+import { followBoardEvents, followRunEvents, followRunUpdates } from './event-stream.js';
 import type { RepositoryInfo } from './git.js';
 import { Playtests } from './playtest.js';
 import { InMemoryPubSub } from './pubsub.js';
@@ -93,6 +93,11 @@ export class Orchestrator {
    */
   followRunEvents(runId: string, since: number, untilSettled = false): Promise<AsyncGenerator<RunEvent>> {
     return followRunEvents(this.db, this.eventLog, this.bus, runId, { since, untilSettled, stillWriting: (id) => this.playtests.isRunning(id) });
+  }
+
+  /** Board events with seq > since: history, then live, once each (see event-stream.ts). InvalidInputError for a `since` past the last seq. */
+  followBoardEvents(since: number): Promise<AsyncGenerator<BoardEventRecord>> {
+    return followBoardEvents(this.boardLog, this.bus, since);
   }
 
   /** Ids of runs as their status changes, for one card or all (null); see event-stream.ts. */

@@ -44,7 +44,7 @@ builder.queryFields((t) => ({
   cards: t.prismaConnection({
     type: Card,
     cursor: 'id',
-    description: 'Cards grouped by column (alphabetically by column name), in position order within each. Filter by column and tag.',
+    description: 'Cards in board order: by column (BACKLOG, TODO, IN_PROGRESS, REVIEW, DONE), then by position. Filter by column and tag.',
     args: {
       column: t.arg({ type: CardColumnEnum }),
       tag: t.arg.string(),
@@ -53,7 +53,7 @@ builder.queryFields((t) => ({
       ctx.prisma.card.findMany({
         ...query,
         where: { column: column ?? undefined, tags: tag ? { some: { name: tag } } : undefined },
-        orderBy: [{ column: 'asc' }, { position: 'asc' }, { id: 'asc' }],
+        orderBy: [{ columnOrder: 'asc' }, { position: 'asc' }, { id: 'asc' }],
       }),
   }),
 }));

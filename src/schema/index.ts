@@ -7,6 +7,7 @@ import './reference.js';
 import './run.js';
 import './run-events.js';
 import './agent.js';
+import './board-events.js';
 import './review.js';
 import './repository.js';
 import './subscriptions.js';

@@ -3,7 +3,7 @@ import { InvalidInputError } from '../orchestrator/errors.js';
 import { builder } from './builder.js';
 import { Card } from './card.js';
 
-const ReferenceKindEnum = builder.enumType('ReferenceKind', {
+export const ReferenceKindEnum = builder.enumType('ReferenceKind', {
   values: {
     FILE: { description: 'A path in the repository, relative to its root.' },
     URL: { description: 'An http(s) link.' },

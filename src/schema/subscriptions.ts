@@ -45,7 +45,7 @@ If the connection drops, resubscribe with the last seq you received as \`since\`
  * a GraphQL error with its resume seq and a clean completion instead of a dropped socket. A plain
  * iterator, not a generator: `return()` must reach the stream at once when the client leaves.
  */
-function endWithError<T>(stream: AsyncGenerator<T>): AsyncIterableIterator<T | SubscriberTooSlowError> {
+export function endWithError<T>(stream: AsyncGenerator<T>): AsyncIterableIterator<T | SubscriberTooSlowError> {
   let ended = false;
   return {
     async next() {
