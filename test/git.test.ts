@@ -6,7 +6,9 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { ConflictError, InvalidInputError, NotFoundError } from '../src/orchestrator/errors.js';
+import { spawn } from 'node:child_process';
+import { openSync, closeSync } from 'node:fs';
+import { ConflictError, InvalidInputError, NotFoundError, ReadTimeoutError } from '../src/orchestrator/errors.js';
 import {
   DEFAULT_PATCH_BYTES,
   MAX_PATCH_BYTES,
@@ -16,6 +18,8 @@ import {
   createWorktree,
   diff,
   fileDiff,
+  finishInterruptedMerge,
+  reviewRead,
   listWorktrees,
   merge,
   openRepository,
@@ -27,6 +31,7 @@ import {
   worktreeExists,
   type CreatedWorktree,
   type FileChange,
+  type MergePlan,
 } from '../src/orchestrator/git.js';
 
 let tmp: string;
@@ -446,6 +451,17 @@ describe('merge', () => {
     expect(await snapshot(repoRoot)).toEqual(before);
   });
 
+  it('leaves main byte-for-byte unchanged through 100 conflicting merges in a row', async () => {
+    const wt = await runWith({ 'shared.txt': 'theirs again\n' });
+    await commitAll(repoRoot, 'ours again', { 'shared.txt': 'ours again\n' });
+    const before = await snapshot(repoRoot);
+    for (let i = 0; i < 100; i++) {
+      const result = await merge({ repoRoot, worktreePath: wt.path, branch: wt.branch, strategy: i % 2 ? 'SQUASH' : 'MERGE' });
+      expect(result).toMatchObject({ ok: false, conflictingPaths: ['shared.txt'] });
+    }
+    expect(await snapshot(repoRoot)).toEqual(before);
+  }, 120_000);
+
   it('refuses before touching anything when an untracked file is in the way', async () => {
     const wt = await runWith({ 'untracked-notes.txt': 'theirs\n' });
     const before = await snapshot(repoRoot);
@@ -495,5 +511,85 @@ describe('merge', () => {
     await commitAll(wt.path, 'work', { 'b.txt': 'b\n' });
     await expect(merge({ repoRoot: anonymous, branch: wt.branch, strategy: 'MERGE' })).resolves.toMatchObject({ ok: true });
     expect(await git(anonymous, 'log', '-1', '--format=%an <%ae>')).toBe('runboard <runboard@localhost>\n');
+  });
+});
+
+describe('a merge interrupted while it updated main', () => {
+  let repoRoot: string;
+  let branch: string;
+  beforeAll(async () => {
+    repoRoot = await makeRepo('interrupted', { 'a.txt': 'a\n', 'b.txt': 'b\n', 'c.txt': 'c\n' });
+    const wt = await createWorktree({ repoRoot, worktreesDir: path.join(tmp, 'interrupted-worktrees'), title: 'x', runId: 'r1' });
+    await commitAll(wt.path, 'run', { 'a.txt': 'A\n', 'b.txt': 'B\n', 'c.txt': 'C\n', 'new/d.txt': 'D\n' });
+    branch = wt.branch;
+  });
+
+  /** The plan merge() would carry out, taken from its `beforeUpdate` and then refused, so main is untouched. */
+  async function planOnly(): Promise<MergePlan> {
+    let plan: MergePlan | undefined;
+    const refuse = async (p: MergePlan) => {
+      plan = p;
+      throw new Error('stop before main is touched');
+    };
+    await expect(merge({ repoRoot, branch, strategy: 'MERGE', beforeUpdate: refuse })).rejects.toThrow('stop before main is touched');
+    return plan!;
+  }
+
+  it('leaves main untouched when the plan cannot be recorded', async () => {
+    const before = await snapshot(repoRoot);
+    const plan = await planOnly();
+    expect(plan).toMatchObject({ repoRoot, into: 'main', preHead: before.head });
+    expect(await snapshot(repoRoot)).toEqual(before);
+  });
+
+  it('puts back exactly the files git wrote, removes the stale lock, and leaves someone else\'s edit alone', async () => {
+    const before = await snapshot(repoRoot);
+    const plan = await planOnly();
+    // What a killed `merge --ff-only` leaves: its index lock, some files written, one cut off empty, a new directory.
+    await writeFiles(repoRoot, { '.git/index.lock': 'half an index', 'a.txt': 'A\n', 'b.txt': '', 'new/d.txt': 'D\n' });
+    await writeFiles(repoRoot, { 'c.txt': 'edited by the user meanwhile\n' });
+    const outcome = await finishInterruptedMerge(plan, { removeStaleLock: true });
+    expect(outcome).toMatchObject({ state: 'RESTORED', keptPaths: ['c.txt'] });
+    await expect(fs.access(path.join(repoRoot, '.git', 'index.lock'))).rejects.toThrow();
+    const after = await snapshot(repoRoot);
+    expect(after.head).toBe(before.head);
+    expect(after.files).toEqual({ ...before.files, 'c.txt': 'edited by the user meanwhile\n' });
+    expect(await git(repoRoot, 'status', '--porcelain')).toBe(' M c.txt\n');
+    await git(repoRoot, 'checkout', '--', 'c.txt');
+    expect(await snapshot(repoRoot)).toEqual(before);
+  });
+
+  it('reports BUSY and touches nothing while a live process holds the lock, or when asked not to remove one', async () => {
+    const plan = await planOnly();
+    const lock = path.join(repoRoot, '.git', 'index.lock');
+    const fd = openSync(lock, 'w');
+    const holder = spawn('sleep', ['30'], { stdio: ['ignore', fd, 'ignore'] });
+    closeSync(fd);
+    try {
+      await expect(finishInterruptedMerge(plan, { removeStaleLock: true })).resolves.toMatchObject({ state: 'BUSY' });
+      await expect(fs.access(lock)).resolves.toBeUndefined();
+    } finally {
+      holder.kill('SIGKILL');
+    }
+    await expect(finishInterruptedMerge(plan)).resolves.toMatchObject({ state: 'BUSY' });
+    await fs.rm(lock);
+  });
+
+  it('reports MERGED once the branch reached the merge commit', async () => {
+    const plan = await planOnly();
+    await git(repoRoot, 'merge', '-q', '--ff-only', plan.mergeSha);
+    await expect(finishInterruptedMerge(plan)).resolves.toMatchObject({ state: 'MERGED' });
+    expect((await git(repoRoot, 'rev-parse', 'HEAD')).trim()).toBe(plan.mergeSha);
+  });
+});
+
+describe('review reads', () => {
+  it('end in ReadTimeoutError once their budget is spent, waiting included', async () => {
+    const repoRoot = await makeRepo('budget', { 'a.txt': 'a\n' });
+    const wt = await createWorktree({ repoRoot, worktreesDir: path.join(tmp, 'budget-worktrees'), title: 'x', runId: 'r1' });
+    const slow = reviewRead('a diff on a tiny budget', () => diff({ repoRoot, branch: wt.branch, base: 'main' }), 1);
+    await expect(slow).rejects.toThrow(ReadTimeoutError);
+    await expect(slow).rejects.toThrow(/^reading a diff on a tiny budget took longer than 1 ms/);
+    await expect(diff({ repoRoot, branch: wt.branch, base: 'main' })).resolves.toMatchObject({ files: [] });
   });
 });

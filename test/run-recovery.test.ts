@@ -2,38 +2,10 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { execa, type ResultPromise } from 'execa';
 import { makePiEnvironment, startModelServer, type ModelServer } from './helpers/model-server.js';
 import { makeRepo, removeDirs, tempDir } from './helpers/repo.js';
 import { alive, runEvents, startAgentTestBed, startRun, waitFor, waitForStatus } from './helpers/runs.js';
-import { projectRoot, type TestServer } from './helpers/server.js';
-
-const CLI = path.join(projectRoot, 'dist', 'cli.js');
-
-/** `node dist/cli.js` as a child process, answering like a TestServer. */
-async function spawnServer(env: Record<string, string>): Promise<{ child: ResultPromise; t: Pick<TestServer, 'ok' | 'gql'> }> {
-  const child = execa('node', [CLI, '--port', '0'], { env, reject: false });
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      const match = /GraphiQL at (\S+)/.exec(chunk.toString());
-      if (match) resolve(match[1]);
-    });
-    void child.then((result) => reject(new Error(`server exited: ${result.stderr}`)));
-  });
-  const gql = async (query: string, variables?: Record<string, unknown>) =>
-    (await (await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) })).json()) as any;
-  return {
-    child,
-    t: {
-      gql,
-      ok: async (query, variables) => {
-        const result = await gql(query, variables);
-        if (result.errors) throw new Error(JSON.stringify(result.errors));
-        return result.data;
-      },
-    },
-  };
-}
+import { spawnServer, type TestServer } from './helpers/server.js';
 
 test('a run left RUNNING by a crashed server becomes INTERRUPTED on restart, its leftover processes ended and its worktree kept', async () => {
   const repo = await makeRepo();

@@ -8,7 +8,7 @@
  * What a failure means to the caller. Every category but `internal` is the caller's to fix or to read
  * (bad input, a missing thing, a refused state); `internal` is the server's own fault and is masked.
  */
-export type ErrorCategory = 'invalid_input' | 'not_found' | 'conflict' | 'unauthenticated' | 'forbidden' | 'subscriber_too_slow' | 'internal';
+export type ErrorCategory = 'invalid_input' | 'not_found' | 'conflict' | 'timeout' | 'unauthenticated' | 'forbidden' | 'subscriber_too_slow' | 'internal';
 
 /**
  * Base class. A subclass must declare its `category` (it is abstract), so a new error class cannot reach a
@@ -67,5 +67,18 @@ export class DataDirInUseError extends RunboardError {
   readonly category = 'conflict';
   constructor(readonly dataDir: string) {
     super(`data dir ${dataDir} is in use by another runboard server; stop it or choose another --data-dir`);
+  }
+}
+
+/** A read ran out of its time budget (the server is busy); nothing was changed, and asking again later may work. */
+export class ReadTimeoutError extends RunboardError {
+  readonly category = 'timeout';
+  constructor(
+    /** What was being read, e.g. "the diff of run-branch". */
+    readonly what: string,
+    /** The budget it ran out of. */
+    readonly budgetMs: number,
+  ) {
+    super(`reading ${what} took longer than ${budgetMs} ms (the server is busy reading git); nothing was changed, try again or ask for less at once`);
   }
 }

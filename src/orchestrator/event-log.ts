@@ -38,6 +38,7 @@ export interface RunChanges {
   exitSignal?: string | null;
   agentPid?: number | null;
   worktreeMissing?: boolean;
+  mergedSha?: string | null;
   playtestCommand?: string | null;
   playtestPid?: number | null;
   playtestStartedAt?: Date | null;
@@ -47,7 +48,7 @@ export interface RunChanges {
 }
 
 const RUN_COLUMNS: readonly (keyof RunChanges)[] = [
-  'status', 'startedAt', 'endedAt', 'error', 'exitCode', 'exitSignal', 'agentPid', 'worktreeMissing',
+  'status', 'startedAt', 'endedAt', 'error', 'exitCode', 'exitSignal', 'agentPid', 'worktreeMissing', 'mergedSha',
   'playtestCommand', 'playtestPid', 'playtestStartedAt', 'playtestEndedAt', 'playtestExitCode', 'playtestSignal',
 ];
 

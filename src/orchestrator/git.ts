@@ -3,16 +3,21 @@
  *
  * Every call goes through `runGit`: an argument array (never a shell string), a timeout, no stdin,
  * a fixed C locale and no pager, and machine output (`-z`, `--porcelain`) only. Caller text never
- * becomes a flag: refs are validated and resolved to a sha first, and paths follow `--`.
- * Operations that touch one checkout (the main one or a run's worktree) are serialized per path.
+ * becomes a flag: refs are validated and resolved to a sha first, and paths follow `--`. No
+ * program the repository's `.git` names runs (hooks, fsmonitor, filters, drivers: see below).
+ * Operations that change one checkout (the main one or a run's worktree) are serialized per path;
+ * review reads take no lock and run in a pool of their own, within a time budget.
  * Nothing here knows about GraphQL or the database: these are functions over paths.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { createHash } from 'node:crypto';
+import { readdirSync, readlinkSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { ConflictError, InvalidInputError, NotFoundError, RunboardError } from './errors.js';
-import { KeyedMutex } from './lock.js';
+import { ConflictError, InvalidInputError, NotFoundError, ReadTimeoutError, RunboardError } from './errors.js';
+import { KeyedMutex, Semaphore } from './lock.js';
 
 /** How long one git command may run before it is killed. @default 30_000 // ms */
 export const GIT_TIMEOUT_MS = 30_000;
@@ -34,7 +39,7 @@ const UNTRACKED_COUNT_BYTES = 1024 * 1024;
 // Running git
 
 /** What went wrong in a failed git command, read once from its output by `classifyFailure`. */
-export type GitErrorKind = 'NOT_A_REPOSITORY' | 'CONFLICT' | 'DIRTY' | 'BAD_REVISION' | 'TIMEOUT' | 'UNKNOWN';
+export type GitErrorKind = 'NOT_A_REPOSITORY' | 'CONFLICT' | 'DIRTY' | 'BAD_REVISION' | 'LOCKED' | 'TIMEOUT' | 'UNKNOWN';
 
 /** A git command failed in a way the caller did not expect. `kind` says how. */
 export class GitError extends RunboardError {
@@ -54,6 +59,8 @@ export class GitError extends RunboardError {
 function classifyFailure(output: string, timedOut: boolean): GitErrorKind {
   if (timedOut) return 'TIMEOUT';
   if (/not a git repository/i.test(output)) return 'NOT_A_REPOSITORY';
+  // Another git process holds a lock: "Unable to create '…/index.lock': File exists", "cannot lock ref".
+  if (/\.lock'?: File exists|cannot lock ref|Another git process seems to be running/i.test(output)) return 'LOCKED';
   if (/^CONFLICT \(|Automatic merge failed|unmerged files|resolve your current index/im.test(output)) return 'CONFLICT';
   if (/would be overwritten|uncommitted changes|Your local changes|untracked working tree files/i.test(output)) return 'DIRTY';
   if (/unknown revision|bad revision|Needed a single revision|not a valid object name|invalid reference/i.test(output)) {
@@ -67,9 +74,15 @@ interface GitOptions {
   cwd: string;
   /** The command may write; read-only commands run with GIT_OPTIONAL_LOCKS=0. @default false */
   writes?: boolean;
+  /**
+   * The command reads and writes only objects and refs, never working-tree files, so no
+   * attribute-selected program (filter, merge driver) can run, and the scan of the repository's
+   * config that `repositoryConfigGuard` does is skipped. @default false
+   */
+  objectsOnly?: boolean;
   /** Exit codes that are answers rather than failures (1 from `merge-base --is-ancestor`). */
   okExitCodes?: readonly number[];
-  /** Extra `-c key=value` settings. */
+  /** Extra settings, as `-c key=value` would give them. */
   config?: Readonly<Record<string, string>>;
   /** Stream stdout and kill git once more than this many bytes have arrived. */
   stdoutLimit?: number;
@@ -88,13 +101,23 @@ const REPOSITORY_VARIABLES = [
   'GIT_COMMON_DIR', 'GIT_NAMESPACE', 'GIT_PREFIX',
 ];
 
-function gitEnvironment(writes: boolean): NodeJS.ProcessEnv {
+/**
+ * git's environment: settings go in GIT_CONFIG_COUNT/KEY/VALUE rather than `-c key=value`, which
+ * would misread a key whose subsection holds "=" (a filter named by the repository, say).
+ */
+function gitEnvironment(writes: boolean, settings: Readonly<Record<string, string>>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const name of REPOSITORY_VARIABLES) delete env[name];
+  for (const name of Object.keys(env)) if (/^GIT_CONFIG_(PARAMETERS|COUNT|KEY_\d+|VALUE_\d+)$/.test(name)) delete env[name];
+  delete env.GIT_EXTERNAL_DIFF;
+  const entries = Object.entries(settings);
+  entries.forEach(([key, value], i) => Object.assign(env, { [`GIT_CONFIG_KEY_${i}`]: key, [`GIT_CONFIG_VALUE_${i}`]: value }));
+  env.GIT_CONFIG_COUNT = String(entries.length);
   Object.assign(env, {
     GIT_TERMINAL_PROMPT: '0',
     GIT_PAGER: 'cat',
     PAGER: 'cat',
+    GIT_EDITOR: ':',
     LC_ALL: 'C',
     LANG: 'C',
     // A path that starts with ':' or holds '*' is a file name, never pathspec magic.
@@ -104,34 +127,140 @@ function gitEnvironment(writes: boolean): NodeJS.ProcessEnv {
   return env;
 }
 
-/** Git processes running at once; more wait, so one wide query cannot fork hundreds. @default 8 */
+// ---------------------------------------------------------------------------------------------
+// Not running the repository's programs
+//
+// A run's agent shares the repository's `.git` with the main checkout: it can write `.git/config`
+// (and files it includes), `.git/hooks` and `.git/info/attributes`. So runboard's own git commands
+// must not run programs named there. Hooks and fsmonitor are turned off outright; every other key
+// that names a program is taken from the user's own (global or system) config when it sets one,
+// and otherwise made inert. Diffs also pass --no-ext-diff and --no-textconv. The agent runs as the
+// same OS user, so this does not stop it from editing the user's global config: README's
+// Security section says how to get a hard boundary.
+
+/** Settings on every command: no hooks, no fsmonitor, no signing (gpg.program), no background gc, no submodule recursion. */
+const FIXED_CONFIG: Readonly<Record<string, string>> = {
+  'core.hooksPath': '/dev/null',
+  'core.fsmonitor': 'false',
+  'commit.gpgSign': 'false',
+  'tag.gpgSign': 'false',
+  'log.showSignature': 'false',
+  'merge.verifySignatures': 'false',
+  'gc.auto': '0',
+  'maintenance.auto': 'false',
+  'submodule.recurse': 'false',
+};
+
+/** Keys (as `git config --list` spells them: section and name lowercased) whose value is a program git may run. */
+const PROGRAM_KEYS: readonly RegExp[] = [
+  /^filter\..+\.(clean|smudge|process)$/,
+  /^merge\..+\.driver$/,
+  /^diff\..+\.(command|textconv)$/,
+  /^diff\.external$/,
+  /^core\.(pager|editor|sshcommand|gitproxy|askpass|alternaterefscommand)$/,
+  /^sequence\.editor$/,
+  /^pager\..+$/,
+  /^gpg\.(.+\.)?program$/,
+  /^credential\.(.+\.)?helper$/,
+  /^uploadpack\.packobjectshook$/,
+  /^remote\..+\.(uploadpack|receivepack)$/,
+];
+
+/**
+ * What a repository-defined program key becomes when the user's own config does not set it. A
+ * merge driver becomes git's own three-way text merge (so a file still merges, or conflicts, as
+ * without the driver); everything else becomes empty, which git treats as "no program".
+ */
+function inertValue(key: string): string {
+  return /^merge\..+\.driver$/.test(key) ? 'git merge-file --marker-size=%L %A %O %B' : '';
+}
+
+/**
+ * Settings that replace every program-naming key the repository's own config (`local` and
+ * `worktree` scopes, with whatever they include) sets. Read right before each command that may
+ * touch working-tree files, so a key added since the last command is covered too.
+ */
+async function repositoryConfigGuard(cwd: string, timeoutMs: number): Promise<Record<string, string>> {
+  const { stdout } = await runGitNow(['config', '--list', '--show-scope', '-z'], { cwd, objectsOnly: true }, timeoutMs);
+  const fields = stdout.split('\0');
+  const userValues = new Map<string, string>();
+  const repositoryKeys = new Set<string>();
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const scope = fields[i];
+    const entry = fields[i + 1];
+    const newline = entry.indexOf('\n');
+    const key = newline < 0 ? entry : entry.slice(0, newline);
+    if (!PROGRAM_KEYS.some((pattern) => pattern.test(key))) continue;
+    if (scope === 'local' || scope === 'worktree') repositoryKeys.add(key);
+    else if (scope === 'global' || scope === 'system') userValues.set(key, newline < 0 ? '' : entry.slice(newline + 1));
+  }
+  const guard: Record<string, string> = {};
+  for (const key of repositoryKeys) {
+    guard[key] = userValues.get(key) ?? inertValue(key);
+    // A blanked filter must not fail the files it was "required" for.
+    const filter = /^(filter\..+)\.(clean|smudge|process)$/.exec(key);
+    if (filter && !userValues.has(key)) guard[`${filter[1]}.required`] = 'false';
+  }
+  return guard;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pools and read budgets
+//
+// Control work (creating and removing worktrees, merging) and review reads (diffs, commits, status)
+// queue for git in separate pools, so a flood of reads never delays a startRun or a merge; and
+// reads never take the per-checkout locks, which only writers need. A review read runs within a
+// time budget that covers its wait for the pool too, and ends in ReadTimeoutError when spent.
+
+/** Git processes control work runs at once. @default 8 */
 export const MAX_CONCURRENT_GIT = 8;
-let gitRunning = 0;
-const gitWaiting: (() => void)[] = [];
+/** Git processes review reads run at once, all requests together. @default 4 */
+export const MAX_CONCURRENT_READS = 4;
+/** Time one review read (a diff, a commit list, a status) may take, waiting included. @default 10_000 // ms */
+export const READ_BUDGET_MS = 10_000;
+
+const controlPool = new Semaphore(MAX_CONCURRENT_GIT);
+const readPool = new Semaphore(MAX_CONCURRENT_READS);
+const readBudget = new AsyncLocalStorage<{ what: string; deadline: number; budgetMs: number }>();
+
+/**
+ * Runs `read` as one review read of `what`: its git commands use the read pool and share one time
+ * budget. Nested calls keep the outer budget. @default budgetMs READ_BUDGET_MS
+ */
+export function reviewRead<T>(what: string, read: () => Promise<T>, budgetMs = READ_BUDGET_MS): Promise<T> {
+  if (readBudget.getStore()) return read();
+  return readBudget.run({ what, deadline: Date.now() + budgetMs, budgetMs }, read);
+}
 
 async function runGit(args: readonly string[], opts: GitOptions): Promise<GitResult> {
-  // A finishing call hands its slot straight to the next waiter, so the count never overshoots.
-  if (gitRunning >= MAX_CONCURRENT_GIT) await new Promise<void>((resolve) => gitWaiting.push(resolve));
-  else gitRunning += 1;
+  const budget = readBudget.getStore();
+  const remaining = () => (budget ? budget.deadline - Date.now() : GIT_TIMEOUT_MS);
+  const release = budget ? await readPool.acquireWithin(remaining()) : await controlPool.acquire();
+  if (!release) throw new ReadTimeoutError(budget!.what, budget!.budgetMs);
   try {
-    return await runGitNow(args, opts);
+    const timeoutMs = Math.min(GIT_TIMEOUT_MS, remaining());
+    if (timeoutMs <= 0) throw new ReadTimeoutError(budget!.what, budget!.budgetMs);
+    const guard = opts.objectsOnly ? {} : await repositoryConfigGuard(opts.cwd, timeoutMs);
+    return await runGitNow(args, { ...opts, config: { ...guard, ...opts.config } }, Math.min(GIT_TIMEOUT_MS, remaining()));
+  } catch (error) {
+    if (budget && error instanceof GitError && error.kind === 'TIMEOUT' && remaining() <= 0) {
+      throw new ReadTimeoutError(budget.what, budget.budgetMs);
+    }
+    throw error;
   } finally {
-    const next = gitWaiting.shift();
-    if (next) next();
-    else gitRunning -= 1;
+    release();
   }
 }
 
-async function runGitNow(args: readonly string[], opts: GitOptions): Promise<GitResult> {
-  const globalArgs = ['--no-pager', '-c', 'core.quotepath=off'];
-  for (const [key, value] of Object.entries(opts.config ?? {})) globalArgs.push('-c', `${key}=${value}`);
+async function runGitNow(args: readonly string[], opts: GitOptions, timeoutMs: number): Promise<GitResult> {
+  const settings = { 'core.quotepath': 'off', ...opts.config, ...FIXED_CONFIG };
   const limit = opts.stdoutLimit;
-  const subprocess = execa('git', [...globalArgs, ...args], {
+  const subprocess = execa('git', ['--no-pager', ...args], {
     cwd: opts.cwd,
-    env: gitEnvironment(opts.writes ?? false),
+    env: gitEnvironment(opts.writes ?? false, settings),
     extendEnv: false,
     stdin: 'ignore',
-    timeout: GIT_TIMEOUT_MS,
+    timeout: Math.max(1, timeoutMs),
     reject: false,
     stripFinalNewline: false,
     maxBuffer: MAX_OUTPUT_BYTES,
@@ -151,7 +280,7 @@ async function runGitNow(args: readonly string[], opts: GitOptions): Promise<Git
     throw new NotFoundError('directory', opts.cwd);
   }
   const kind = classifyFailure(`${stderr}\n${stdout}`, result.timedOut);
-  const detail = kind === 'TIMEOUT' ? `timed out after ${GIT_TIMEOUT_MS} ms` : firstLine(stderr) || result.shortMessage;
+  const detail = kind === 'TIMEOUT' ? `timed out after ${timeoutMs} ms` : firstLine(stderr) || result.shortMessage;
   throw new GitError(`git ${args[0]} failed: ${detail}`, kind, exitCode, stderr);
 }
 
@@ -243,6 +372,7 @@ async function resolveCommit(cwd: string, name: string, kind: 'branch' | 'base')
   const ref = kind === 'branch' ? `refs/heads/${name}` : name;
   const { stdout, exitCode } = await runGit(['rev-parse', '--verify', '--quiet', '--end-of-options', `${ref}^{commit}`], {
     cwd,
+    objectsOnly: true,
     okExitCodes: [1],
   });
   if (exitCode !== 0) throw new NotFoundError(kind === 'branch' ? 'branch' : 'revision', name);
@@ -258,7 +388,7 @@ export async function branchSha(repoRoot: string, branch: string): Promise<strin
 }
 
 async function isAncestor(cwd: string, ancestor: string, descendant: string): Promise<boolean> {
-  const { exitCode } = await runGit(['merge-base', '--is-ancestor', ancestor, descendant], { cwd, okExitCodes: [1] });
+  const { exitCode } = await runGit(['merge-base', '--is-ancestor', ancestor, descendant], { cwd, objectsOnly: true, okExitCodes: [1] });
   return exitCode === 0;
 }
 
@@ -284,8 +414,8 @@ export interface RepositoryInfo {
 
 async function readHead(cwd: string): Promise<Omit<RepositoryInfo, 'root'>> {
   const [symbolic, head] = await Promise.all([
-    runGit(['symbolic-ref', '--quiet', 'HEAD'], { cwd, okExitCodes: [1] }),
-    runGit(['rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], { cwd, okExitCodes: [1] }),
+    runGit(['symbolic-ref', '--quiet', 'HEAD'], { cwd, objectsOnly: true, okExitCodes: [1] }),
+    runGit(['rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], { cwd, objectsOnly: true, okExitCodes: [1] }),
   ]);
   if (head.exitCode !== 0) throw new InvalidInputError(`${cwd} has no commits yet`, 'path');
   const ref = symbolic.exitCode === 0 ? symbolic.stdout.trim() : '';
@@ -306,7 +436,7 @@ export async function openRepository(repoPath: string): Promise<RepositoryInfo> 
   if (!stat.isDirectory()) throw new InvalidInputError(`${repoPath} is not a directory`, 'path');
   let root: string;
   try {
-    root = (await runGit(['rev-parse', '--show-toplevel'], { cwd: absolute })).stdout.trim();
+    root = (await runGit(['rev-parse', '--show-toplevel'], { cwd: absolute, objectsOnly: true })).stdout.trim();
   } catch (error) {
     if (!(error instanceof GitError)) throw error;
     if (error.kind === 'NOT_A_REPOSITORY') throw new InvalidInputError(`${repoPath} is not a git repository`, 'path');
@@ -385,7 +515,7 @@ const STATE_MARKERS: ReadonlyArray<readonly [string, RepositoryState]> = [
 
 async function readOperationState(cwd: string): Promise<RepositoryState> {
   const args = STATE_MARKERS.flatMap(([marker]) => ['--git-path', marker]);
-  const markerPaths = (await runGit(['rev-parse', ...args], { cwd })).stdout.split('\n');
+  const markerPaths = (await runGit(['rev-parse', ...args], { cwd, objectsOnly: true })).stdout.split('\n');
   for (let i = 0; i < STATE_MARKERS.length; i++) {
     if (await pathExists(path.resolve(cwd, markerPaths[i]))) return STATE_MARKERS[i][1];
   }
@@ -406,7 +536,7 @@ async function readStatus(cwd: string, withIgnored = false) {
 
 /** HEAD, any half-done merge/rebase/cherry-pick/revert, and changed paths of the checkout at `root`. */
 export async function repositoryStatus(root: string): Promise<RepositoryStatus> {
-  return withLocks([root], async () => {
+  return reviewRead(`the status of ${root}`, async () => {
     const { branch, headSha, state, staged, unstaged, untracked, conflicted } = await readStatus(root);
     const cap = (paths: string[]) => paths.slice(0, MAX_LISTED_PATHS);
     const counts = { staged: staged.length, unstaged: unstaged.length, untracked: untracked.length, conflicted: conflicted.length };
@@ -447,7 +577,7 @@ export function branchNameFor(title: string, runId: string): string {
 /** Throws InvalidInputError unless `name` is a valid branch name (`git check-ref-format --branch`). */
 export async function validateBranchName(name: string): Promise<void> {
   checkRefText(name, 'branch');
-  const check = await runGit(['check-ref-format', '--branch', name], { cwd: os.tmpdir(), okExitCodes: [1, 128] });
+  const check = await runGit(['check-ref-format', '--branch', name], { cwd: os.tmpdir(), objectsOnly: true, okExitCodes: [1, 128] });
   // `--branch` expands shorthands such as `@{-1}`; only a name that comes back unchanged is literal.
   if (check.exitCode !== 0 || check.stdout.trim() !== name) {
     throw new InvalidInputError(`"${name}" is not a valid branch name`, 'branch');
@@ -501,7 +631,7 @@ function parseWorktreeList(output: string): WorktreeInfo[] {
 
 /** The worktrees git knows for the repository at `repoRoot`, main checkout first. */
 export async function listWorktrees(repoRoot: string): Promise<WorktreeInfo[]> {
-  return parseWorktreeList((await runGit(['worktree', 'list', '--porcelain', '-z'], { cwd: repoRoot })).stdout);
+  return parseWorktreeList((await runGit(['worktree', 'list', '--porcelain', '-z'], { cwd: repoRoot, objectsOnly: true })).stdout);
 }
 
 /** Whether `worktreePath` is a directory that is the top level of a git checkout. Never throws. */
@@ -509,7 +639,7 @@ export async function worktreeExists(worktreePath: string): Promise<boolean> {
   try {
     if (!(await isDirectory(worktreePath))) return false;
     const real = await fs.realpath(worktreePath);
-    const { stdout } = await runGit(['rev-parse', '--show-toplevel'], { cwd: real });
+    const { stdout } = await runGit(['rev-parse', '--show-toplevel'], { cwd: real, objectsOnly: true });
     return (await fs.realpath(stdout.trim())) === real;
   } catch {
     return false;
@@ -562,7 +692,7 @@ export async function createWorktree(input: CreateWorktreeInput): Promise<Create
   return withLocks([cwd, worktreePath], async () => {
     const head = await readHead(cwd);
     if (await pathExists(worktreePath)) throw new ConflictError(`${worktreePath} already exists`, [worktreePath]);
-    const existing = await runGit(['show-ref', '--verify', '--quiet', `refs/heads/${branch}`], { cwd, okExitCodes: [1] });
+    const existing = await runGit(['show-ref', '--verify', '--quiet', `refs/heads/${branch}`], { cwd, objectsOnly: true, okExitCodes: [1] });
     if (existing.exitCode === 0) throw new ConflictError(`branch ${branch} already exists`);
     await fs.mkdir(worktreesDir, { recursive: true });
     await runGit(['worktree', 'add', '--quiet', '-b', branch, '--', worktreePath, head.headSha], { cwd, writes: true });
@@ -616,7 +746,7 @@ export async function removeWorktree(input: RemoveWorktreeInput): Promise<Remove
     const tip = await branchSha(repoRoot, branch);
     if (!tip) return { worktreeRemoved, branchDeleted: false, unmergedCommits: 0 };
     const head = await readHead(repoRoot);
-    const { stdout } = await runGit(['rev-list', '--count', `${head.headSha}..${tip}`], { cwd: repoRoot });
+    const { stdout } = await runGit(['rev-list', '--count', `${head.headSha}..${tip}`], { cwd: repoRoot, objectsOnly: true });
     const unmergedCommits = Number(stdout.trim());
     const checkedOutElsewhere = (await listWorktrees(repoRoot)).some((w) => w.branch === branch);
     if (checkedOutElsewhere || (unmergedCommits > 0 && keepBranchIfUnmerged)) {
@@ -648,10 +778,10 @@ async function resolveRange({ repoRoot, branch, base }: BranchRange): Promise<{ 
 /** The two trees a branch's diff compares: where it left base (the empty tree if it never shared history), and its tip. */
 async function branchDiffRevisions(input: BranchRange): Promise<[string, string]> {
   const { branchSha, baseSha } = await resolveRange(input);
-  const { stdout, exitCode } = await runGit(['merge-base', baseSha, branchSha], { cwd: input.repoRoot, okExitCodes: [1] });
+  const { stdout, exitCode } = await runGit(['merge-base', baseSha, branchSha], { cwd: input.repoRoot, objectsOnly: true, okExitCodes: [1] });
   if (exitCode === 0) return [stdout.trim(), branchSha];
   // stdin is 'ignore', so this hashes zero bytes: the empty tree's id, written nowhere.
-  return [(await runGit(['hash-object', '-t', 'tree', '--stdin'], { cwd: input.repoRoot })).stdout.trim(), branchSha];
+  return [(await runGit(['hash-object', '-t', 'tree', '--stdin'], { cwd: input.repoRoot, objectsOnly: true })).stdout.trim(), branchSha];
 }
 
 /** One commit. */
@@ -690,22 +820,26 @@ export async function commitsAhead(input: BranchRange & { limit?: number }): Pro
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_COMMITS) {
     throw new InvalidInputError(`limit must be an integer from 1 to ${MAX_COMMITS}`, 'limit');
   }
-  const { branchSha, baseSha } = await resolveRange(input);
-  const { stdout } = await runGit(
-    ['log', '-z', `--format=${LOG_FORMAT}`, '--no-show-signature', `--max-count=${limit + 1}`, `${baseSha}..${branchSha}`, '--'],
-    { cwd: input.repoRoot },
-  );
-  const commits = parseLog(stdout);
-  return { commits: commits.slice(0, limit), truncated: commits.length > limit };
+  return reviewRead(`the commits of ${input.branch}`, async () => {
+    const { branchSha, baseSha } = await resolveRange(input);
+    const { stdout } = await runGit(
+      ['log', '-z', `--format=${LOG_FORMAT}`, '--no-show-signature', `--max-count=${limit + 1}`, `${baseSha}..${branchSha}`, '--'],
+      { cwd: input.repoRoot, objectsOnly: true },
+    );
+    const commits = parseLog(stdout);
+    return { commits: commits.slice(0, limit), truncated: commits.length > limit };
+  });
 }
 
 /** Commits the branch has that base lacks (`ahead`) and the reverse (`behind`). */
 export async function aheadBehind(input: BranchRange): Promise<{ ahead: number; behind: number }> {
-  const { branchSha, baseSha } = await resolveRange(input);
-  const range = `${baseSha}...${branchSha}`;
-  const { stdout } = await runGit(['rev-list', '--left-right', '--count', range, '--'], { cwd: input.repoRoot });
-  const [behind, ahead] = stdout.trim().split(/\s+/).map(Number);
-  return { ahead, behind };
+  return reviewRead(`how far ${input.branch} is ahead and behind`, async () => {
+    const { branchSha, baseSha } = await resolveRange(input);
+    const range = `${baseSha}...${branchSha}`;
+    const { stdout } = await runGit(['rev-list', '--left-right', '--count', range, '--'], { cwd: input.repoRoot, objectsOnly: true });
+    const [behind, ahead] = stdout.trim().split(/\s+/).map(Number);
+    return { ahead, behind };
+  });
 }
 
 /** How a file changed. */
@@ -744,14 +878,18 @@ const STATUS_BY_LETTER: Readonly<Record<string, FileChangeStatus>> = {
   A: 'ADDED', M: 'MODIFIED', D: 'DELETED', R: 'RENAMED', C: 'COPIED', T: 'TYPE_CHANGED',
 };
 
-/** The diff options every diff here shares: no colour or external tools, renames detected. */
-const DIFF_FLAGS = ['--no-color', '--no-ext-diff', '-M'];
+/** The diff options every diff here shares: no colour, no external diff or textconv program, renames detected. */
+const DIFF_FLAGS = ['--no-color', '--no-ext-diff', '--no-textconv', '-M'];
+
+/** Two revisions: a diff of trees, which reads no working-tree file. One (HEAD) compares with the working tree. */
+const comparesCommits = (revisions: readonly string[]) => revisions.length === 2;
 
 /** Lists changed files by combining `--name-status -z` (status, renames) and `--numstat -z` (line counts). */
 async function listChanges(cwd: string, revisions: readonly string[]): Promise<FileChange[]> {
+  const objectsOnly = comparesCommits(revisions);
   const [names, counts] = await Promise.all([
-    runGit(['diff', ...DIFF_FLAGS, '--name-status', '-z', ...revisions, '--'], { cwd }),
-    runGit(['diff', ...DIFF_FLAGS, '--numstat', '-z', ...revisions, '--'], { cwd }),
+    runGit(['diff', ...DIFF_FLAGS, '--name-status', '-z', ...revisions, '--'], { cwd, objectsOnly }),
+    runGit(['diff', ...DIFF_FLAGS, '--numstat', '-z', ...revisions, '--'], { cwd, objectsOnly }),
   ]);
   // numstat: "added\tdeleted\tpath\0", or for renames "added\tdeleted\t\0old\0new\0"; binary is "-\t-".
   const lineCounts = new Map<string, { additions: number; deletions: number; binary: boolean }>();
@@ -790,7 +928,7 @@ async function listChanges(cwd: string, revisions: readonly string[]): Promise<F
 async function readPatch(cwd: string, revisions: readonly string[], paths: readonly string[], maxBytes: number) {
   const { stdout, truncated } = await runGit(
     ['diff', ...DIFF_FLAGS, '--patch', '--src-prefix=a/', '--dst-prefix=b/', ...revisions, '--', ...paths],
-    { cwd, stdoutLimit: maxBytes },
+    { cwd, stdoutLimit: maxBytes, objectsOnly: comparesCommits(revisions) },
   );
   return { patch: stdout, truncated, patchBytes: Buffer.byteLength(stdout) };
 }
@@ -810,12 +948,14 @@ function totalsOf(files: readonly FileChange[]): DiffTotals {
  */
 export async function diff(input: BranchRange & { maxBytes?: number }): Promise<DiffResult> {
   const maxBytes = checkMaxBytes(input.maxBytes);
-  const revisions = await branchDiffRevisions(input);
-  const [files, patch] = await Promise.all([
-    listChanges(input.repoRoot, revisions),
-    readPatch(input.repoRoot, revisions, [], maxBytes),
-  ]);
-  return { files, totals: totalsOf(files), ...patch };
+  return reviewRead(`the diff of ${input.branch}`, async () => {
+    const revisions = await branchDiffRevisions(input);
+    const [files, patch] = await Promise.all([
+      listChanges(input.repoRoot, revisions),
+      readPatch(input.repoRoot, revisions, [], maxBytes),
+    ]);
+    return { files, totals: totalsOf(files), ...patch };
+  });
 }
 
 /** One file of a branch's diff. */
@@ -844,13 +984,15 @@ function checkRepoPath(filePath: string): string {
 export async function fileDiff(input: BranchRange & { path: string; maxBytes?: number }): Promise<FileDiff> {
   const filePath = checkRepoPath(input.path);
   const maxBytes = checkMaxBytes(input.maxBytes);
-  const revisions = await branchDiffRevisions(input);
-  const files = await listChanges(input.repoRoot, revisions);
-  const file = files.find((f) => f.path === filePath || f.previousPath === filePath);
-  if (!file) throw new NotFoundError('changed file', filePath);
-  // Both sides of a rename must be in the pathspec, or git shows an add and a delete.
-  const paths = file.previousPath ? [file.previousPath, file.path] : [file.path];
-  return { file, ...(await readPatch(input.repoRoot, revisions, paths, maxBytes)) };
+  return reviewRead(`the diff of ${filePath} on ${input.branch}`, async () => {
+    const revisions = await branchDiffRevisions(input);
+    const files = await listChanges(input.repoRoot, revisions);
+    const file = files.find((f) => f.path === filePath || f.previousPath === filePath);
+    if (!file) throw new NotFoundError('changed file', filePath);
+    // Both sides of a rename must be in the pathspec, or git shows an add and a delete.
+    const paths = file.previousPath ? [file.previousPath, file.path] : [file.path];
+    return { file, ...(await readPatch(input.repoRoot, revisions, paths, maxBytes)) };
+  });
 }
 
 /** Uncommitted work in a run's worktree. Untracked files are listed (up to MAX_LISTED_PATHS) but not in the patch. */
@@ -887,9 +1029,10 @@ async function describeUntracked(root: string, relative: string): Promise<FileCh
  */
 export async function uncommittedChanges(worktreePath: string, maxBytes?: number): Promise<UncommittedChanges> {
   const limit = checkMaxBytes(maxBytes);
-  if (!(await worktreeExists(worktreePath))) throw new NotFoundError('worktree', worktreePath);
   const cwd = path.resolve(worktreePath);
-  return withLocks([cwd], async () => {
+  // No checkout lock: reading is safe while the agent (or a merge) writes, and must not wait for one.
+  return reviewRead(`the uncommitted changes in ${worktreePath}`, async () => {
+    if (!(await worktreeExists(worktreePath))) throw new NotFoundError('worktree', worktreePath);
     const [tracked, patch, others] = await Promise.all([
       listChanges(cwd, ['HEAD']),
       readPatch(cwd, ['HEAD'], [], limit),
@@ -911,9 +1054,28 @@ export async function uncommittedChanges(worktreePath: string, maxBytes?: number
 
 // ---------------------------------------------------------------------------------------------
 // Merging a run into the main checkout
+//
+// The merge is computed away from the main checkout: `git merge-tree --write-tree` finds conflicts
+// and builds the merged tree, `git commit-tree` makes the commit; both write only objects. So a
+// conflicting merge never touches main at all, and nothing needs undoing. A clean result reaches
+// main in one step, `git merge --ff-only` to the new commit, which takes the index lock before
+// anything else (a busy repository is left as it was), refuses before writing a file if any file
+// it would write has local changes (a concurrent edit is never overwritten), and moves the branch
+// last. If that step is cut short (a crash, a kill, a full disk), `finishInterruptedMerge` finds
+// out how far it got and puts back exactly the files it wrote. The caller records the plan before
+// the step (`beforeUpdate`), so a restart knows which merge to look at.
 
 /** MERGE makes a merge commit (`--no-ff`); SQUASH makes one ordinary commit. */
 export type MergeStrategy = 'MERGE' | 'SQUASH';
+
+/** A merge about to move main's branch from `preHead` to `mergeSha`: what a restart needs to finish or undo it. */
+export interface MergePlan {
+  repoRoot: string;
+  /** The branch checked out in the main checkout. */
+  into: string;
+  preHead: string;
+  mergeSha: string;
+}
 
 /** What to merge, into the main checkout's current branch. */
 export interface MergeInput {
@@ -926,9 +1088,11 @@ export interface MergeInput {
   expectedBranch?: string;
   /** Commit message. @default "Merge branch '<branch>'" */
   message?: string;
+  /** Called with the plan once the merge commit exists, right before main is touched; if it throws, main is not touched. */
+  beforeUpdate?: (plan: MergePlan) => Promise<void>;
 }
 
-/** Outcome of a merge; when `ok` is false the main checkout is exactly as it was. */
+/** Outcome of a merge; when `ok` is false the main checkout was not touched. */
 export interface MergeResult {
   ok: boolean;
   /** The new HEAD of the main checkout. */
@@ -941,12 +1105,12 @@ function notMerged(message: string, conflictingPaths: string[] = []): MergeResul
   return { ok: false, sha: null, conflictingPaths, message };
 }
 
-/** Commit identity to pass with `-c` only for keys the repository does not configure. */
+/** Commit identity settings, only for keys the repository does not configure. */
 async function fallbackIdentity(cwd: string): Promise<Record<string, string>> {
   const fallback: Record<string, string> = { 'user.name': 'runboard', 'user.email': 'runboard@localhost' };
   const config: Record<string, string> = {};
   for (const key of Object.keys(fallback)) {
-    const { stdout, exitCode } = await runGit(['config', '--get', key], { cwd, okExitCodes: [1] });
+    const { stdout, exitCode } = await runGit(['config', '--get', key], { cwd, objectsOnly: true, okExitCodes: [1] });
     if (exitCode !== 0 || stdout.trim() === '') config[key] = fallback[key];
   }
   return config;
@@ -954,47 +1118,72 @@ async function fallbackIdentity(cwd: string): Promise<Record<string, string>> {
 
 /**
  * Untracked or ignored files in main that the merge would write over. git refuses for untracked
- * files but silently overwrites ignored ones (a user's `.env`), and restoring after a conflict
- * would then delete them, so both are refused up front.
+ * files but silently overwrites ignored ones (a user's `.env`), so both are refused up front.
  */
 async function filesInTheWay(cwd: string, untracked: readonly string[], headSha: string, branchSha: string) {
   if (untracked.length === 0) return [];
   // `a...b` diffs from the merge base: exactly the files the merge would write.
-  const { stdout } = await runGit(['diff', '--no-renames', '--name-only', '-z', `${headSha}...${branchSha}`, '--'], { cwd });
+  const { stdout } = await runGit(['diff', '--no-renames', '--name-only', '-z', `${headSha}...${branchSha}`, '--'], { cwd, objectsOnly: true });
   const changed = splitNul(stdout);
   // Untracked directories are listed as "dir/"; a file the branch adds at "dir" collides too.
   return changed.filter((p) => untracked.some((u) => u === p || (u.endsWith('/') && (p.startsWith(u) || u === `${p}/`))));
 }
 
-/**
- * Puts the main checkout back at `origHead`. Safe because we verified main had no tracked changes
- * before merging: `reset --hard` only rewrites tracked files and the index, never untracked files,
- * and it also clears MERGE_HEAD and SQUASH_MSG. One command covers a conflict, an empty squash,
- * a rejecting hook and a timeout alike.
- */
-async function restoreMain(cwd: string, origHead: string): Promise<void> {
-  await runGit(['reset', '--hard', '--quiet', origHead], { cwd, writes: true });
+/** The merged tree of two commits and the paths that conflict, written to the object store only. */
+async function mergeTrees(cwd: string, ours: string, theirs: string): Promise<{ tree: string; conflicts: string[] }> {
+  // Exit 1 means conflicts: then the output is the tree, then each conflicted path, NUL-separated.
+  const { stdout } = await runGit(['merge-tree', '--write-tree', '--name-only', '--no-messages', '-z', ours, theirs], { cwd, okExitCodes: [1] });
+  const [tree, ...conflicts] = splitNul(stdout);
+  return { tree, conflicts: unique(conflicts) };
 }
 
-/** Runs a merge command; on failure returns the conflicted paths, or rethrows when there are none. */
-async function attemptMerge(cwd: string, args: string[], config: Record<string, string>): Promise<string[]> {
+async function commitTree(cwd: string, tree: string, parents: readonly string[], message: string, config: Record<string, string>): Promise<string> {
+  const parentArgs = parents.flatMap((parent) => ['-p', parent]);
+  const { stdout } = await runGit(['commit-tree', '--no-gpg-sign', ...parentArgs, '-m', message, tree], { cwd, objectsOnly: true, config });
+  return stdout.trim();
+}
+
+async function treeOf(cwd: string, commit: string): Promise<string> {
+  return (await runGit(['rev-parse', '--verify', `${commit}^{tree}`], { cwd, objectsOnly: true })).stdout.trim();
+}
+
+/** Moves main from `plan.preHead` to `plan.mergeSha`, or leaves it as it was and says why. Holds main's lock. */
+async function updateMain(plan: MergePlan, branch: string): Promise<void> {
+  const { repoRoot, into } = plan;
   try {
-    await runGit(args, { cwd, writes: true, config });
-    return [];
+    await runGit(['merge', '--ff-only', '--quiet', '--no-stat', '--no-autostash', '--no-verify-signatures', plan.mergeSha], { cwd: repoRoot, writes: true });
+    return;
   } catch (error) {
     if (!(error instanceof GitError)) throw error;
-    const { conflicted } = await scanStatus(cwd);
-    if (conflicted.length > 0) return conflicted;
+    // Each of these refusals happens before git writes anything.
+    if (error.kind === 'LOCKED') {
+      throw new ConflictError(`repository busy: another git process holds a lock in ${repoRoot} (${firstLine(error.stderr)}); nothing was changed, try again`);
+    }
+    if (error.kind === 'DIRTY') {
+      throw new ConflictError(`files in ${repoRoot} changed while ${branch} was being merged (${firstLine(error.stderr)}); nothing was changed`, dirtyPathsOf(error.stderr));
+    }
+    if ((await branchSha(repoRoot, into)) !== plan.preHead && /fast-forward/i.test(error.stderr)) {
+      throw new ConflictError(`${into} moved while ${branch} was being merged; nothing was changed, try again`);
+    }
+    // Anything else may have stopped half way: put back what it wrote before reporting it.
+    const repaired = await repairMain(plan, false);
+    if (repaired.state === 'MERGED') return;
     throw error;
   }
 }
 
+/** The paths git lists, one per tab-indented line, under "would be overwritten". */
+function dirtyPathsOf(stderr: string): string[] {
+  return stderr.split('\n').filter((line) => line.startsWith('\t')).map((line) => line.slice(1));
+}
+
 /**
- * Merges `branch` into the main checkout's current branch with a merge commit (MERGE, `--no-ff`)
+ * Merges `branch` into the main checkout's current branch with a merge commit (MERGE, two parents)
  * or one squashed commit (SQUASH). Refuses with ConflictError, before touching anything, when main
  * is detached, mid-operation, has changes to tracked files, or untracked files in the way, or when
- * the run's worktree has uncommitted changes. Conflicts, an already-merged branch or an empty squash
- * return `ok: false` with main's HEAD, index and files exactly as before.
+ * the run's worktree has uncommitted changes; also when another git process holds main's lock, or
+ * a file the merge writes changed meanwhile. Conflicts, an already-merged branch or an empty squash
+ * return `ok: false`, and main was never touched.
  */
 export async function merge(input: MergeInput): Promise<MergeResult> {
   const { repoRoot, branch, strategy } = input;
@@ -1038,37 +1227,154 @@ export async function merge(input: MergeInput): Promise<MergeResult> {
       throw new ConflictError(`merging ${branch} would overwrite untracked or ignored files in ${repoRoot}`, blocked);
     }
 
-    const config = await fallbackIdentity(repoRoot);
     // The branch was resolved to a sha above, so nothing caller-supplied reaches git as a revision.
-    const mergeArgs =
-      strategy === 'MERGE'
-        ? ['merge', '--no-ff', '--no-edit', '--no-autostash', '-m', message, '--', branchSha]
-        : ['merge', '--squash', '--no-autostash', '--', branchSha];
-    try {
-      const conflictingPaths = await attemptMerge(repoRoot, mergeArgs, config);
-      if (conflictingPaths.length > 0) {
-        await restoreMain(repoRoot, main.headSha);
-        const files = conflictingPaths.length === 1 ? '1 file' : `${conflictingPaths.length} files`;
-        const what = `merging ${branch} into ${into} conflicts in ${files}; the merge was aborted and ${into} is unchanged`;
-        return notMerged(what, conflictingPaths);
-      }
-      if (strategy === 'SQUASH') {
-        const staged = await runGit(['diff', '--cached', '--quiet'], { cwd: repoRoot, okExitCodes: [1] });
-        if (staged.exitCode === 0) {
-          await restoreMain(repoRoot, main.headSha);
-          return notMerged(`squashing ${branch} changes nothing: its changes are already on ${into}`);
-        }
-        await runGit(['commit', '--quiet', '-m', message], { cwd: repoRoot, writes: true, config });
-      }
-    } catch (error) {
-      await restoreMain(repoRoot, main.headSha);
-      if (error instanceof GitError && error.kind === 'DIRTY') {
-        throw new ConflictError(`merging ${branch} would overwrite local files in ${repoRoot}: ${firstLine(error.stderr)}`);
-      }
-      throw error;
+    const merged = await mergeTrees(repoRoot, main.headSha, branchSha);
+    if (merged.conflicts.length > 0) {
+      const files = merged.conflicts.length === 1 ? '1 file' : `${merged.conflicts.length} files`;
+      return notMerged(`merging ${branch} into ${into} conflicts in ${files}; ${into} was not touched`, merged.conflicts);
     }
-    const sha = (await readHead(repoRoot)).headSha;
+    if (strategy === 'SQUASH' && merged.tree === (await treeOf(repoRoot, main.headSha))) {
+      return notMerged(`squashing ${branch} changes nothing: its changes are already on ${into}`);
+    }
+    const config = await fallbackIdentity(repoRoot);
+    const parents = strategy === 'MERGE' ? [main.headSha, branchSha] : [main.headSha];
+    const plan: MergePlan = { repoRoot, into, preHead: main.headSha, mergeSha: await commitTree(repoRoot, merged.tree, parents, message, config) };
+    await input.beforeUpdate?.(plan);
+    await updateMain(plan, branch);
     const how = strategy === 'MERGE' ? 'merge commit' : 'squashed';
-    return { ok: true, sha, conflictingPaths: [], message: `merged ${branch} into ${into} (${how}) as ${sha.slice(0, 12)}` };
+    return { ok: true, sha: plan.mergeSha, conflictingPaths: [], message: `merged ${branch} into ${into} (${how}) as ${plan.mergeSha.slice(0, 12)}` };
   });
+}
+
+/** How far an interrupted merge got, and what `finishInterruptedMerge` did about it. */
+export interface InterruptedMergeOutcome {
+  /**
+   * MERGED: the branch reached the merge commit (main is merged). RESTORED: it had not; every file
+   * the merge wrote is back as it was, but `keptPaths`. MOVED: the branch is somewhere else now, so
+   * nothing was touched. BUSY: a running git process holds main's index lock; nothing was touched.
+   */
+  state: 'MERGED' | 'RESTORED' | 'MOVED' | 'BUSY';
+  /** Files the merge writes whose content is neither the old nor the merged one: someone's edits, left alone. */
+  keptPaths: string[];
+  message: string;
+}
+
+/**
+ * Finds out how far the merge of `plan` got before it was interrupted, and completes the picture:
+ * main ends up either merged or exactly as before (except files someone else changed since, which
+ * are left alone and listed). With `removeStaleLock`, an index lock that no running process holds
+ * is taken to be the interrupted git's and removed (start-up after a crash); otherwise any lock
+ * means BUSY.
+ */
+export async function finishInterruptedMerge(plan: MergePlan, { removeStaleLock = false } = {}): Promise<InterruptedMergeOutcome> {
+  checkRefText(plan.into, 'branch');
+  return withLocks([plan.repoRoot], () => repairMain(plan, removeStaleLock));
+}
+
+async function repairMain(plan: MergePlan, removeStaleLock: boolean): Promise<InterruptedMergeOutcome> {
+  const { repoRoot, into, preHead, mergeSha } = plan;
+  const lockPath = path.resolve(repoRoot, (await runGit(['rev-parse', '--git-path', 'index.lock'], { cwd: repoRoot, objectsOnly: true })).stdout.trim());
+  if (await pathExists(lockPath)) {
+    if (!removeStaleLock || isOpenByAnyProcess(await fs.realpath(lockPath).catch(() => lockPath))) {
+      return { state: 'BUSY', keptPaths: [], message: `${lockPath} is held by another git process; the merge into ${into} was left as it is` };
+    }
+    await fs.rm(lockPath, { force: true });
+  }
+  const tip = await branchSha(repoRoot, into);
+  if (tip === mergeSha || (tip !== null && (await isAncestor(repoRoot, mergeSha, tip)))) {
+    return { state: 'MERGED', keptPaths: [], message: `the merge into ${into} had completed as ${mergeSha.slice(0, 12)}` };
+  }
+  if (tip !== preHead) {
+    return { state: 'MOVED', keptPaths: [], message: `${into} moved to ${tip?.slice(0, 12) ?? 'nowhere'} since; the interrupted merge was left alone` };
+  }
+
+  // The branch never moved: put back each file the merge wrote (its content is the merged one) and
+  // the index entries of every path the merge touches, and leave any other content alone.
+  const { stdout } = await runGit(['diff', '--no-renames', '--name-only', '-z', preHead, mergeSha, '--'], { cwd: repoRoot, objectsOnly: true });
+  const paths = splitNul(stdout);
+  const [before, after] = await Promise.all([blobIds(repoRoot, preHead, paths), blobIds(repoRoot, mergeSha, paths)]);
+  const format = (await runGit(['rev-parse', '--show-object-format'], { cwd: repoRoot, objectsOnly: true })).stdout.trim();
+  const restore: string[] = [];
+  const remove: string[] = [];
+  const keptPaths: string[] = [];
+  const emptyBlob = worktreeBlobIdOf(Buffer.alloc(0), format);
+  for (const relative of paths) {
+    const now = await worktreeBlobId(path.join(repoRoot, relative), format);
+    const was = before.get(relative) ?? null;
+    const will = after.get(relative) ?? null;
+    if (now === was) continue;
+    // An empty file where content belongs is git's own write, cut off between creating and filling it.
+    if (now === will || (now === emptyBlob && will !== null)) (was === null ? remove : restore).push(relative);
+    else keptPaths.push(relative);
+  }
+  const ours = paths.filter((p) => !keptPaths.includes(p));
+  for (const chunk of chunks(ours)) await runGit(['reset', '--quiet', preHead, '--', ...chunk], { cwd: repoRoot, writes: true });
+  for (const chunk of chunks(restore)) await runGit(['checkout', preHead, '--', ...chunk], { cwd: repoRoot, writes: true });
+  for (const relative of remove) await removeFileAndEmptyParents(repoRoot, relative);
+  const kept = keptPaths.length ? `; ${keptPaths.length} file(s) changed by someone else were left alone` : '';
+  return { state: 'RESTORED', keptPaths, message: `the merge into ${into} had not completed; ${into} is back as it was${kept}` };
+}
+
+/** Blob ids of `paths` in `commit`; paths the commit lacks are absent. */
+async function blobIds(cwd: string, commit: string, paths: readonly string[]): Promise<Map<string, string>> {
+  const ids = new Map<string, string>();
+  for (const chunk of chunks(paths)) {
+    const { stdout } = await runGit(['ls-tree', '-r', '-z', '--full-tree', commit, '--', ...chunk], { cwd, objectsOnly: true });
+    for (const record of splitNul(stdout)) {
+      const tab = record.indexOf('\t');
+      ids.set(record.slice(tab + 1), record.slice(0, tab).split(' ')[2]);
+    }
+  }
+  return ids;
+}
+
+/** The blob id git would give the file (a symlink: its target) as it is on disk, unfiltered; null when there is none. */
+async function worktreeBlobId(file: string, format: string): Promise<string | null> {
+  const stat = await fs.lstat(file).catch(() => null);
+  if (!stat || !(stat.isFile() || stat.isSymbolicLink())) return null;
+  return worktreeBlobIdOf(stat.isSymbolicLink() ? Buffer.from(await fs.readlink(file)) : await fs.readFile(file), format);
+}
+
+function worktreeBlobIdOf(content: Buffer, format: string): string {
+  return createHash(format === 'sha256' ? 'sha256' : 'sha1').update(`blob ${content.length}\0`).update(content).digest('hex');
+}
+
+async function removeFileAndEmptyParents(root: string, relative: string): Promise<void> {
+  await fs.rm(path.join(root, relative), { force: true });
+  for (let dir = path.dirname(relative); dir !== '.'; dir = path.dirname(dir)) {
+    if (!(await fs.rmdir(path.join(root, dir)).then(() => true, () => false))) return; // not empty: someone's files
+  }
+}
+
+/** Path lists cut to keep each command line well under the system's argument limit. */
+function chunks<T>(items: readonly T[], size = 500): T[][] {
+  const result: T[][] = [];
+  for (let at = 0; at < items.length; at += size) result.push(items.slice(at, at + size));
+  return result;
+}
+
+/** Whether a process on this machine has `file` open (a live git holding its lock). True when /proc cannot tell. */
+function isOpenByAnyProcess(file: string): boolean {
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((entry) => /^\d+$/.test(entry));
+  } catch {
+    return true;
+  }
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // gone, or not ours to look at
+    }
+    for (const fd of fds) {
+      try {
+        if (readlinkSync(`/proc/${pid}/fd/${fd}`) === file) return true;
+      } catch {
+        // closed while we looked
+      }
+    }
+  }
+  return false;
 }

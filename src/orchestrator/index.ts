@@ -108,7 +108,27 @@ export class Orchestrator {
   /** Start-up reconciliation with what is on disk and what an earlier server left running, then the queue resumes. */
   async start(): Promise<void> {
     await this.workspaces.reconcile();
+    await this.recoverInterruptedMerge(true);
     await Promise.all([this.runs.recover(), this.playtests.recover()]);
+  }
+
+  /**
+   * A merge interrupted while it touched main (the last server stopped, or git failed half way):
+   * main is now merged or as it was, and the run gets a `merge` event saying which (with
+   * `interrupted: true`), and `mergedSha` if merged.
+   */
+  private async recoverInterruptedMerge(atStartUp: boolean): Promise<void> {
+    const found = await this.workspaces.findInterruptedMerge({ atStartUp });
+    if (!found || found.outcome.state === 'BUSY') return; // BUSY: a live git still holds main; the next start looks again
+    const { runId, strategy, plan, outcome } = found;
+    const merged = outcome.state === 'MERGED';
+    const run = await this.db.client.run.findUnique({ where: { id: runId }, select: { cardId: true, status: true } });
+    if (run) {
+      const data = { ok: merged, sha: merged ? plan.mergeSha : null, strategy, interrupted: true, conflictingPaths: outcome.keptPaths.slice(0, 100), message: outcome.message };
+      await this.eventLog.append(runId, [{ type: 'merge', data }], merged ? { mergedSha: plan.mergeSha } : {});
+      this.bus.publish('run-updated', run.cardId, { runId, cardId: run.cardId, status: run.status });
+    }
+    await this.workspaces.settleInterruptedMerge();
   }
 
   /**
@@ -131,6 +151,7 @@ export class Orchestrator {
    * `merge` event on the run, so the merge shows in its stream like everything else it did.
    */
   async mergeRun(runId: string, strategy: MergeStrategy): Promise<MergeRunResult> {
+    await this.recoverInterruptedMerge(false);
     const result = await this.workspaces.merge(runId, strategy);
     const { sha, ok, conflictingPaths, message } = result;
     await this.eventLog.append(runId, [{ type: 'merge', data: { ok, sha, strategy, conflictingPaths: conflictingPaths.slice(0, 100), message } }]);

@@ -46,6 +46,36 @@ export class Semaphore {
   async acquire(holdAtMostMs?: number): Promise<() => void> {
     if (this.free > 0) this.free -= 1;
     else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    return this.releaser(holdAtMostMs);
+  }
+
+  /**
+   * Like `acquire`, but waits at most `waitAtMostMs` for a slot: resolves to null then, having left
+   * the queue (a read whose time budget ran out while it waited).
+   */
+  async acquireWithin(waitAtMostMs: number): Promise<(() => void) | null> {
+    if (this.free > 0) {
+      this.free -= 1;
+      return this.releaser();
+    }
+    const granted = await new Promise<boolean>((resolve) => {
+      const grant = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        const at = this.waiting.indexOf(grant);
+        if (at < 0) return; // granted meanwhile
+        this.waiting.splice(at, 1);
+        resolve(false);
+      }, Math.max(0, waitAtMostMs));
+      this.waiting.push(grant);
+    });
+    return granted ? this.releaser() : null;
+  }
+
+  /** The release of a slot just taken: hands it straight to the next waiter, so the count never overshoots. */
+  private releaser(holdAtMostMs?: number): () => void {
     let held = true;
     const timer = holdAtMostMs === undefined ? undefined : setTimeout(() => release(), holdAtMostMs);
     timer?.unref();

@@ -56,8 +56,8 @@ export interface RunEventDataByType {
   warning: { message: string };
   /** cleanupOnFinish removed the run's worktree. */
   worktree_removed: { branchDeleted: boolean; unmergedCommits: number };
-  /** mergeRun's outcome. */
-  merge: { ok: boolean; sha: string | null; strategy: MergeStrategyName; conflictingPaths: string[]; message: string | null };
+  /** mergeRun's outcome; `interrupted` when the server stopped mid-merge and the next start finished or undid it. */
+  merge: { ok: boolean; sha: string | null; strategy: MergeStrategyName; conflictingPaths: string[]; message: string | null; interrupted?: boolean };
   /** Something the run's agent changed on its card through the API. */
   board_change: { action: BoardChangeAction; commentId?: string; body?: string; description?: string | null; column?: string; position?: number | null; tags?: string[] };
   playtest_start: { command: string; pid: number | null };

@@ -3,6 +3,7 @@
  * main checkout. Everything here is read from git (through git.ts) using the branch and base
  * recorded on the run; the database only remembers where to look.
  */
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Database } from './db.js';
 import { ConflictError, NotFoundError } from './errors.js';
@@ -30,9 +31,29 @@ export interface MergeRunResult extends git.MergeResult {
   runId: string;
 }
 
+/** A merge that was about to touch the main checkout when the server last stopped, and what start-up found. */
+export interface InterruptedMerge {
+  runId: string;
+  strategy: git.MergeStrategy;
+  plan: git.MergePlan;
+  outcome: git.InterruptedMergeOutcome;
+}
+
+/** What the merge journal holds: the plan, and the run it merges and how. */
+interface JournalEntry extends git.MergePlan {
+  runId: string;
+  strategy: git.MergeStrategy;
+}
+
 export class Workspaces {
   /** Where run worktrees live: `<data dir>/worktrees`. */
   readonly worktreesDir: string;
+  /**
+   * `<data dir>/merge-in-progress.json`: the plan of a merge about to touch the main checkout,
+   * written (and synced) before it does, removed once its outcome is recorded. Its presence at
+   * start-up means the server stopped mid-merge.
+   */
+  private readonly journalPath: string;
 
   constructor(
     private readonly db: Database,
@@ -40,6 +61,7 @@ export class Workspaces {
     dataDir: string,
   ) {
     this.worktreesDir = path.join(dataDir, 'worktrees');
+    this.journalPath = path.join(dataDir, 'merge-in-progress.json');
   }
 
   /** Creates the run's worktree on a new branch from the main checkout's HEAD and records it on the run. */
@@ -103,9 +125,11 @@ export class Workspaces {
    */
   async aheadBehind(run: RunWorkspaceRef): Promise<{ ahead: number; behind: number } | null> {
     if (!hasBranch(run)) return null;
-    const baseBranchAlive = run.baseBranch !== null && (await git.branchSha(this.repoRoot, run.baseBranch)) !== null;
-    const base = baseBranchAlive ? run.baseBranch! : run.baseSha;
-    return git.aheadBehind({ repoRoot: this.repoRoot, branch: run.branch, base });
+    return git.reviewRead(`how far ${run.branch} is ahead and behind`, async () => {
+      const baseBranchAlive = run.baseBranch !== null && (await git.branchSha(this.repoRoot, run.baseBranch)) !== null;
+      const base = baseBranchAlive ? run.baseBranch! : run.baseSha;
+      return git.aheadBehind({ repoRoot: this.repoRoot, branch: run.branch, base });
+    });
   }
 
   /**
@@ -136,7 +160,8 @@ export class Workspaces {
 
   /**
    * Merges the run's branch into the main checkout, which must be on the branch the run started
-   * from. Refused while the run is active. On success the new commit is recorded on the run.
+   * from. Refused while the run is active. On success the new commit is recorded on the run. The
+   * plan is journaled before main is touched, so a server stopped mid-merge finds it at start-up.
    */
   async merge(runId: string, strategy: git.MergeStrategy): Promise<MergeRunResult> {
     const run = await this.db.client.run.findUnique({
@@ -146,16 +171,79 @@ export class Workspaces {
     if (!run) throw new NotFoundError('Run', runId);
     if (isActive(run.status as RunStatus)) throw new ConflictError(`run ${runId} is still ${run.status}; wait for it to settle or stop it before merging`);
     if (!hasBranch(run)) throw new ConflictError(`run ${runId} worked in the main checkout, so it has no branch to merge`);
-    const result = await git.merge({
-      repoRoot: this.repoRoot,
-      worktreePath: run.worktreePath,
-      branch: run.branch,
-      strategy,
-      expectedBranch: run.baseBranch ?? undefined,
-      message: mergeMessage(run.card, run, strategy),
-    });
-    if (result.ok) await this.db.write((tx) => tx.run.update({ where: { id: runId }, data: { mergedSha: result.sha } }));
-    return { ...result, runId };
+    if (await this.readJournal()) {
+      throw new ConflictError('an earlier merge into the main checkout was interrupted and is not resolved yet (another git process holds its lock); try again');
+    }
+    let journaled = false;
+    try {
+      const result = await git.merge({
+        repoRoot: this.repoRoot,
+        worktreePath: run.worktreePath,
+        branch: run.branch,
+        strategy,
+        expectedBranch: run.baseBranch ?? undefined,
+        message: mergeMessage(run.card, run, strategy),
+        beforeUpdate: async (plan) => {
+          await this.writeJournal({ runId, strategy, ...plan });
+          journaled = true;
+        },
+      });
+      if (result.ok) await this.db.write((tx) => tx.run.update({ where: { id: runId }, data: { mergedSha: result.sha } }));
+      if (journaled) await this.clearJournal();
+      return { ...result, runId };
+    } catch (error) {
+      // A ConflictError from git.merge means main was left as it was; anything else keeps the journal for start-up.
+      if (journaled && error instanceof ConflictError) await this.clearJournal();
+      throw error;
+    }
+  }
+
+  /**
+   * If a merge was interrupted while touching the main checkout (the server stopped, or git failed
+   * half way), finds out how far it got and leaves main merged or as it was (see
+   * git.finishInterruptedMerge). Returns what it found, for the caller to record on the run; null
+   * when there is nothing to finish. The journal is kept while a running git process holds main's
+   * lock (BUSY), and otherwise cleared by `settleInterruptedMerge`. `atStartUp`: a lock no process
+   * holds is the killed git's and is removed; otherwise any lock means BUSY.
+   */
+  async findInterruptedMerge({ atStartUp = false } = {}): Promise<InterruptedMerge | null> {
+    const entry = await this.readJournal();
+    if (!entry) return null;
+    const { runId, strategy, ...plan } = entry;
+    if (path.resolve(plan.repoRoot) !== path.resolve(this.repoRoot)) return null; // another repository's, not ours to touch
+    const outcome = await git.finishInterruptedMerge(plan, { removeStaleLock: atStartUp });
+    return { runId, strategy, plan, outcome };
+  }
+
+  /** Forgets the interrupted merge once its outcome is recorded. */
+  settleInterruptedMerge(): Promise<void> {
+    return this.clearJournal();
+  }
+
+  private async readJournal(): Promise<JournalEntry | null> {
+    try {
+      return JSON.parse(await fs.readFile(this.journalPath, 'utf8')) as JournalEntry;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw error;
+    }
+  }
+
+  /** Writes the journal durably: a synced temporary file renamed into place. */
+  private async writeJournal(entry: JournalEntry): Promise<void> {
+    const temporary = `${this.journalPath}.tmp`;
+    const file = await fs.open(temporary, 'w');
+    try {
+      await file.writeFile(JSON.stringify(entry));
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await fs.rename(temporary, this.journalPath);
+  }
+
+  private clearJournal(): Promise<void> {
+    return fs.rm(this.journalPath, { force: true });
   }
 }
 

@@ -7,17 +7,18 @@
 import { PothosValidationError } from '@pothos/core';
 import { GraphQLError } from 'graphql';
 import { createGraphQLError, maskError as maskUnexpected } from 'graphql-yoga';
-import { ConflictError, InvalidInputError, NotFoundError, RunboardError, type ErrorCategory } from '../orchestrator/errors.js';
+import { ConflictError, InvalidInputError, NotFoundError, ReadTimeoutError, RunboardError, type ErrorCategory } from '../orchestrator/errors.js';
 import { SubscriberTooSlowError } from '../orchestrator/event-stream.js';
 
 /** Every `extensions.code` runboard sends. The QUERY_* codes come from the request limits (plugins/use-limits.ts), BAD_REQUEST from the transport (server.ts). */
-export type ErrorCode = 'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT' | 'UNAUTHENTICATED' | 'FORBIDDEN' | 'SUBSCRIBER_TOO_SLOW' | 'QUERY_TOO_COMPLEX' | 'QUERY_TOO_EXPENSIVE' | 'BAD_REQUEST';
+export type ErrorCode = 'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT' | 'TIMEOUT' | 'UNAUTHENTICATED' | 'FORBIDDEN' | 'SUBSCRIBER_TOO_SLOW' | 'QUERY_TOO_COMPLEX' | 'QUERY_TOO_EXPENSIVE' | 'BAD_REQUEST';
 
 /** The code of each category; null for the server's own faults, which are masked. */
 const CODES: Readonly<Record<ErrorCategory, ErrorCode | null>> = {
   invalid_input: 'BAD_USER_INPUT',
   not_found: 'NOT_FOUND',
   conflict: 'CONFLICT',
+  timeout: 'TIMEOUT',
   unauthenticated: 'UNAUTHENTICATED',
   forbidden: 'FORBIDDEN',
   subscriber_too_slow: 'SUBSCRIBER_TOO_SLOW',
@@ -29,6 +30,7 @@ function extensionsOf(error: RunboardError): Record<string, unknown> | undefined
   if (error instanceof InvalidInputError) return error.field ? { field: error.field } : undefined;
   if (error instanceof NotFoundError) return { kind: error.kind };
   if (error instanceof ConflictError) return error.paths.length ? { paths: error.paths } : undefined;
+  if (error instanceof ReadTimeoutError) return { budgetMs: error.budgetMs };
   if (error instanceof SubscriberTooSlowError) return { resumeFrom: error.resumeFrom };
   return undefined;
 }

@@ -131,7 +131,7 @@ builder.prismaObjectFields(Run, (t) => ({
 }));
 
 const MergeRunResult = builder.objectRef<{ ok: boolean; sha: string | null; conflictingPaths: string[]; message: string; runId: string }>('MergeRunResult').implement({
-  description: 'When `ok` is false the main checkout is exactly as it was before.',
+  description: 'When `ok` is false the main checkout was not touched.',
   fields: (t) => ({
     ok: t.exposeBoolean('ok'),
     mergedSha: t.exposeString('sha', { nullable: true }),
@@ -148,7 +148,7 @@ builder.mutationField('mergeRun', (t) =>
   t.field({
     type: MergeRunResult,
     description:
-      'Merges a settled run\'s branch into the main checkout, which must be on the branch the run started from. CONFLICT, naming the files, when main has uncommitted changes to tracked files or is mid-operation, or the run\'s worktree has uncommitted changes. A conflicting merge is aborted and returns ok: false with the paths.',
+      'Merges a settled run\'s branch into the main checkout, which must be on the branch the run started from. CONFLICT, naming the files, when main has uncommitted changes to tracked files or is mid-operation, or the run\'s worktree has uncommitted changes; CONFLICT, having changed nothing, when another git process holds main\'s lock ("repository busy") or a file the merge writes changed meanwhile. A conflicting merge returns ok: false with the paths, and main is never touched.',
     args: {
       runId: t.arg.globalID({ for: Run, required: true }),
       strategy: t.arg({ type: MergeStrategyEnum, defaultValue: 'MERGE', required: true }),

@@ -166,6 +166,10 @@ builder.objectFields(object.merge, (t) => ({
   strategy: t.field({ type: MergeStrategyEnum, resolve: (e) => e.data.strategy }),
   conflictingPaths: t.stringList({ description: 'At most 100.', resolve: (e) => e.data.conflictingPaths ?? [] }),
   message: t.string({ resolve: (e) => e.data.message ?? '' }),
+  interrupted: t.boolean({
+    description: 'The server stopped while this merge was updating main; the next start left main merged (ok) or as it was, and recorded this.',
+    resolve: (e) => e.data.interrupted ?? false,
+  }),
 }));
 builder.objectFields(object.board_change, (t) => ({
   action: t.field({ type: BoardChangeActionEnum, resolve: (e) => e.data.action }),

@@ -1,5 +1,6 @@
 /** Starts the real server on an ephemeral port and talks to it over HTTP with fetch. */
 import path from 'node:path';
+import { execa, type ResultPromise } from 'execa';
 import { loadConfig } from '../../src/config.js';
 import { startServer, type RunboardServer, type ServerOptions } from '../../src/server.js';
 import { makeRepo, removeDirs, tempDir } from './repo.js';
@@ -54,3 +55,28 @@ export async function startTestServer(options: ServerOptions & { repo?: string; 
 }
 
 export const projectRoot = path.resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../..');
+
+/** `node dist/cli.js` (run `npm run build` first) as a child process, answering like a TestServer; `env` configures it. */
+export async function spawnServer(env: Record<string, string>): Promise<{ child: ResultPromise; t: Pick<TestServer, 'ok' | 'gql'> }> {
+  const child = execa('node', [path.join(projectRoot, 'dist', 'cli.js'), '--port', '0'], { env, reject: false });
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      const match = /GraphiQL at (\S+)/.exec(chunk.toString());
+      if (match) resolve(match[1]);
+    });
+    void child.then((result) => reject(new Error(`server exited: ${result.stderr}`)));
+  });
+  const gql = async (query: string, variables?: Record<string, unknown>) =>
+    (await (await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query, variables }) })).json()) as any;
+  return {
+    child,
+    t: {
+      gql,
+      ok: async (query, variables) => {
+        const result = await gql(query, variables);
+        if (result.errors) throw new Error(JSON.stringify(result.errors));
+        return result.data;
+      },
+    },
+  };
+}
