@@ -205,7 +205,7 @@ async function oversized(): Promise<void> {
 async function neverReading(): Promise<void> {
   // Joining a third of the way in, from seq 0, each first gets a history of megabytes that fills its socket at once.
   await sleep((SECONDS * 1000) / 3);
-  const query = 'subscription($id: ID!) { runEvents(runId: $id) { seq data } }';
+  const query = 'subscription($id: ID!) { runEvents(runId: $id) { seq ... on AssistantTextEvent { text } } }';
   const sockets: Socket[] = [];
   for (let i = 0; i < NEVER_READING_SSE; i++) {
     const body = JSON.stringify({ query, variables: { id: eventRuns[i % eventRuns.length] } });

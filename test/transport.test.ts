@@ -100,7 +100,7 @@ test('an SSE subscriber that never reads is disconnected once its writes stay bl
   const { db, eventLog } = t.server.orchestrator;
   const card = await db.client.card.create({ data: { title: 'flood', position: 0 } });
   const run = await db.client.run.create({ data: { cardId: card.id, prompt: 'flood', status: 'RUNNING' } });
-  const query = 'subscription($id: ID!) { runEvents(runId: $id) { seq data } }';
+  const query = 'subscription($id: ID!) { runEvents(runId: $id) { seq ... on AssistantTextEvent { text } } }';
   const body = JSON.stringify({ query, variables: { id: encodeGlobalID('Run', run.id) } });
   // A client that sends its subscription and then never reads a byte.
   const socket: Socket = connect(port(), '127.0.0.1');
