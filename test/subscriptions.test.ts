@@ -91,6 +91,17 @@ test('resubscribing with since continues from there, and two subscribers each ge
   expect((await collect(RUN_EVENTS, { id: run.globalId, since: 100 })).events).toEqual([]);
 });
 
+test('since past an active run\'s last seq is BAD_USER_INPUT at once, not a stream that never ends (finding 13)', async () => {
+  const run = await makeRun();
+  await write(run.id, 3, false);
+  const result = await collect(RUN_EVENTS, { id: run.globalId, since: 10 }).catch((errors) => ({ events: [], errors }));
+  expect(result.errors[0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'since' });
+  // The same run followed from its real last seq ends with its terminal status, as untilSettled asks.
+  const following = collect(RUN_EVENTS, { id: run.globalId, since: 3 });
+  await write(run.id, 2);
+  expect(seqs((await following).events)).toEqual([4, 5, 6]);
+});
+
 test('an unknown run is NOT_FOUND', async () => {
   const result = await collect(RUN_EVENTS, { id: encodeGlobalID('Run', 'nope') }).catch((errors) => ({ events: [], errors }));
   expect(result.errors[0].extensions.code).toBe('NOT_FOUND');
