@@ -185,3 +185,26 @@ test('a client that unsubscribes from a quiet run or card leaves no listener beh
   for (let i = 0; i < 100 && listening() > 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
   expect(listening()).toBe(0);
 });
+
+test('appends made in the same turn share a commit, yet one that fails rolls back alone and the rest are published in order', async () => {
+  const runs = await Promise.all([makeRun(), makeRun(), makeRun()]);
+  const { eventLog, bus } = t.server.orchestrator;
+  const published: string[] = [];
+  const stops = runs.map((run) => bus.subscribe('run-events', run.id, (event) => published.push(`${run.id}:${event.seq}`)));
+  try {
+    // All in one synchronous turn: they land in one group.
+    const appends = [
+      eventLog.append(runs[0]!.id, [{ type: 'assistant_text', data: { text: 'a' } }]),
+      eventLog.append('no-such-run', [{ type: 'assistant_text', data: { text: 'lost' } }]),
+      eventLog.append(runs[1]!.id, [{ type: 'assistant_text', data: { text: 'b' } }, { type: 'assistant_text', data: { text: 'c' } }]),
+      eventLog.append(runs[2]!.id, [{ type: 'assistant_text', data: { text: 'd' } }]),
+    ];
+    const outcomes = await Promise.allSettled(appends);
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    expect((outcomes[1] as PromiseRejectedResult).reason.constructor.name).toBe('NotFoundError');
+    expect(published).toEqual([`${runs[0]!.id}:1`, `${runs[1]!.id}:1`, `${runs[1]!.id}:2`, `${runs[2]!.id}:1`]);
+    for (const run of runs) expect((await eventLog.read(run.id)).map((e) => e.seq)).toEqual(run === runs[1] ? [1, 2] : [1]);
+  } finally {
+    for (const stop of stops) stop();
+  }
+});

@@ -62,8 +62,25 @@ function sqlValue(value: RunChanges[keyof RunChanges]): string | number | null {
 const BUMP_SEQ = 'UPDATE "Run" SET "lastSeq" = "lastSeq" + ? WHERE "id" = ? RETURNING "lastSeq", "cardId"';
 const INSERT_EVENT = 'INSERT INTO "RunEvent" ("id", "runId", "seq", "type", "data", "createdAt") VALUES (?, ?, ?, ?, ?, ?)';
 
+/** What one append wrote: its run events and the board log entries that came with them. */
+interface Written {
+  records: RunEvent[];
+  board: BoardEventRecord[];
+}
+
+/** An append waiting for the next group commit. */
+interface PendingAppend {
+  readonly runId: string;
+  /** The append's own writes, run in a savepoint of the group's transaction; null: nothing to write. */
+  readonly body: () => Written | null;
+  resolve(written: Written | null): void;
+  reject(error: unknown): void;
+}
+
 export class EventLog {
   private readonly statements;
+  /** Appends made in this turn of the event loop, committed together (see `groupCommit`). */
+  private pending: PendingAppend[] = [];
 
   constructor(
     private readonly db: Database,
@@ -87,10 +104,8 @@ export class EventLog {
    * transaction, then publishes them. Returns the stored records. NotFoundError for an unknown run.
    */
   async append(runId: string, events: readonly RunEventInput[], changes: RunChanges = {}): Promise<RunEvent[]> {
-    const { records, board } = await this.db.writeSync(() => this.write(runId, events, changes));
-    this.publish(runId, records);
-    this.boardLog.publish(board);
-    return records;
+    const written = await this.enqueue(runId, () => this.write(runId, events, changes));
+    return written!.records;
   }
 
   /**
@@ -99,11 +114,53 @@ export class EventLog {
    * QUEUED run that the queue is just starting.
    */
   async appendIfStatus(runId: string, expected: RunStatus, events: readonly RunEventInput[], changes: RunChanges): Promise<RunEvent[] | null> {
-    const written = await this.db.writeSync(() => (this.statements.status.get(runId)?.status === expected ? this.write(runId, events, changes) : null));
-    if (!written) return null;
-    this.publish(runId, written.records);
-    this.boardLog.publish(written.board);
-    return written.records;
+    const written = await this.enqueue(runId, () => (this.statements.status.get(runId)?.status === expected ? this.write(runId, events, changes) : null));
+    return written?.records ?? null;
+  }
+
+  /**
+   * Group commit: appends made in the same turn of the event loop (many runs' agents writing at once)
+   * share one transaction, so they share one WAL sync. Each runs in a savepoint of its own, so one
+   * that fails (an unknown run) rolls back alone; each resolves only after the commit, and is
+   * published then, in the order the appends were made.
+   */
+  private enqueue(runId: string, body: () => Written | null): Promise<Written | null> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ runId, body, resolve, reject });
+      if (this.pending.length === 1) setImmediate(() => void this.groupCommit());
+    });
+  }
+
+  private async groupCommit(): Promise<void> {
+    const batch = this.pending;
+    this.pending = [];
+    let outcomes: ({ ok: true; written: Written | null } | { ok: false; error: unknown })[];
+    try {
+      outcomes = await this.db.writeSync(() =>
+        batch.map((entry) => {
+          try {
+            return { ok: true as const, written: this.db.sqlite.transaction(entry.body)() }; // a savepoint inside the group's transaction
+          } catch (error) {
+            return { ok: false as const, error };
+          }
+        }),
+      );
+    } catch (error) {
+      for (const entry of batch) entry.reject(error); // the commit itself failed: nothing of the group is stored
+      return;
+    }
+    for (const [i, entry] of batch.entries()) {
+      const outcome = outcomes[i]!;
+      if (!outcome.ok) {
+        entry.reject(outcome.error);
+        continue;
+      }
+      if (outcome.written) {
+        this.publish(entry.runId, outcome.written.records);
+        this.boardLog.publish(outcome.written.board);
+      }
+      entry.resolve(outcome.written);
+    }
   }
 
   /**
@@ -129,7 +186,7 @@ export class EventLog {
    * The transaction body: run changes, then the events with the next seqs, then the board log's
    * entries for a status change (every one goes through here, with its `status` event) or a merge.
    */
-  private write(runId: string, events: readonly RunEventInput[], changes: RunChanges): { records: RunEvent[]; board: BoardEventRecord[] } {
+  private write(runId: string, events: readonly RunEventInput[], changes: RunChanges): Written {
     const columns = RUN_COLUMNS.filter((column) => column in changes);
     if (columns.length) {
       this.db.sqlite
