@@ -2,10 +2,13 @@
  * The claude driver through the real server: the pinned Claude Code (scripts/install-test-agents.sh) over
  * stream-json, against the scripted Anthropic Messages server, in real git worktrees.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
+import { ClaudeEventNormalizer } from '../src/agents/claude/events.js';
+import { parseClaudeLine } from '../src/agents/claude/protocol.js';
+import type { RunEventInput } from '../src/orchestrator/run-events.js';
 import { RUN_ID_VARIABLE } from '../src/orchestrator/runs.js';
 import { processesWithEnv } from '../src/orchestrator/processes.js';
 import { makeAgentEnvironment, PINNED_VERSIONS, type AgentEnvironment } from './helpers/agents.js';
@@ -42,6 +45,35 @@ const conversationText = (request: ModelRequest<AnthropicMessage>) => JSON.strin
 
 /** Waits for a pid the agent's tool wrote into `pidFile`. */
 const toolPid = (pidFile: string) => waitFor('the tool to start', async () => (existsSync(pidFile) ? Number((await readFile(pidFile, 'utf8')).trim()) || undefined : undefined));
+
+/** A recorded transcript (test/fixtures/claude) through the normaliser, flushed at the end. */
+function normalize(fixture: string): RunEventInput[] {
+  const out: RunEventInput[] = [];
+  const normalizer = new ClaudeEventNormalizer((events) => out.push(...events));
+  for (const line of readFileSync(new URL(`./fixtures/claude/${fixture}`, import.meta.url), 'utf8').split('\n').filter(Boolean)) normalizer.handle(parseClaudeLine(line));
+  normalizer.flush();
+  return out;
+}
+
+test('the normaliser turns recorded transcripts into run events: text, tools, usage with per-turn cost, model errors', () => {
+  const written = normalize('write-commit.jsonl');
+  expect(written.map((e) => e.type)).toEqual(['agent_start', 'assistant_text', 'tool_start', 'tool_end', 'tool_start', 'tool_end', 'thinking', 'assistant_text', 'usage', 'agent_end']);
+  expect(written[3]).toMatchObject({ data: { toolCallId: 'toolu_mock_0_0', tool: 'Write', isError: false, output: expect.stringMatching(/^File created/) } });
+  expect(written[8]).toMatchObject({ data: { input: 66238, output: 64, totalTokens: 66302, cost: 0.19967400000000002 } });
+
+  const failed = normalize('model-error.jsonl');
+  expect(failed.map((e) => e.type)).toEqual(['agent_start', 'model_error', 'agent_end']);
+  expect(failed[1]).toEqual({ type: 'model_error', data: { message: 'API Error: 400 mock bad request' } });
+
+  // Claude Code reports the session's running cost; usage events carry its growth, so they add up to the total
+  // (the steered turn reports no tokens: its cost goes with the next).
+  const steered = normalize('steer.jsonl').filter((e) => e.type === 'usage');
+  expect(steered.map((e) => (e.data as { cost: number }).cost.toFixed(6))).toEqual(['0.132144']);
+
+  const interrupted = normalize('interrupt-tool.jsonl');
+  expect(interrupted.find((e) => e.type === 'tool_end')).toMatchObject({ data: { tool: 'Bash', isError: true } });
+  expect(interrupted.filter((e) => e.type === 'unrecognized').map((e) => (e.data as { originalType: string }).originalType)).toEqual(['user']); // "[Request interrupted by user for tool use]" is kept
+});
 
 let committedRun: { id: string; session: string; prompt: string };
 

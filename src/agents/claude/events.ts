@@ -9,7 +9,7 @@
  * - assistant API error         -> model_error (Claude Code's own "API Error: …" message, not answer text)
  * - user tool_result            -> tool_end, with the tool's name from its tool_start
  * - user replay                 -> message_delivered (a message runboard wrote entered the conversation)
- * - result                      -> usage (the turn's tokens; cost as the growth of total_cost_usd), agent_end
+ * - result                      -> usage (the turn's tokens; cost as the growth of total_cost_usd since the last usage), agent_end
  * - anything else unknown       -> unrecognized
  */
 import { tailText, truncateText, type RunEventInput } from '../../orchestrator/event-log.js';
@@ -107,9 +107,10 @@ export class ClaudeEventNormalizer {
     const events: RunEventInput[] = [];
     const u = message.usage;
     const total = typeof message.total_cost_usd === 'number' ? message.total_cost_usd : this.costSoFar;
-    const cost = Math.max(0, total - this.costSoFar);
-    this.costSoFar = total;
     if (u && (u.input_tokens || u.output_tokens)) {
+      // A turn cut before its answer reports no tokens but some cost: it is carried into the next usage event.
+      const cost = Math.max(0, total - this.costSoFar);
+      this.costSoFar = total;
       const input = u.input_tokens ?? 0;
       const output = u.output_tokens ?? 0;
       const cacheRead = u.cache_read_input_tokens ?? 0;
