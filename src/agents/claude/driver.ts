@@ -88,8 +88,9 @@ export class ClaudeDriver implements AgentDriver {
   async start(launch: AgentLaunch, sink: AgentSink): Promise<AgentSession> {
     const [program, ...leading] = this.command;
     // A new session gets its id up front; a refinement keeps the earlier one (Claude Code keeps it on --resume).
-    const session = launch.resume ? ['--resume', launch.resume] : ['--session-id', randomUUID()];
-    const claudeSession = new ClaudeSession(sink);
+    const sessionId = launch.resume ?? randomUUID();
+    const session = launch.resume ? ['--resume', sessionId] : ['--session-id', sessionId];
+    const claudeSession = new ClaudeSession(sink, sessionId);
     const child = new StdioChild(
       {
         command: program!,
@@ -127,8 +128,14 @@ class ClaudeSession implements AgentSession {
   private nextControlId = 1;
   private terminating = false;
 
-  constructor(private readonly sink: AgentSink) {
+  /** `sessionId` is reported at once (a server killed before Claude Code's first line still knows it), and again if Claude Code names another. */
+  constructor(
+    private readonly sink: AgentSink,
+    sessionId: string,
+  ) {
     this.normalizer = new ClaudeEventNormalizer((events) => sink.events(events));
+    this.reportedSession = sessionId;
+    sink.session(sessionId);
   }
 
   attach(child: StdioChild): void {
