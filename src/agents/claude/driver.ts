@@ -13,9 +13,9 @@
  * - Abort is the `interrupt` control request (it kills a running tool's group; the process stays).
  * - Resume is `--resume <session id>`; the session file lives in the user's own Claude config dir.
  *
- * When a run is settled: Claude Code ends every turn with a `result` and stays alive. A steer cuts a turn
- * short, and a message written as a turn ends runs as the next turn (each with its own `result`), so a
- * `result` settles the run only once every message written has been echoed back and runboard holds no follow-up.
+ * When a run is settled: Claude Code ends every turn with a `result` and stays alive. A message written as
+ * a turn ends (or after an interrupt) runs as the next turn, with its own `result`, so a `result` settles the
+ * run only once every message written has been echoed back and runboard holds no follow-up.
  */
 import { randomUUID } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
@@ -31,6 +31,7 @@ import { PREVIEW_CHARS } from '../text-coalescer.js';
 import { ClaudeEventNormalizer } from './events.js';
 import { ClaudeMessageType, ClaudeSystemSubtype, encodeClaudeInput, interruptInput, parseClaudeLine, userInput, type ClaudeInput, type ClaudeMessage, type ResultMessage, type UserInput } from './protocol.js';
 
+/** How to start Claude Code: from config (RUNBOARD_CLAUDE_COMMAND / RUNBOARD_CLAUDE_ARGS). */
 export interface ClaudeDriverOptions {
   /** The program and its leading arguments. @default ['claude'], found on PATH */
   command?: readonly string[] | null;
@@ -50,6 +51,7 @@ const CAPABILITIES: AgentCapabilities = { steer: 'NATIVE', followUp: 'QUEUED', r
 
 const SESSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** The `claude` preset: Claude Code over stream-json (see above). */
 export class ClaudeDriver implements AgentDriver {
   readonly name = 'claude';
   readonly protocol = 'claude-stream-json';
