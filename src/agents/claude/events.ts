@@ -24,8 +24,8 @@ import {
   type UserMessage,
 } from './protocol.js';
 
-/** `system` subtypes that add nothing to the events around them (progress noise, task bookkeeping). */
-const QUIET_SYSTEM_SUBTYPES = new Set(['status', 'thinking_tokens', 'task_started', 'task_progress', 'task_notification', 'compact_boundary', 'hook_started', 'hook_response']);
+/** Observed `system` subtypes that add nothing to the events around them (status noise, a Bash's task bookkeeping); others are kept. */
+const QUIET_SYSTEM_SUBTYPES = new Set(['status', 'thinking_tokens', 'task_started', 'task_notification']);
 
 /** Tool calls whose name is remembered until their result comes. @default 1_000 */
 export const MAX_OPEN_TOOL_CALLS = 1_000;
