@@ -26,6 +26,10 @@ export interface Config {
   agentCommand: string[] | null;
   /** Extra arguments after `--mode rpc`, parsed likewise (a provider or model, say). @default none */
   agentArgs: string[];
+  /** Claude Code's program, parsed into an argument array (no shell). @default claude, found on PATH */
+  claudeCommand: string[] | null;
+  /** Extra arguments after runboard's own Claude Code flags, parsed likewise (a model, say). @default none */
+  claudeArgs: string[];
   /** Runs beyond this wait QUEUED and start in order. @default 4 */
   maxConcurrentRuns: number;
   /** The playtest command, parsed into an argument array (no shell). @default ['cargo', 'run'] */
@@ -65,6 +69,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'databaseUrl', flag: 'database-url', env: 'DATABASE_URL', defaultText: 'file:<data dir>/runboard.db', description: 'SQLite database URL' },
   { key: 'agentCommand', flag: 'agent-command', env: 'RUNBOARD_AGENT_COMMAND', defaultText: 'pi from the project\'s dependencies', description: 'Agent program, started as <command> --mode rpc <args> (parsed, never run through a shell)' },
   { key: 'agentArgs', flag: 'agent-args', env: 'RUNBOARD_AGENT_ARGS', defaultText: 'none', description: 'Extra agent arguments, e.g. "--provider openai --model gpt-4o"' },
+  { key: 'claudeCommand', flag: 'claude-command', env: 'RUNBOARD_CLAUDE_COMMAND', defaultText: 'claude on PATH', description: 'Claude Code program for runs with agent "claude" (parsed, never run through a shell)' },
+  { key: 'claudeArgs', flag: 'claude-args', env: 'RUNBOARD_CLAUDE_ARGS', defaultText: 'none', description: 'Extra Claude Code arguments, e.g. "--model claude-sonnet-4-5"' },
   { key: 'maxConcurrentRuns', flag: 'max-concurrent-runs', env: 'RUNBOARD_MAX_CONCURRENT_RUNS', defaultText: '4', description: 'Runs working at once; more wait QUEUED and start in order' },
   { key: 'playtestCommand', flag: 'playtest-command', env: 'RUNBOARD_PLAYTEST_COMMAND', defaultText: 'cargo run', description: 'Playtest command, run in a run\'s worktree (parsed, never run through a shell)' },
   { key: 'logLevel', flag: 'log-level', env: 'LOG_LEVEL', defaultText: 'info', description: `Log level: ${LOG_LEVELS.join(', ')}` },
@@ -113,6 +119,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, cwd 
     databaseUrl: parseDatabaseUrl(raw(option('databaseUrl')), dataDir, cwd),
     agentCommand: parseArgv('RUNBOARD_AGENT_COMMAND', raw(option('agentCommand'))),
     agentArgs: parseArgv('RUNBOARD_AGENT_ARGS', raw(option('agentArgs'))) ?? [],
+    claudeCommand: parseArgv('RUNBOARD_CLAUDE_COMMAND', raw(option('claudeCommand'))),
+    claudeArgs: parseArgv('RUNBOARD_CLAUDE_ARGS', raw(option('claudeArgs'))) ?? [],
     maxConcurrentRuns: parsePositive('RUNBOARD_MAX_CONCURRENT_RUNS', raw(option('maxConcurrentRuns')) ?? '4', 64),
     playtestCommand: parseArgv('RUNBOARD_PLAYTEST_COMMAND', raw(option('playtestCommand'))) ?? ['cargo', 'run'],
     logLevel: parseLogLevel(raw(option('logLevel')) ?? 'info'),

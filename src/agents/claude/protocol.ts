@@ -120,6 +120,8 @@ export interface UserMessage {
   readonly message: { readonly role: 'user'; readonly content: string | readonly ClaudeContentBlock[] };
   /** The tool's structured result (e.g. Bash: stdout, stderr, interrupted). */
   readonly tool_use_result?: unknown;
+  /** True on the echo of a user message runboard wrote (`--replay-user-messages`): it entered the conversation. */
+  readonly isReplay?: boolean;
 }
 
 /** The end of a turn: the settle signal, with outcome, usage and cost. */
