@@ -26,6 +26,8 @@ export interface Config {
   agentCommand: string[] | null;
   /** Extra arguments after `--mode rpc`, parsed likewise (a provider or model, say). @default none */
   agentArgs: string[];
+  /** Codex's program and leading arguments, parsed likewise; started as `<command> app-server`. @default codex on PATH */
+  codexCommand: string[] | null;
   /** Runs beyond this wait QUEUED and start in order. @default 4 */
   maxConcurrentRuns: number;
   /** The playtest command, parsed into an argument array (no shell). @default ['cargo', 'run'] */
@@ -65,6 +67,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'databaseUrl', flag: 'database-url', env: 'DATABASE_URL', defaultText: 'file:<data dir>/runboard.db', description: 'SQLite database URL' },
   { key: 'agentCommand', flag: 'agent-command', env: 'RUNBOARD_AGENT_COMMAND', defaultText: 'pi from the project\'s dependencies', description: 'Agent program, started as <command> --mode rpc <args> (parsed, never run through a shell)' },
   { key: 'agentArgs', flag: 'agent-args', env: 'RUNBOARD_AGENT_ARGS', defaultText: 'none', description: 'Extra agent arguments, e.g. "--provider openai --model gpt-4o"' },
+  { key: 'codexCommand', flag: 'codex-command', env: 'RUNBOARD_CODEX_COMMAND', defaultText: 'codex on PATH', description: 'Codex program for the codex agent, started as <command> app-server (parsed, never run through a shell)' },
   { key: 'maxConcurrentRuns', flag: 'max-concurrent-runs', env: 'RUNBOARD_MAX_CONCURRENT_RUNS', defaultText: '4', description: 'Runs working at once; more wait QUEUED and start in order' },
   { key: 'playtestCommand', flag: 'playtest-command', env: 'RUNBOARD_PLAYTEST_COMMAND', defaultText: 'cargo run', description: 'Playtest command, run in a run\'s worktree (parsed, never run through a shell)' },
   { key: 'logLevel', flag: 'log-level', env: 'LOG_LEVEL', defaultText: 'info', description: `Log level: ${LOG_LEVELS.join(', ')}` },
@@ -113,6 +116,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, cwd 
     databaseUrl: parseDatabaseUrl(raw(option('databaseUrl')), dataDir, cwd),
     agentCommand: parseArgv('RUNBOARD_AGENT_COMMAND', raw(option('agentCommand'))),
     agentArgs: parseArgv('RUNBOARD_AGENT_ARGS', raw(option('agentArgs'))) ?? [],
+    codexCommand: parseArgv('RUNBOARD_CODEX_COMMAND', raw(option('codexCommand'))),
     maxConcurrentRuns: parsePositive('RUNBOARD_MAX_CONCURRENT_RUNS', raw(option('maxConcurrentRuns')) ?? '4', 64),
     playtestCommand: parseArgv('RUNBOARD_PLAYTEST_COMMAND', raw(option('playtestCommand'))) ?? ['cargo', 'run'],
     logLevel: parseLogLevel(raw(option('logLevel')) ?? 'info'),

@@ -3,6 +3,7 @@
  * The run lifecycle only sees the AgentDriver interface; this is the one place that names drivers.
  */
 import { AgentCatalog } from '../orchestrator/agent-catalog.js';
+import { CodexDriver } from './codex/driver.js';
 import { PiDriver } from './pi/driver.js';
 
 export interface AgentConfig {
@@ -10,12 +11,14 @@ export interface AgentConfig {
   piCommand?: readonly string[] | null;
   /** Added after pi's `--mode rpc`. */
   piArgs?: readonly string[];
+  /** Codex's program and leading arguments, started as `<command> app-server`. @default codex on PATH */
+  codexCommand?: readonly string[] | null;
   /** The agent a run gets when it names none. @default 'pi' */
   defaultAgent?: string | null;
 }
 
 /** Every configured agent, by name. */
 export function createAgentCatalog(config: AgentConfig = {}): AgentCatalog {
-  const drivers = [new PiDriver({ command: config.piCommand, args: config.piArgs })];
+  const drivers = [new PiDriver({ command: config.piCommand, args: config.piArgs }), new CodexDriver({ command: config.codexCommand })];
   return new AgentCatalog(drivers, config.defaultAgent ?? 'pi');
 }

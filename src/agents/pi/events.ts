@@ -158,7 +158,7 @@ export class PiEventNormalizer {
 }
 
 /** Tool arguments as they are when small; a JSON preview string when not. */
-function capArgs(args: unknown): unknown {
+export function capArgs(args: unknown): unknown {
   const json = JSON.stringify(args ?? {});
   return json.length <= TOOL_ARGS_CHARS ? (args ?? {}) : truncateText(json, TOOL_ARGS_CHARS);
 }

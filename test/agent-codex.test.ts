@@ -1,0 +1,107 @@
+/**
+ * The codex agent through the real runboard server: the pinned Codex CLI (`codex app-server`) against the
+ * scripted OpenAI Responses server, in real git worktrees. A run writes and commits a file; its events are
+ * typed; a STEER during a slow command reaches the next model request and a FOLLOW_UP runs after the turn;
+ * stopRun leaves no process; a model error fails the run with its message; a refinement resumes the
+ * thread; a server SIGKILLed mid-run is recovered; Query.agents tells the truth about codex.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { readFile, readlink } from 'node:fs/promises';
+import path from 'node:path';
+import { decodeGlobalID } from '@pothos/plugin-relay';
+import { execa } from 'execa';
+import { processesWithEnv } from '../src/orchestrator/processes.js';
+import { RUN_ID_VARIABLE } from '../src/orchestrator/runs.js';
+import { makeAgentEnvironment, PINNED_VERSIONS, type AgentEnvironment } from './helpers/agents.js';
+import type { ModelScript, ModelServer } from './helpers/model-server.js';
+import { removeDirs, tempDir, makeRepo } from './helpers/repo.js';
+import { startResponsesServer, type ResponsesItem } from './helpers/responses-server.js';
+import { alive, runEvents, startRun, waitFor, waitForStatus } from './helpers/runs.js';
+import { spawnServer, startTestServer, type TestServer } from './helpers/server.js';
+
+const TEST_TIMEOUT_MS = 60_000; // a cold Codex start and a few model round trips, on 2 shared cores
+const SLOW_COMMAND = 'echo started; sleep 37';
+
+let model: ModelServer<ResponsesItem> | undefined;
+let env: AgentEnvironment | undefined;
+let t: TestServer | undefined;
+
+afterEach(async () => {
+  await t?.close();
+  await model?.close();
+  await env?.cleanup();
+  t = model = env = undefined;
+});
+
+/** A Responses server running `script`, a Codex home pointed at it, and a runboard server whose codex agent uses both. */
+async function setUp(script: ModelScript<ResponsesItem>, options: { repo?: string; dataDir?: string } = {}): Promise<TestServer> {
+  model = await startResponsesServer(script);
+  env = await makeAgentEnvironment('codex', model);
+  t = await startTestServer({ ...options, agentEnv: env.env, env: { RUNBOARD_CODEX_COMMAND: env.command } });
+  return t;
+}
+
+/** The processes carrying the run's id, as runboard gives it to the agent and everything it starts. */
+function runProcesses(runId: string): number[] {
+  return processesWithEnv(RUN_ID_VARIABLE, decodeGlobalID(runId).id).filter(alive);
+}
+
+/** Resolves once a process of the run runs `command`. */
+function commandRunning(runId: string, command: string): Promise<number> {
+  return waitFor(`"${command}" to run`, async () =>
+    runProcesses(runId).find((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').includes(command);
+      } catch {
+        return false;
+      }
+    }),
+  );
+}
+
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+const exec = (cmd: string) => ({ toolCalls: [{ name: 'exec_command', arguments: { cmd } }] });
+
+test('a card\'s run writes a file and commits it: SUCCEEDED, the branch has the commit, and the events are typed', async () => {
+  const server = await setUp(({ toolResultCount }) => {
+    if (toolResultCount === 0) return { text: 'I will create the file.', ...exec(`printf 'hello from codex\\n' > hello.txt && echo wrote-it`) };
+    if (toolResultCount === 1) return exec(`git add -A && git commit -qm "agent: add hello" && echo committed`);
+    return { thinking: 'Both steps worked.', text: 'Created hello.txt and committed it.' };
+  });
+  const runId = await startRun(server, 'Add hello', { agent: 'codex' });
+  const run = await waitForStatus(server, runId);
+  expect(run).toMatchObject({ status: 'SUCCEEDED', error: null });
+  expect(await readFile(path.join(run.worktreePath, 'hello.txt'), 'utf8')).toBe('hello from codex\n');
+  const { stdout: subject } = await execa('git', ['log', '-1', '--format=%s', run.branch], { cwd: server.repo });
+  expect(subject).toBe('agent: add hello');
+
+  const events = await runEvents(server, runId);
+  const of = (type: string) => events.filter((e) => e.type === type).map((e) => e.data);
+  expect(of('assistant_text').map((d) => d.text).join('')).toBe('I will create the file.Created hello.txt and committed it.');
+  expect(of('thinking').map((d) => d.text).join('')).toBe('Both steps worked.');
+  const starts = of('tool_start');
+  expect(starts).toHaveLength(2);
+  expect(starts[0]).toMatchObject({ tool: 'command', args: { command: expect.stringContaining('hello.txt'), cwd: run.worktreePath } });
+  const ends = of('tool_end');
+  expect(ends.map((d) => [d.toolCallId, d.isError])).toEqual(starts.map((d) => [d.toolCallId, false]));
+  expect(ends[0].output).toContain('wrote-it');
+  expect(ends[1].output).toContain('committed');
+  const usage = of('usage');
+  expect(usage).toHaveLength(3); // one per model response
+  for (const u of usage) expect(u.totalTokens).toBeGreaterThan(0);
+  expect(of('message_delivered').map((d) => d.text)).toEqual([expect.stringContaining('Add hello')]);
+  expect(of('agent_start')).toHaveLength(1);
+  expect(events.at(-1)).toMatchObject({ type: 'status', data: { status: 'SUCCEEDED' } });
+
+  // The thread lives in a home of the run's own under the data dir, with the user's login linked in.
+  expect(run.agentSession).toMatch(/rollout-.*\.jsonl$/);
+  expect(run.agentSession.startsWith(path.join(server.dataDir, 'agents', 'codex', 'homes'))).toBe(true);
+  const home = run.agentSession.slice(0, run.agentSession.indexOf(`${path.sep}sessions${path.sep}`));
+  expect(path.basename(home)).toBe(decodeGlobalID(runId).id);
+  // Codex trusts the project it got full access to by writing to its config.toml: the run's copy, not the user's.
+  const userConfig = readFileSync(path.join(env!.env.CODEX_HOME, 'config.toml'), 'utf8');
+  expect(userConfig).not.toContain('trust_level');
+  expect(readFileSync(path.join(home, 'config.toml'), 'utf8')).toMatch(new RegExp(`^${escapeRegExp(userConfig)}[^]*trust_level = "trusted"`));
+  expect(runProcesses(runId)).toEqual([]);
+}, TEST_TIMEOUT_MS);
