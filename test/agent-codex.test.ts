@@ -105,3 +105,111 @@ test('a card\'s run writes a file and commits it: SUCCEEDED, the branch has the 
   expect(readFileSync(path.join(home, 'config.toml'), 'utf8')).toMatch(new RegExp(`^${escapeRegExp(userConfig)}[^]*trust_level = "trusted"`));
   expect(runProcesses(runId)).toEqual([]);
 }, TEST_TIMEOUT_MS);
+
+/** Sends a STEER or FOLLOW_UP to a run. */
+async function send(server: TestServer, runId: string, mode: 'STEER' | 'FOLLOW_UP', text: string): Promise<void> {
+  await server.ok(`mutation($runId: ID!, $text: String!, $mode: MessageMode!) { sendRunMessage(runId: $runId, text: $text, mode: $mode) { id } }`, { runId, text, mode });
+}
+
+test('a STEER sent during a slow command reaches the next model request; a FOLLOW_UP runs after the turn', async () => {
+  const server = await setUp(({ toolResultCount, lastUserText }) => {
+    if (lastUserText === 'Then say bye.') return { text: 'Bye.' };
+    if (toolResultCount === 0) return exec('echo started; sleep 4; echo slept');
+    return { text: 'Done, with tabs.' };
+  });
+  const runId = await startRun(server, 'Reformat', { agent: 'codex' });
+  await commandRunning(runId, 'sleep 4');
+  await send(server, runId, 'STEER', 'Use tabs.');
+  await send(server, runId, 'FOLLOW_UP', 'Then say bye.');
+  const run = await waitForStatus(server, runId);
+  expect(run).toMatchObject({ status: 'SUCCEEDED' });
+
+  const requests = model!.requests;
+  expect(requests).toHaveLength(3);
+  // The steer went into the request that carried the slow command's result, the follow-up only after that turn.
+  expect(requests[1].toolResults.join('')).toContain('slept');
+  expect(JSON.stringify(requests[1].messages)).toContain('Use tabs.');
+  expect(JSON.stringify(requests[1].messages)).not.toContain('Then say bye.');
+  expect(requests[2].lastUserText).toBe('Then say bye.');
+  expect(JSON.stringify(requests[2].messages)).toContain('Done, with tabs.');
+
+  const events = await runEvents(server, runId);
+  const delivered = events.filter((e) => e.type === 'message_delivered').map((e) => e.data.text);
+  expect(delivered).toEqual([expect.stringContaining('Reformat'), 'Use tabs.', 'Then say bye.']);
+  expect(events.filter((e) => e.type === 'queue').map((e) => e.data.followUp)).toEqual([1, 0]);
+  expect(events.filter((e) => e.type === 'agent_start')).toHaveLength(2); // the follow-up is a turn of its own
+  expect(events.filter((e) => e.type === 'assistant_text').map((e) => e.data.text).join('')).toBe('Done, with tabs.Bye.');
+}, TEST_TIMEOUT_MS);
+
+test('stopRun during a slow command leaves no process of the run alive', async () => {
+  const server = await setUp(() => exec(SLOW_COMMAND));
+  const runId = await startRun(server, 'Wait', { agent: 'codex' });
+  const sleeper = await commandRunning(runId, 'sleep 37');
+  await waitFor('the command\'s tool_start', async () => ((await runEvents(server, runId)).some((e) => e.type === 'tool_start') ? true : undefined));
+  await server.ok(`mutation($id: ID!) { stopRun(runId: $id) { id } }`, { id: runId });
+  const run = await waitForStatus(server, runId);
+  expect(run.status).toBe('STOPPED');
+  expect(alive(sleeper)).toBe(false);
+  expect(runProcesses(runId)).toEqual([]);
+  const events = await runEvents(server, runId);
+  expect(events.find((e) => e.type === 'tool_start')?.data).toMatchObject({ tool: 'command', args: { command: expect.stringContaining('sleep 37') } });
+  expect(events.at(-1)).toMatchObject({ type: 'status', data: { status: 'STOPPED' } });
+}, TEST_TIMEOUT_MS);
+
+test('a model error fails the run with the model\'s message', async () => {
+  const server = await setUp(() => ({ error: { status: 400, message: 'mock bad request' } }));
+  const runId = await startRun(server, 'Fail', { agent: 'codex' });
+  const run = await waitForStatus(server, runId);
+  expect(run).toMatchObject({ status: 'FAILED', error: 'mock bad request' });
+  const events = await runEvents(server, runId);
+  expect(events.filter((e) => e.type === 'model_error').map((e) => e.data.message)).toEqual(['mock bad request']);
+  expect(runProcesses(runId)).toEqual([]);
+}, TEST_TIMEOUT_MS);
+
+/** Starts a refinement of `runId` with `prompt`; returns the new run's id. */
+async function refine(server: Pick<TestServer, 'ok'>, runId: string, prompt: string): Promise<string> {
+  const { run } = await server.ok(`query($id: ID!) { run(id: $id) { card { id } } }`, { id: runId });
+  const { startRun: refined } = await server.ok(`mutation($input: StartRunInput!) { startRun(input: $input) { id agent } }`, { input: { cardId: run.card.id, refineRunId: runId, prompt } });
+  expect(refined.agent).toBe('codex');
+  return refined.id;
+}
+
+test('a refinement resumes the same thread: the next model request contains the earlier conversation', async () => {
+  const server = await setUp(({ lastUserText }) => ({ text: lastUserText === 'Now in French.' ? 'Bonjour.' : 'Hello there.' }));
+  const first = await startRun(server, 'Greet', { agent: 'codex' });
+  const done = await waitForStatus(server, first);
+  expect(done.status).toBe('SUCCEEDED');
+
+  const second = await refine(server, first, 'Now in French.');
+  const refined = await waitForStatus(server, second);
+  expect(refined).toMatchObject({ status: 'SUCCEEDED', worktreePath: done.worktreePath, agentSession: done.agentSession });
+  const last = model!.requests.at(-1)!;
+  expect(last.lastUserText).toBe('Now in French.');
+  expect(JSON.stringify(last.messages)).toContain('Hello there.');
+  expect(JSON.stringify(last.messages)).toContain('Greet');
+  const events = await runEvents(server, second);
+  expect(events.filter((e) => e.type === 'usage')).toHaveLength(1); // the resumed thread's old totals are not counted again
+  expect(events.filter((e) => e.type === 'assistant_text').map((e) => e.data.text).join('')).toBe('Bonjour.');
+}, TEST_TIMEOUT_MS);
+
+test('Query.agents reports codex available with its version and capabilities; a missing program is unavailable and refused', async () => {
+  const server = await setUp(() => ({ text: 'unused' }));
+  const query = `{ agents { name protocol command available version capabilities { steer followUp resume usage cost } } }`;
+  const { agents } = await server.ok(query);
+  expect(agents.find((a: { name: string }) => a.name === 'codex')).toEqual({
+    name: 'codex',
+    protocol: 'codex-app-server',
+    command: `${env!.command} app-server -c approval_policy="never" -c sandbox_mode="danger-full-access"`,
+    available: true,
+    version: PINNED_VERSIONS.codex,
+    capabilities: { steer: 'NATIVE', followUp: 'QUEUED', resume: true, usage: true, cost: false },
+  });
+  await t!.close();
+
+  t = await startTestServer({ agentEnv: env!.env, env: { RUNBOARD_CODEX_COMMAND: '/nonexistent/codex' } });
+  const missing = (await t.ok(query)).agents.find((a: { name: string }) => a.name === 'codex');
+  expect(missing).toMatchObject({ available: false, version: null });
+  const { createCard } = await t.ok(`mutation { createCard(input: { title: "No codex" }) { id } }`);
+  const refused = await t.gql(`mutation($input: StartRunInput!) { startRun(input: $input) { id } }`, { input: { cardId: createCard.id, agent: 'codex' } });
+  expect(refused.errors?.[0]).toMatchObject({ message: expect.stringMatching(/codex.*not found.*installed agents: pi/), extensions: { code: 'BAD_USER_INPUT' } });
+}, TEST_TIMEOUT_MS);
