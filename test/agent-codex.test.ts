@@ -5,8 +5,8 @@
  * stopRun leaves no process; a model error fails the run with its message; a refinement resumes the
  * thread; a server SIGKILLed mid-run is recovered; Query.agents tells the truth about codex.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { readFile, readlink } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { readFile, readlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { execa } from 'execa';
@@ -69,6 +69,8 @@ test('a card\'s run writes a file and commits it: SUCCEEDED, the branch has the 
     if (toolResultCount === 1) return exec(`git add -A && git commit -qm "agent: add hello" && echo committed`);
     return { thinking: 'Both steps worked.', text: 'Created hello.txt and committed it.' };
   });
+  const userAuth = path.join(env!.env.CODEX_HOME, 'auth.json');
+  await writeFile(userAuth, JSON.stringify({ OPENAI_API_KEY: 'sk-the-users-own' })); // the user's login
   const runId = await startRun(server, 'Add hello', { agent: 'codex' });
   const run = await waitForStatus(server, runId);
   expect(run).toMatchObject({ status: 'SUCCEEDED', error: null });
@@ -99,6 +101,7 @@ test('a card\'s run writes a file and commits it: SUCCEEDED, the branch has the 
   expect(run.agentSession.startsWith(path.join(server.dataDir, 'agents', 'codex', 'homes'))).toBe(true);
   const home = run.agentSession.slice(0, run.agentSession.indexOf(`${path.sep}sessions${path.sep}`));
   expect(path.basename(home)).toBe(decodeGlobalID(runId).id);
+  expect(await readlink(path.join(home, 'auth.json'))).toBe(userAuth);
   // Codex trusts the project it got full access to by writing to its config.toml: the run's copy, not the user's.
   const userConfig = readFileSync(path.join(env!.env.CODEX_HOME, 'config.toml'), 'utf8');
   expect(userConfig).not.toContain('trust_level');
@@ -212,4 +215,39 @@ test('Query.agents reports codex available with its version and capabilities; a 
   const { createCard } = await t.ok(`mutation { createCard(input: { title: "No codex" }) { id } }`);
   const refused = await t.gql(`mutation($input: StartRunInput!) { startRun(input: $input) { id } }`, { input: { cardId: createCard.id, agent: 'codex' } });
   expect(refused.errors?.[0]).toMatchObject({ message: expect.stringMatching(/codex.*not found.*installed agents: pi/), extensions: { code: 'BAD_USER_INPUT' } });
+}, TEST_TIMEOUT_MS);
+
+test('SIGKILL of the server mid-run, then a restart: INTERRUPTED, no stray processes, and refine resumes the thread', async () => {
+  const repo = await makeRepo();
+  const dataDir = await tempDir();
+  model = await startResponsesServer(({ lastUserText }) => (lastUserText === 'Carry on.' ? { text: 'Carried on.' } : exec(SLOW_COMMAND)));
+  env = await makeAgentEnvironment('codex', model);
+  const serverEnv = { ...env.env, RUNBOARD_REPO: repo, RUNBOARD_DATA_DIR: dataDir, RUNBOARD_CODEX_COMMAND: env.command };
+  let second: Awaited<ReturnType<typeof spawnServer>> | undefined;
+  try {
+    const first = await spawnServer(serverEnv);
+    const runId = await startRun(first.t as TestServer, 'Outlive the server', { agent: 'codex' });
+    const sleeper = await commandRunning(runId, 'sleep 37');
+    first.child.kill('SIGKILL'); // a crash: no graceful shutdown
+    await first.child;
+
+    second = await spawnServer(serverEnv);
+    const recovered = await waitForStatus(second.t as TestServer, runId, ['INTERRUPTED']);
+    expect(recovered.agentSession).toMatch(/rollout-.*\.jsonl$/);
+    await waitFor('the run\'s processes to end', async () => (runProcesses(runId).length === 0 ? true : undefined));
+    expect(alive(sleeper)).toBe(false);
+
+    const refinedId = await refine(second.t, runId, 'Carry on.');
+    const refined = await waitForStatus(second.t as TestServer, refinedId);
+    expect(refined).toMatchObject({ status: 'SUCCEEDED', agentSession: recovered.agentSession });
+    const last = model.requests.at(-1)!;
+    expect(last.lastUserText).toBe('Carry on.');
+    expect(JSON.stringify(last.messages)).toContain('Outlive the server');
+    expect(JSON.stringify(last.messages)).toContain('sleep 37');
+    expect(runProcesses(refinedId)).toEqual([]);
+  } finally {
+    second?.child.kill('SIGTERM');
+    await second?.child;
+    await removeDirs(repo, dataDir);
+  }
 }, TEST_TIMEOUT_MS);
