@@ -27,60 +27,28 @@ import {
   type ToolExecutionEvent,
 } from './protocol.js';
 import { tailText, truncateText, type RunEventInput } from '../../orchestrator/event-log.js';
+import { capToolArgs, PREVIEW_CHARS, PROGRESS_INTERVAL_MS, TextCoalescer, TOOL_OUTPUT_CHARS } from '../text-coalescer.js';
 
-/** Coalesced text is flushed at this size… @default 4_000 // characters */
-export const TEXT_FLUSH_CHARS = 4_000;
-/** …or this long after its first delta. @default 250 // ms */
-export const TEXT_FLUSH_MS = 250;
-/** Least time between two tool_progress events of one tool call. @default 1_000 // ms */
-export const PROGRESS_INTERVAL_MS = 1_000;
-/** Tool output kept in tool_progress / tool_end. @default 4_000 // characters */
-export const TOOL_OUTPUT_CHARS = 4_000;
-/** Tool arguments kept in tool_start, as JSON. @default 2_000 // characters */
-export const TOOL_ARGS_CHARS = 2_000;
-/** Text kept of a delivered message or an unknown event. @default 2_000 // characters */
-export const PREVIEW_CHARS = 2_000;
-
-type TextKind = 'assistant_text' | 'thinking';
-
+/** pi's RPC events as run events (see the list above); text is coalesced by a TextCoalescer. */
 export class PiEventNormalizer {
-  private pending: { kind: TextKind; text: string } | null = null;
-  private flushTimer: NodeJS.Timeout | null = null;
+  private readonly text: TextCoalescer;
   private readonly lastProgress = new Map<string, number>();
 
   /** `emit` receives normalized events in order; it is called synchronously or from a flush timer. */
   constructor(
-    private readonly emit: (events: RunEventInput[]) => void,
+    emit: (events: RunEventInput[]) => void,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.text = new TextCoalescer(emit);
+  }
 
   handle(message: AgentMessage): void {
-    const events = this.translate(message);
-    if (events.length) this.emitAll(events);
+    this.text.emitAll(this.translate(message));
   }
 
   /** Emits any coalesced text now (at a boundary, or before the run's status changes). */
   flush(): void {
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    this.flushTimer = null;
-    const pending = this.pending;
-    this.pending = null;
-    if (pending?.text) this.emit([{ type: pending.kind, data: { text: pending.text } }]);
-  }
-
-  private emitAll(events: RunEventInput[]): void {
-    this.flush(); // text that came before these events goes first
-    this.emit(events);
-  }
-
-  private appendText(kind: TextKind, delta: string): void {
-    if (this.pending && this.pending.kind !== kind) this.flush();
-    if (!this.pending) {
-      this.pending = { kind, text: '' };
-      this.flushTimer = setTimeout(() => this.flush(), TEXT_FLUSH_MS);
-    }
-    this.pending.text += delta;
-    if (this.pending.text.length >= TEXT_FLUSH_CHARS) this.flush();
+    this.text.flush();
   }
 
   private translate(message: AgentMessage): RunEventInput[] {
@@ -95,8 +63,8 @@ export class PiEventNormalizer {
         return [{ type: 'agent_end', data: {} }];
       case AgentMessageType.MessageUpdate: {
         const update = message.assistantMessageEvent;
-        if (update?.type === 'text_delta' && update.delta) this.appendText('assistant_text', update.delta);
-        else if (update?.type === 'thinking_delta' && update.delta) this.appendText('thinking', update.delta);
+        if (update?.type === 'text_delta' && update.delta) this.text.append('assistant_text', update.delta);
+        else if (update?.type === 'thinking_delta' && update.delta) this.text.append('thinking', update.delta);
         else if (update?.type === 'text_end' || update?.type === 'thinking_end') this.flush();
         return []; // tool call deltas are summed up by tool_start
       }
@@ -106,7 +74,7 @@ export class PiEventNormalizer {
         return this.messageEnd(message);
       case AgentMessageType.ToolExecutionStart:
         this.lastProgress.set(message.toolCallId, this.now());
-        return [{ type: 'tool_start', data: { toolCallId: message.toolCallId, tool: message.toolName, args: capArgs(message.args) } }];
+        return [{ type: 'tool_start', data: { toolCallId: message.toolCallId, tool: message.toolName, args: capToolArgs(message.args) } }];
       case AgentMessageType.ToolExecutionUpdate:
         return this.toolProgress(message);
       case AgentMessageType.ToolExecutionEnd:
@@ -155,12 +123,6 @@ export class PiEventNormalizer {
     this.lastProgress.set(message.toolCallId, this.now());
     return [{ type: 'tool_progress', data: { toolCallId: message.toolCallId, tool: message.toolName, output: tailText(output, TOOL_OUTPUT_CHARS) } }];
   }
-}
-
-/** Tool arguments as they are when small; a JSON preview string when not. */
-export function capArgs(args: unknown): unknown {
-  const json = JSON.stringify(args ?? {});
-  return json.length <= TOOL_ARGS_CHARS ? (args ?? {}) : truncateText(json, TOOL_ARGS_CHARS);
 }
 
 function blocksText(content: readonly ContentBlock[] | undefined): string {
