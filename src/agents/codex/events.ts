@@ -1,7 +1,6 @@
 /**
- * Turns Codex app-server notifications into runboard's run events. Text deltas are coalesced like pi's
- * (the same flush size and delay, from pi's normaliser until a shared text coalescer exists), tool output
- * is capped, and tool progress is throttled.
+ * Turns Codex app-server notifications into runboard's run events. Text deltas are coalesced (the shared
+ * TextCoalescer), tool output is capped, and tool progress is throttled.
  *
  * - turn/started, turn/completed → agent_start, agent_end (a failed turn's error → model_error, once)
  * - item/agentMessage/delta, item/reasoning/(summary)TextDelta → assistant_text, thinking
@@ -16,7 +15,7 @@
 import { tailText, truncateText } from '../../orchestrator/event-log.js';
 import type { PlanEntry, RunEventInput } from '../../orchestrator/run-events.js';
 import { isObject } from '../json-line.js';
-import { capArgs, PREVIEW_CHARS, PROGRESS_INTERVAL_MS, TEXT_FLUSH_CHARS, TEXT_FLUSH_MS, TOOL_OUTPUT_CHARS } from '../pi/events.js';
+import { capToolArgs, PREVIEW_CHARS, PROGRESS_INTERVAL_MS, TextCoalescer, TOOL_OUTPUT_CHARS } from '../text-coalescer.js';
 import {
   CodexNotificationMethod,
   SESSION_STATE_NOTIFICATIONS,
@@ -34,14 +33,11 @@ import {
   type TurnNotification,
 } from './protocol.js';
 
-type TextKind = 'assistant_text' | 'thinking';
-
 /** Items that are conversation, not tool calls. */
 const NON_TOOL_ITEMS = new Set(['userMessage', 'hookPrompt', 'agentMessage', 'reasoning', 'plan', 'contextCompaction', 'enteredReviewMode', 'exitedReviewMode', 'subAgentActivity']);
 
 export class CodexEventNormalizer {
-  private pending: { kind: TextKind; text: string } | null = null;
-  private flushTimer: NodeJS.Timeout | null = null;
+  private readonly text: TextCoalescer;
   /** The turn under way, whose usage counts (a resumed thread may repeat its old totals outside any turn). */
   private turnId: string | null = null;
   /** A model_error was emitted for the turn under way. */
@@ -53,35 +49,19 @@ export class CodexEventNormalizer {
 
   /** `emit` receives events in order; it is called synchronously or from a flush timer. */
   constructor(
-    private readonly emit: (events: RunEventInput[]) => void,
+    emit: (events: RunEventInput[]) => void,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.text = new TextCoalescer(emit);
+  }
 
   handle(message: CodexMessage): void {
-    const events = this.translate(message);
-    if (events.length) {
-      this.flush(); // text that came before these events goes first
-      this.emit(events);
-    }
+    this.text.emitAll(this.translate(message));
   }
 
   /** Emits any coalesced text now (at a boundary, or before the run's status changes). */
   flush(): void {
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    this.flushTimer = null;
-    const pending = this.pending;
-    this.pending = null;
-    if (pending?.text) this.emit([{ type: pending.kind, data: { text: pending.text } }]);
-  }
-
-  private appendText(kind: TextKind, delta: string): void {
-    if (this.pending && this.pending.kind !== kind) this.flush();
-    if (!this.pending) {
-      this.pending = { kind, text: '' };
-      this.flushTimer = setTimeout(() => this.flush(), TEXT_FLUSH_MS);
-    }
-    this.pending.text += delta;
-    if (this.pending.text.length >= TEXT_FLUSH_CHARS) this.flush();
+    this.text.flush();
   }
 
   private translate(message: CodexMessage): RunEventInput[] {
@@ -95,6 +75,9 @@ export class CodexEventNormalizer {
       case CodexNotificationMethod.TurnCompleted: {
         this.turnId = null;
         this.flush();
+        // Items cut by a steer or an interrupt never complete: forget them with their turn.
+        this.tools.clear();
+        this.streamed.clear();
         const { error } = (message as TurnNotification).params.turn;
         const events: RunEventInput[] = error && !this.turnErrorReported ? [modelError(turnErrorMessage(error))] : [];
         return [...events, { type: 'agent_end', data: {} }];
@@ -102,13 +85,13 @@ export class CodexEventNormalizer {
       case CodexNotificationMethod.AgentMessageDelta: {
         const { params } = message as DeltaNotification;
         this.streamed.add(params.itemId);
-        if (params.delta) this.appendText('assistant_text', params.delta);
+        if (params.delta) this.text.append('assistant_text', params.delta);
         return [];
       }
       case CodexNotificationMethod.ReasoningSummaryTextDelta:
       case 'item/reasoning/textDelta': {
         const { delta } = (message as OtherNotification).params;
-        if (typeof delta === 'string' && delta) this.appendText('thinking', delta);
+        if (typeof delta === 'string' && delta) this.text.append('thinking', delta);
         return [];
       }
       case CodexNotificationMethod.CommandOutputDelta: {
@@ -150,13 +133,13 @@ export class CodexEventNormalizer {
     if (NON_TOOL_ITEMS.has(item.type)) return [];
     const tool = toolName(item);
     this.tools.set(item.id, { tool, output: '', lastProgress: this.now() });
-    return [{ type: 'tool_start', data: { toolCallId: item.id, tool, args: capArgs(toolArgs(item)) } }];
+    return [{ type: 'tool_start', data: { toolCallId: item.id, tool, args: capToolArgs(toolArgs(item)) } }];
   }
 
   private itemCompleted(item: CodexThreadItem): RunEventInput[] {
     if (item.type === 'agentMessage') {
       // An answer that came whole, without deltas, is emitted now; a streamed one is already out.
-      if (!this.streamed.delete(item.id) && item.text) this.appendText('assistant_text', item.text);
+      if (!this.streamed.delete(item.id) && item.text) this.text.append('assistant_text', item.text);
       this.flush();
       return [];
     }
@@ -167,7 +150,7 @@ export class CodexEventNormalizer {
     if (NON_TOOL_ITEMS.has(item.type)) return [];
     const started = this.tools.get(item.id);
     this.tools.delete(item.id);
-    const events: RunEventInput[] = started ? [] : [{ type: 'tool_start', data: { toolCallId: item.id, tool: toolName(item), args: capArgs(toolArgs(item)) } }];
+    const events: RunEventInput[] = started ? [] : [{ type: 'tool_start', data: { toolCallId: item.id, tool: toolName(item), args: capToolArgs(toolArgs(item)) } }];
     events.push({ type: 'tool_end', data: { toolCallId: item.id, tool: started?.tool ?? toolName(item), isError: toolFailed(item), output: tailText(toolOutput(item) || started?.output || '', TOOL_OUTPUT_CHARS) } });
     return events;
   }
