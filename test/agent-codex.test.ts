@@ -6,7 +6,7 @@
  * thread; a server SIGKILLed mid-run is recovered; Query.agents tells the truth about codex.
  */
 import { readFileSync } from 'node:fs';
-import { readFile, readlink, writeFile } from 'node:fs/promises';
+import { readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { execa } from 'execa';
@@ -193,6 +193,12 @@ test('a refinement resumes the same thread: the next model request contains the 
   const events = await runEvents(server, second);
   expect(events.filter((e) => e.type === 'usage')).toHaveLength(1); // the resumed thread's old totals are not counted again
   expect(events.filter((e) => e.type === 'assistant_text').map((e) => e.data.text).join('')).toBe('Bonjour.');
+
+  // A thread whose file is gone cannot be resumed: the refinement is refused before anything starts.
+  await rm(done.agentSession);
+  const { run } = await server.ok(`query($id: ID!) { run(id: $id) { card { id } } }`, { id: second });
+  const refused = await server.gql(`mutation($input: StartRunInput!) { startRun(input: $input) { id } }`, { input: { cardId: run.card.id, refineRunId: second, prompt: 'Again.' } });
+  expect(refused.errors?.[0]).toMatchObject({ message: expect.stringContaining('can no longer be resumed'), extensions: { code: 'CONFLICT' } });
 }, TEST_TIMEOUT_MS);
 
 test('Query.agents reports codex available with its version and capabilities; a missing program is unavailable and refused', async () => {

@@ -47,6 +47,8 @@ import {
 
 /** Messages runboard holds for one run while its turn runs. @default 100 */
 export const MAX_QUEUED_MESSAGES = 100;
+/** Grace before SIGKILL for a Codex that refused to open its thread. @default 2_000 // ms */
+const STOP_AFTER_FAILED_START_MS = 2_000;
 
 /** The settings that make a run ask nothing and allow commits, as `-c` overrides and thread parameters. */
 const NO_ASK = { approvalPolicy: 'never', sandbox: 'danger-full-access' } as const;
@@ -109,15 +111,21 @@ export class CodexDriver implements AgentDriver {
       },
     );
     session.attach(peer);
-    await session.request(CodexRequestMethod.Initialize, { clientInfo: { name: 'runboard', title: 'runboard', version: '1' }, capabilities: null });
-    peer.notify(CodexClientNotificationMethod.Initialized);
-    const access = { cwd: launch.cwd, ...NO_ASK };
-    const { thread } = resumeThread
-      ? await session.request<ThreadResult>(CodexRequestMethod.ThreadResume, { threadId: resumeThread, ...access })
-      : await session.request<ThreadResult>(CodexRequestMethod.ThreadStart, access);
-    session.threadId = thread.id;
-    if (thread.path) sink.session(thread.path);
-    return session;
+    try {
+      await session.request(CodexRequestMethod.Initialize, { clientInfo: { name: 'runboard', title: 'runboard', version: '1' }, capabilities: null });
+      peer.notify(CodexClientNotificationMethod.Initialized);
+      const access = { cwd: launch.cwd, ...NO_ASK };
+      const { thread } = resumeThread
+        ? await session.request<ThreadResult>(CodexRequestMethod.ThreadResume, { threadId: resumeThread, ...access })
+        : await session.request<ThreadResult>(CodexRequestMethod.ThreadStart, access);
+      session.threadId = thread.id;
+      if (thread.path) sink.session(thread.path);
+      return session;
+    } catch (error) {
+      // Codex refused (a thread it cannot resume, say) and lives on: end it. One that died says so through `exited`.
+      if (error instanceof JsonRpcError && error.code !== null) await session.terminate(STOP_AFTER_FAILED_START_MS);
+      throw error;
+    }
   }
 }
 
@@ -200,7 +208,7 @@ class CodexSession implements AgentSession {
     const ended = new Promise<void>((resolve) => this.turnEndWaiters.push(resolve));
     const turnId = this.turnId ?? (await this.turnStarting);
     if (turnId) await this.request(CodexRequestMethod.TurnInterrupt, { threadId: this.threadId, turnId }, timeoutMs).catch(() => undefined);
-    await delay(timeoutMs, ended);
+    if (this.working) await delay(timeoutMs, ended);
   }
 
   flush(): void {
@@ -258,6 +266,7 @@ class CodexSession implements AgentSession {
   }
 
   private onTurnCompleted(turn: CodexTurn): void {
+    if (!this.working) return; // not a turn of this run's (none is under way)
     this.working = false;
     this.turnId = null;
     this.outcome =
