@@ -94,9 +94,13 @@ export class CodexDriver implements AgentDriver {
   }
 
   async start(launch: AgentLaunch, sink: AgentSink): Promise<AgentSession> {
+    const homes = path.join(launch.stateDir, 'homes');
     const resumeThread = launch.resume ? ROLLOUT_THREAD_ID.exec(launch.resume)?.[1] : undefined;
-    const home = launch.resume ? homeOfRollout(launch.resume) : path.join(launch.stateDir, 'homes', launch.runId);
-    if (launch.resume && (!resumeThread || !home)) throw new ConflictError(`not a Codex thread file runboard can resume: ${launch.resume}`);
+    const home = launch.resume ? homeOfRollout(launch.resume) : path.join(homes, launch.runId);
+    // A thread continues in the home of its own run, which runboard made: never anywhere else it would write to.
+    if (launch.resume && (!resumeThread || !home || path.dirname(path.resolve(home)) !== path.resolve(homes))) {
+      throw new ConflictError(`not a Codex thread file of runboard's that can be resumed: ${launch.resume}`);
+    }
     await prepareHome(home!, userCodexHome(launch.env));
 
     const [program, ...leading] = this.command;
