@@ -89,7 +89,7 @@ export class CodexEventNormalizer {
         return [];
       }
       case CodexNotificationMethod.ReasoningSummaryTextDelta:
-      case 'item/reasoning/textDelta': {
+      case CodexNotificationMethod.ReasoningTextDelta: {
         const { delta } = (message as OtherNotification).params;
         if (typeof delta === 'string' && delta) this.text.append('thinking', delta);
         return [];

@@ -34,6 +34,7 @@ export enum CodexNotificationMethod {
   ItemCompleted = 'item/completed', // codex -> runboard: that item finished (a command with its exit code and output)
   AgentMessageDelta = 'item/agentMessage/delta', // codex -> runboard: streamed answer text
   ReasoningSummaryTextDelta = 'item/reasoning/summaryTextDelta', // codex -> runboard: streamed reasoning summary
+  ReasoningTextDelta = 'item/reasoning/textDelta', // codex -> runboard: streamed raw reasoning, from models that show it
   CommandOutputDelta = 'item/commandExecution/outputDelta', // codex -> runboard: a running command's output
   TokenUsageUpdated = 'thread/tokenUsage/updated', // codex -> runboard: usage after each model response (last and total)
   Error = 'error', // codex -> runboard: a turn error; willRetry false means the turn fails
