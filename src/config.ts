@@ -30,6 +30,8 @@ export interface Config {
   claudeCommand: string[] | null;
   /** Extra arguments after runboard's own Claude Code flags, parsed likewise (a model, say). @default none */
   claudeArgs: string[];
+  /** Codex's program and leading arguments, parsed likewise; started as `<command> app-server`. @default codex on PATH */
+  codexCommand: string[] | null;
   /** Runs beyond this wait QUEUED and start in order. @default 4 */
   maxConcurrentRuns: number;
   /** The playtest command, parsed into an argument array (no shell). @default ['cargo', 'run'] */
@@ -71,6 +73,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'agentArgs', flag: 'agent-args', env: 'RUNBOARD_AGENT_ARGS', defaultText: 'none', description: 'Extra agent arguments, e.g. "--provider openai --model gpt-4o"' },
   { key: 'claudeCommand', flag: 'claude-command', env: 'RUNBOARD_CLAUDE_COMMAND', defaultText: 'claude on PATH', description: 'Claude Code program for runs with agent "claude" (parsed, never run through a shell)' },
   { key: 'claudeArgs', flag: 'claude-args', env: 'RUNBOARD_CLAUDE_ARGS', defaultText: 'none', description: 'Extra Claude Code arguments, e.g. "--model claude-sonnet-4-5"' },
+  { key: 'codexCommand', flag: 'codex-command', env: 'RUNBOARD_CODEX_COMMAND', defaultText: 'codex on PATH', description: 'Codex program for the codex agent, started as <command> app-server (parsed, never run through a shell)' },
   { key: 'maxConcurrentRuns', flag: 'max-concurrent-runs', env: 'RUNBOARD_MAX_CONCURRENT_RUNS', defaultText: '4', description: 'Runs working at once; more wait QUEUED and start in order' },
   { key: 'playtestCommand', flag: 'playtest-command', env: 'RUNBOARD_PLAYTEST_COMMAND', defaultText: 'cargo run', description: 'Playtest command, run in a run\'s worktree (parsed, never run through a shell)' },
   { key: 'logLevel', flag: 'log-level', env: 'LOG_LEVEL', defaultText: 'info', description: `Log level: ${LOG_LEVELS.join(', ')}` },
@@ -121,6 +124,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, cwd 
     agentArgs: parseArgv('RUNBOARD_AGENT_ARGS', raw(option('agentArgs'))) ?? [],
     claudeCommand: parseArgv('RUNBOARD_CLAUDE_COMMAND', raw(option('claudeCommand'))),
     claudeArgs: parseArgv('RUNBOARD_CLAUDE_ARGS', raw(option('claudeArgs'))) ?? [],
+    codexCommand: parseArgv('RUNBOARD_CODEX_COMMAND', raw(option('codexCommand'))),
     maxConcurrentRuns: parsePositive('RUNBOARD_MAX_CONCURRENT_RUNS', raw(option('maxConcurrentRuns')) ?? '4', 64),
     playtestCommand: parseArgv('RUNBOARD_PLAYTEST_COMMAND', raw(option('playtestCommand'))) ?? ['cargo', 'run'],
     logLevel: parseLogLevel(raw(option('logLevel')) ?? 'info'),

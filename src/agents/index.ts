@@ -4,6 +4,7 @@
  */
 import { AgentCatalog } from '../orchestrator/agent-catalog.js';
 import { ClaudeDriver } from './claude/driver.js';
+import { CodexDriver } from './codex/driver.js';
 import { PiDriver } from './pi/driver.js';
 
 export interface AgentConfig {
@@ -17,6 +18,8 @@ export interface AgentConfig {
   claudeArgs?: readonly string[];
   /** The environment agents get on top of the server's (drivers look for the user's agent config there). */
   agentEnv?: Readonly<Record<string, string>>;
+  /** Codex's program and leading arguments, started as `<command> app-server`. @default codex on PATH */
+  codexCommand?: readonly string[] | null;
   /** The agent a run gets when it names none. @default 'pi' */
   defaultAgent?: string | null;
 }
@@ -26,6 +29,7 @@ export function createAgentCatalog(config: AgentConfig = {}): AgentCatalog {
   const drivers = [
     new PiDriver({ command: config.piCommand, args: config.piArgs }),
     new ClaudeDriver({ command: config.claudeCommand, args: config.claudeArgs, env: config.agentEnv }),
+    new CodexDriver({ command: config.codexCommand }),
   ];
   return new AgentCatalog(drivers, config.defaultAgent ?? 'pi');
 }

@@ -35,7 +35,7 @@ export const Run = builder.prismaNode('Run', {
     worktreePath: t.exposeString('worktreePath', { nullable: true }),
     ownsWorktree: t.exposeBoolean('ownsWorktree', { description: 'False for a refinement, which works in its owner\'s worktree and never removes it.' }),
     worktreeMissing: t.exposeBoolean('worktreeMissing', { description: 'The worktree no longer exists: removed by cleanupOnFinish, or found deleted behind runboard\'s back.' }),
-    agentSession: t.exposeString('agentSession', { nullable: true, description: 'The agent\'s session, resumed by a refinement: pi\'s session file, or the session or thread id of other agents.' }),
+    agentSession: t.exposeString('agentSession', { nullable: true, description: 'The agent\'s session, resumed by a refinement: pi\'s session file, Codex\'s thread file, or the session id of other agents.' }),
     sessionFile: t.exposeString('agentSession', { nullable: true, deprecationReason: 'Use agentSession: not every agent keeps its session in a file.' }),
     refinedFrom: t.relation('refinedFrom', { nullable: true }),
     refinements: t.relation('refinements', { query: { orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] } }),

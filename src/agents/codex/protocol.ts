@@ -34,11 +34,40 @@ export enum CodexNotificationMethod {
   ItemCompleted = 'item/completed', // codex -> runboard: that item finished (a command with its exit code and output)
   AgentMessageDelta = 'item/agentMessage/delta', // codex -> runboard: streamed answer text
   ReasoningSummaryTextDelta = 'item/reasoning/summaryTextDelta', // codex -> runboard: streamed reasoning summary
+  ReasoningTextDelta = 'item/reasoning/textDelta', // codex -> runboard: streamed raw reasoning, from models that show it
   CommandOutputDelta = 'item/commandExecution/outputDelta', // codex -> runboard: a running command's output
   TokenUsageUpdated = 'thread/tokenUsage/updated', // codex -> runboard: usage after each model response (last and total)
   Error = 'error', // codex -> runboard: a turn error; willRetry false means the turn fails
   Warning = 'warning', // codex -> runboard: e.g. "Model metadata for `mock-1` not found"
+  ConfigWarning = 'configWarning', // codex -> runboard: a configuration problem it works around (`summary`)
+  PlanUpdated = 'turn/plan/updated', // codex -> runboard: the agent's plan as it now stands
+  ThreadCompacted = 'thread/compacted', // codex -> runboard: the conversation was compacted
 }
+
+/**
+ * Notifications about the session or the client's UI rather than what the agent does (status, rate
+ * limits, the whole diff so far, item bookkeeping): left out of a run's events, which keep everything else.
+ */
+export const SESSION_STATE_NOTIFICATIONS: ReadonlySet<string> = new Set([
+  CodexNotificationMethod.ThreadStarted,
+  CodexNotificationMethod.ThreadStatusChanged,
+  'thread/settings/updated',
+  'thread/name/updated',
+  'thread/readState/changed',
+  'thread/queue/changed',
+  'turn/diff/updated', // the whole diff so far, each time: the run's branch holds it
+  'item/reasoning/summaryPartAdded',
+  'account/rateLimits/updated',
+  'account/updated',
+  'remoteControl/status/changed',
+  'mcpServer/startupStatus/updated',
+  'skills/changed',
+  'app/list/updated',
+  'serverRequest/resolved',
+  'rawResponseItem/completed',
+  'rawResponse/completed',
+  'fs/changed',
+]);
 
 /** The status a turn ends with. */
 export enum CodexTurnStatus {
@@ -100,6 +129,8 @@ export interface CodexTokenUsage {
   readonly totalTokens: number;
   readonly inputTokens: number;
   readonly cachedInputTokens: number;
+  /** Absent before Codex 0.169. */
+  readonly cacheWriteInputTokens?: number;
   readonly outputTokens: number;
   readonly reasoningOutputTokens: number;
 }
@@ -168,6 +199,29 @@ export interface UnknownCodexMessage {
   readonly raw: Record<string, unknown>;
 }
 
+/** The answer to `thread/start` and `thread/resume` (the fields runboard reads). */
+export interface ThreadResult {
+  readonly thread: { readonly id: string; readonly path: string | null };
+}
+
+/** The answer to `turn/start`. */
+export interface TurnStartResult {
+  readonly turn: { readonly id: string };
+}
+
+/** One step of the agent's plan. */
+export interface CodexPlanStep {
+  readonly step: string;
+  readonly status: 'pending' | 'inProgress' | 'completed' | string;
+}
+
+/** The agent's plan as it now stands. */
+export interface PlanNotification {
+  readonly kind: 'notification';
+  readonly method: CodexNotificationMethod.PlanUpdated;
+  readonly params: { readonly threadId: string; readonly turnId: string; readonly explanation: string | null; readonly plan: readonly CodexPlanStep[] };
+}
+
 /** Every line Codex prints, as parsed by `parseCodexLine`. */
 export type CodexMessage =
   | CodexResponse
@@ -177,12 +231,17 @@ export type CodexMessage =
   | DeltaNotification
   | TokenUsageNotification
   | ErrorNotification
+  | PlanNotification
   | OtherNotification
   | UnknownCodexMessage;
 
 /** Parses one stdout line. Shapes it cannot place become `UnknownCodexMessage`; non-JSON throws AgentProtocolError. */
 export function parseCodexLine(line: string): CodexMessage {
-  const raw = parseJsonObjectLine(line);
+  return parseCodexMessage(parseJsonObjectLine(line));
+}
+
+/** Classifies one JSON object Codex sent, as `parseCodexLine` does a line. */
+export function parseCodexMessage(raw: Record<string, unknown>): CodexMessage {
   const hasId = typeof raw.id === 'number' || typeof raw.id === 'string';
   if (typeof raw.method !== 'string') {
     if (hasId && ('result' in raw || isObject(raw.error))) return { kind: 'response', id: raw.id as number | string, result: raw.result, error: raw.error as CodexResponse['error'] };
@@ -206,9 +265,25 @@ export function parseCodexLine(line: string): CodexMessage {
       return isObject(params.tokenUsage) && isObject(params.tokenUsage.last) ? (notification as TokenUsageNotification) : unknown(raw);
     case CodexNotificationMethod.Error:
       return isObject(params.error) && typeof params.error.message === 'string' ? (notification as ErrorNotification) : unknown(raw);
+    case CodexNotificationMethod.PlanUpdated:
+      return Array.isArray(params.plan) ? (notification as PlanNotification) : unknown(raw);
     default:
       return notification;
   }
+}
+
+/**
+ * The model's own message in a turn error: Codex passes the provider's error body as text, so the
+ * `error.message` of a JSON body when there is one, else the text as it is.
+ */
+export function turnErrorMessage(error: CodexTurnError): string {
+  try {
+    const body: unknown = JSON.parse(error.message);
+    if (isObject(body) && isObject(body.error) && typeof body.error.message === 'string' && body.error.message) return body.error.message;
+  } catch {
+    // not a JSON body: the message itself
+  }
+  return error.message;
 }
 
 function unknown(raw: Record<string, unknown>): UnknownCodexMessage {
