@@ -81,7 +81,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     db,
     repository,
     dataDir: config.dataDir,
-    agents: createAgentCatalog({ piCommand: config.agentCommand, piArgs: config.agentArgs }),
+    agents: createAgentCatalog({ piCommand: config.agentCommand, piArgs: config.agentArgs, agents: config.agents, defaultAgent: config.defaultAgent }),
     agentEnv: options.agentEnv,
     maxConcurrentRuns: config.maxConcurrentRuns,
     playtestCommand: config.playtestCommand,

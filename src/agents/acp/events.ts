@@ -1,0 +1,159 @@
+/**
+ * Turns an ACP agent's `session/update` notifications into runboard's run events. Text chunks are
+ * coalesced like pi's (the same flush size and delay, from pi's normaliser until a shared text
+ * coalescer exists), tool output is capped, and tool progress is throttled.
+ *
+ * - agent_message_chunk / agent_thought_chunk → assistant_text / thinking
+ * - tool_call → tool_start; tool_call_update → tool_progress while running, tool_end once completed or
+ *   failed (a call first seen in an update, as gemini-cli's asked-for calls are, gets its tool_start then)
+ * - plan → plan_updated (the whole plan, as ACP sends it)
+ * - session state an agent reports about itself (commands, modes, config, session info, context size) is
+ *   not run activity and is left out; anything else is kept as `unrecognized`.
+ */
+import type { ContentBlock, PlanEntry as AcpPlanEntry, SessionUpdate, ToolCallContent } from '@agentclientprotocol/sdk';
+import { tailText, truncateText } from '../../orchestrator/event-log.js';
+import type { PlanEntry, RunEventInput } from '../../orchestrator/run-events.js';
+import { PREVIEW_CHARS, PROGRESS_INTERVAL_MS, TEXT_FLUSH_CHARS, TEXT_FLUSH_MS, TOOL_ARGS_CHARS, TOOL_OUTPUT_CHARS } from '../pi/events.js';
+import type { TurnUsage } from './protocol.js';
+
+type TextKind = 'assistant_text' | 'thinking';
+
+/** Updates that describe the session, not what the agent does in it. */
+const SESSION_STATE_UPDATES = new Set(['available_commands_update', 'current_mode_update', 'config_option_update', 'session_info_update', 'usage_update', 'user_message_chunk']);
+
+export class AcpEventNormalizer {
+  private pending: { kind: TextKind; text: string } | null = null;
+  private flushTimer: NodeJS.Timeout | null = null;
+  /** Tool calls started and not yet ended: their tool name, and when progress was last reported. */
+  private readonly tools = new Map<string, { tool: string; lastProgress: number }>();
+
+  /** `emit` receives events in order; it is called synchronously or from a flush timer. */
+  constructor(
+    private readonly emit: (events: RunEventInput[]) => void,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  handle(update: SessionUpdate): void {
+    const events = this.translate(update);
+    if (events.length) {
+      this.flush(); // text that came before these events goes first
+      this.emit(events);
+    }
+  }
+
+  /** The turn's tokens, from its prompt response. */
+  usage(usage: TurnUsage): void {
+    this.emitAfterText([{ type: 'usage', data: { ...usage, cost: 0 } }]);
+  }
+
+  /** A failed turn's model error. */
+  modelError(message: string): void {
+    this.emitAfterText([{ type: 'model_error', data: { message: truncateText(message, PREVIEW_CHARS) } }]);
+  }
+
+  /** Emits any coalesced text now (at a turn's end, or before the run's status changes). */
+  flush(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    const pending = this.pending;
+    this.pending = null;
+    if (pending?.text) this.emit([{ type: pending.kind, data: { text: pending.text } }]);
+  }
+
+  private emitAfterText(events: RunEventInput[]): void {
+    this.flush();
+    this.emit(events);
+  }
+
+  private appendText(kind: TextKind, delta: string): void {
+    if (!delta) return;
+    if (this.pending && this.pending.kind !== kind) this.flush();
+    if (!this.pending) {
+      this.pending = { kind, text: '' };
+      this.flushTimer = setTimeout(() => this.flush(), TEXT_FLUSH_MS);
+    }
+    this.pending.text += delta;
+    if (this.pending.text.length >= TEXT_FLUSH_CHARS) this.flush();
+  }
+
+  private translate(update: SessionUpdate): RunEventInput[] {
+    switch (update.sessionUpdate) {
+      case 'agent_message_chunk':
+        this.appendText('assistant_text', blockText(update.content));
+        return [];
+      case 'agent_thought_chunk':
+        this.appendText('thinking', blockText(update.content));
+        return [];
+      case 'tool_call': {
+        const tool = update.name || update.title || update.kind || 'tool';
+        this.tools.set(update.toolCallId, { tool, lastProgress: this.now() });
+        const start: RunEventInput = { type: 'tool_start', data: { toolCallId: update.toolCallId, tool, args: capArgs(update.rawInput ?? { title: update.title, kind: update.kind ?? null }) } };
+        return update.status === 'completed' || update.status === 'failed' ? [start, this.toolEnd(update.toolCallId, update.status, update.content, update.rawOutput)] : [start];
+      }
+      case 'tool_call_update': {
+        const events: RunEventInput[] = [];
+        let known = this.tools.get(update.toolCallId);
+        if (!known) {
+          known = { tool: update.title || update.kind || 'tool', lastProgress: this.now() };
+          this.tools.set(update.toolCallId, known);
+          events.push({ type: 'tool_start', data: { toolCallId: update.toolCallId, tool: known.tool, args: capArgs(update.rawInput ?? { title: update.title ?? null, kind: update.kind ?? null }) } });
+        }
+        if (update.status === 'completed' || update.status === 'failed') {
+          events.push(this.toolEnd(update.toolCallId, update.status, update.content, update.rawOutput));
+        } else {
+          const output = contentText(update.content);
+          if (output && this.now() - known.lastProgress >= PROGRESS_INTERVAL_MS) {
+            known.lastProgress = this.now();
+            events.push({ type: 'tool_progress', data: { toolCallId: update.toolCallId, tool: known.tool, output: tailText(output, TOOL_OUTPUT_CHARS) } });
+          }
+        }
+        return events;
+      }
+      case 'plan':
+        return [{ type: 'plan_updated', data: { entries: update.entries.map(planEntry) } }];
+      default:
+        if (SESSION_STATE_UPDATES.has(update.sessionUpdate)) return [];
+        return [{ type: 'unrecognized', data: { originalType: update.sessionUpdate, preview: truncateText(JSON.stringify(update), PREVIEW_CHARS) } }];
+    }
+  }
+
+  private toolEnd(toolCallId: string, status: 'completed' | 'failed', content: ToolCallContent[] | null | undefined, rawOutput: unknown): RunEventInput {
+    const tool = this.tools.get(toolCallId)?.tool ?? 'tool';
+    this.tools.delete(toolCallId);
+    const output = contentText(content) || rawOutputText(rawOutput);
+    return { type: 'tool_end', data: { toolCallId, tool, isError: status === 'failed', output: tailText(output, TOOL_OUTPUT_CHARS) } };
+  }
+}
+
+function blockText(block: ContentBlock): string {
+  return block.type === 'text' ? block.text : '';
+}
+
+/** Text of a tool's content: text blocks as they are, a diff as the file it wrote. */
+function contentText(content: ToolCallContent[] | null | undefined): string {
+  return (content ?? [])
+    .map((item) => (item.type === 'content' ? blockText(item.content) : item.type === 'diff' ? `${!item.oldText ? 'created' : 'edited'} ${item.path}:\n${item.newText}` : ''))
+    .filter(Boolean)
+    .join('\n');
+}
+
+/** codex-acp reports output only in `rawOutput` (a string, or `{ formatted_output | aggregated_output | stdout }`). */
+function rawOutputText(raw: unknown): string {
+  if (raw == null) return '';
+  if (typeof raw === 'string') return raw;
+  if (typeof raw === 'object') {
+    const fields = raw as Record<string, unknown>;
+    for (const key of ['formatted_output', 'aggregated_output', 'output', 'stdout']) if (typeof fields[key] === 'string') return fields[key] as string;
+  }
+  return JSON.stringify(raw);
+}
+
+function planEntry(entry: AcpPlanEntry): PlanEntry {
+  return { content: truncateText(entry.content, PREVIEW_CHARS), status: entry.status, priority: entry.priority ?? null };
+}
+
+/** Tool arguments as they are when small; a JSON preview string when not. */
+function capArgs(args: unknown): unknown {
+  const json = JSON.stringify(args ?? {});
+  return json.length <= TOOL_ARGS_CHARS ? (args ?? {}) : truncateText(json, TOOL_ARGS_CHARS);
+}
