@@ -45,6 +45,7 @@ test('a failed prompt reads as the model\'s own message; a cancelled tool ends w
   const failed = transcript('model-error.jsonl').at(-1);
   expect(promptErrorMessage(failed.error)).toBe('mock bad request');
   expect(promptErrorMessage({ code: -32603, message: 'Internal error', data: { message: 'stream disconnected', codex_error_info: 'other' } })).toBe('stream disconnected');
+  expect(promptErrorMessage({ code: -32603, message: 'Internal error', data: { details: 'Cannot enable privileged approval modes in an untrusted folder.' } })).toBe('Cannot enable privileged approval modes in an untrusted folder.');
   expect(promptErrorMessage({ code: -32603, message: 'Internal error: API Error: 400 overloaded' })).toBe('Internal error: API Error: 400 overloaded');
 
   const cancelled = transcript('cancel-tool.jsonl');

@@ -6,10 +6,10 @@
  * mid-run, and Query.agents. After every test no process carrying the run's id may be left in /proc.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { processesWithEnv } from '../src/orchestrator/processes.js';
-import { makeAgentEnvironment, PINNED_VERSIONS, type AgentEnvironment } from './helpers/agents.js';
+import { GEMINI_SETTINGS, makeAgentEnvironment, PINNED_VERSIONS, type AgentEnvironment } from './helpers/agents.js';
 import { startGeminiServer, type GeminiContent } from './helpers/gemini-server.js';
 import type { ModelScript, ModelServer } from './helpers/model-server.js';
 import { makeRepo, removeDirs, tempDir } from './helpers/repo.js';
@@ -97,6 +97,21 @@ test('a run writes and commits a file with its own tools in yolo mode, SUCCEEDS,
   expect(events.find((e) => e.type === 'usage')?.data).toMatchObject({ inputTokens: expect.any(Number), outputTokens: expect.any(Number), costUsd: 0 });
   expect(events.find((e) => e.type === 'usage')!.data.totalTokens).toBeGreaterThan(0);
   expect(events.at(-1)).toMatchObject({ type: 'status', data: { status: 'SUCCEEDED' } });
+}, TEST_TIMEOUT_MS);
+
+test('in a folder gemini-cli does not trust, yolo is refused: the run says so in a warning and allows each tool once', async () => {
+  const server = await setUp(({ toolResultCount }) =>
+    toolResultCount === 0 ? { toolCalls: [{ name: 'run_shell_command', arguments: { command: 'echo asked > asked.txt && git add -A && git commit -qm "agent: asked"' } }] } : { text: 'Done.' },
+  );
+  // The user's own settings, with folder trust on (gemini-cli's default): runboard does not change them.
+  await writeFile(path.join(env!.env.HOME, '.gemini', 'settings.json'), JSON.stringify({ ...GEMINI_SETTINGS, security: { auth: GEMINI_SETTINGS.security.auth } }));
+  const runId = await start(server, 'Untrusted');
+  const run = await waitForStatus(server, runId, undefined, 30_000);
+  expect(run.status).toBe('SUCCEEDED');
+  const events = await runEvents(server, runId);
+  expect(events.find((e) => e.type === 'warning')?.data.message).toMatch(/could not switch gemini to its no-ask mode "yolo" \(.*untrusted folder.*\); permission requests are allowed one by one/);
+  const { run: review } = await server.ok(`query($id: ID!) { run(id: $id) { commits { subject } } }`, { id: runId });
+  expect(review.commits).toEqual([{ subject: 'agent: asked' }]);
 }, TEST_TIMEOUT_MS);
 
 test('a STEER during a slow tool cancels the turn and reaches the next model request; the slow tool is gone', async () => {

@@ -41,14 +41,17 @@ export function promptUsage(response: PromptResponse): TurnUsage | null {
 }
 
 /**
- * The model's own message from a failed `session/prompt`. Agents wrap it differently: gemini-cli sends the
- * provider's JSON error body as the message, codex-acp puts it in `data.message`, claude-agent-acp
- * prefixes "Internal error: ".
+ * The model's (or agent's) own message from a failed request. Agents wrap it differently: gemini-cli sends
+ * the provider's JSON error body as the message, or "Internal error" with the reason in `data.details`; codex-acp
+ * puts it in `data.message`; claude-agent-acp prefixes "Internal error: ".
  */
 export function promptErrorMessage(error: unknown): string {
   if (!isObject(error)) return String(error);
   const data = error.data;
-  if (isObject(data) && typeof data.message === 'string' && data.message) return data.message;
+  if (typeof data === 'string' && data) return data;
+  if (isObject(data)) {
+    for (const key of ['message', 'details']) if (typeof data[key] === 'string' && data[key]) return data[key] as string;
+  }
   const message = typeof error.message === 'string' ? error.message : JSON.stringify(error);
   try {
     const body: unknown = JSON.parse(message);
