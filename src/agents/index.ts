@@ -14,6 +14,7 @@ import { AGENT_PRESETS, type AgentDefinition } from './presets.js';
 
 export { AGENT_PRESETS, AGENT_PROTOCOLS, type AgentDefinition, type AgentProtocol } from './presets.js';
 
+/** The agents part of runboard's configuration (src/config.ts). */
 export interface AgentConfig {
   /** pi's program and leading arguments (RUNBOARD_AGENT_COMMAND). @default pi from this project's dependencies */
   piCommand?: readonly string[] | null;

@@ -5,6 +5,7 @@
 
 /** The protocols a configured agent may speak, by the AgentDriver.protocol name. */
 export const AGENT_PROTOCOLS = ['pi-rpc', 'acp'] as const;
+/** A protocol runboard speaks to agents. */
 export type AgentProtocol = (typeof AGENT_PROTOCOLS)[number];
 
 /** One agent as configured: a preset's overrides (any field), or a new agent (its command at least). */

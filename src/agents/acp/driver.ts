@@ -47,6 +47,7 @@ export interface AcpDriverOptions {
   usage?: boolean;
 }
 
+/** One configured ACP agent: STEER emulated, FOLLOW_UP queued by runboard, resume as configured. */
 export class AcpDriver implements AgentDriver {
   readonly protocol = 'acp';
   readonly name: string;

@@ -21,6 +21,7 @@ type TextKind = 'assistant_text' | 'thinking';
 /** Updates that describe the session, not what the agent does in it. */
 const SESSION_STATE_UPDATES = new Set(['available_commands_update', 'current_mode_update', 'config_option_update', 'session_info_update', 'usage_update', 'user_message_chunk']);
 
+/** One session's updates → run events, in order, with text coalesced until a boundary or a timer. */
 export class AcpEventNormalizer {
   private pending: { kind: TextKind; text: string } | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
@@ -33,6 +34,7 @@ export class AcpEventNormalizer {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /** Translates one `session/update`. */
   handle(update: SessionUpdate): void {
     const events = this.translate(update);
     if (events.length) {
