@@ -201,7 +201,7 @@ test('Query.agents reports gemini available at its version with its capabilities
   expect((await waitForStatus(server, runId, undefined, 30_000)).status).toBe('SUCCEEDED');
   const { run } = await server.ok(`query($id: ID!) { run(id: $id) { card { id } } }`, { id: runId });
   const refine = await server.gql(`mutation($input: StartRunInput!) { startRun(input: $input) { id } }`, { input: { cardId: run.card.id, refineRunId: runId, prompt: 'More.' } });
-  expect(refine.errors?.[0]).toMatchObject({ message: expect.stringContaining('can no longer be resumed'), extensions: { code: 'CONFLICT' } });
+  expect(refine.errors?.[0]).toMatchObject({ message: expect.stringContaining('gemini cannot resume a session'), extensions: { code: 'CONFLICT' } });
 }, TEST_TIMEOUT_MS);
 
 test('SIGKILL of the server mid-run, then restart: INTERRUPTED, no stray processes, and refine is refused with CONFLICT', async () => {
