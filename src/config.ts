@@ -183,8 +183,8 @@ const AGENT_FIELDS = new Set(['command', 'args', 'protocol', 'env', 'mode', 'res
 
 /**
  * `{"<name>": {"command": "copilot" | ["node", "x.js"], "args": ["--acp"], "protocol": "acp", "env": {…},
- * "mode": "yolo", "resume": true, "usage": false}}`. Every field may override a preset; a new agent needs
- * a command. Commands given as one string are split like RUNBOARD_AGENT_COMMAND, never through a shell.
+ * "mode": "yolo", "resume": true, "usage": false}}`. Every field may override a preset; a new ACP agent needs
+ * a command (a new pi-rpc one defaults to this project's pi, e.g. with other `args`). Commands given as one string are split like RUNBOARD_AGENT_COMMAND, never through a shell.
  */
 function parseAgents(source: string, text: string | undefined): AgentDefinition[] {
   if (text === undefined) return [];
@@ -215,7 +215,7 @@ function parseAgents(source: string, text: string | undefined): AgentDefinition[
     if (preset && protocol !== undefined && protocol !== preset.protocol) throw bad(`is a preset speaking ${preset.protocol}; pick another name for a ${String(protocol)} agent`);
     const command = argv('command');
     if (command !== undefined && !command.length) throw bad('has an empty command');
-    if (!preset && !command) throw bad('needs a command');
+    if (!preset && !command && protocol !== 'pi-rpc') throw bad('needs a command'); // pi-rpc defaults to this project's pi
     const env = entry.env;
     if (env !== undefined && !(isObject(env) && Object.values(env).every((v) => typeof v === 'string'))) throw bad('env must be an object of strings');
     const mode = entry.mode;

@@ -74,6 +74,7 @@ describe('through the server', () => {
           gemini: { command: [gemini], args: ['--acp'] },
           copilot: { command: '/nonexistent/copilot', args: ['--acp', '--stdio'] },
           node: { command: [process.execPath], args: ['acp-agent.js'], mode: 'auto', usage: true },
+          'pi-openai': { protocol: 'pi-rpc', args: '--provider openai --model gpt-4o' },
         }),
       },
     });
@@ -90,6 +91,7 @@ describe('through the server', () => {
       expect.objectContaining({ name: 'gemini', protocol: 'acp', command: `${AGENT_BINS.gemini} --acp (session mode yolo)`, isDefault: false, available: true, version: expect.stringMatching(/^\d+\.\d+\.\d+/) }),
       { name: 'copilot', protocol: 'acp', command: '/nonexistent/copilot --acp --stdio', isDefault: false, available: false, version: null, capabilities: { steer: 'EMULATED', followUp: 'QUEUED', resume: true, usage: false, cost: false } },
       { name: 'node', protocol: 'acp', command: `${process.execPath} acp-agent.js (session mode auto)`, isDefault: false, available: true, version: process.versions.node, capabilities: { steer: 'EMULATED', followUp: 'QUEUED', resume: true, usage: true, cost: false } },
+      expect.objectContaining({ name: 'pi-openai', protocol: 'pi-rpc', command: 'pi --mode rpc --provider openai --model gpt-4o', available: true }),
     ]);
   }, 30_000);
 
@@ -97,9 +99,9 @@ describe('through the server', () => {
     const { createCard } = await t.ok(`mutation { createCard(input: { title: "Pick an agent" }) { id } }`);
     const start = (agent: string) => t.gql(`mutation($input: StartRunInput!) { startRun(input: $input) { id } }`, { input: { cardId: createCard.id, agent } });
     const unknown = await start('claude-desktop');
-    expect(unknown.errors?.[0]).toMatchObject({ message: 'unknown agent "claude-desktop"; installed agents: pi, gemini, node', extensions: { code: 'BAD_USER_INPUT', field: 'agent' } });
+    expect(unknown.errors?.[0]).toMatchObject({ message: 'unknown agent "claude-desktop"; installed agents: pi, gemini, node, pi-openai', extensions: { code: 'BAD_USER_INPUT', field: 'agent' } });
     const missing = await start('copilot');
-    expect(missing.errors?.[0]).toMatchObject({ message: 'agent "copilot" is configured but its program was not found; installed agents: pi, gemini, node', extensions: { code: 'BAD_USER_INPUT', field: 'agent' } });
+    expect(missing.errors?.[0]).toMatchObject({ message: 'agent "copilot" is configured but its program was not found; installed agents: pi, gemini, node, pi-openai', extensions: { code: 'BAD_USER_INPUT', field: 'agent' } });
     const { card } = await t.ok(`query($id: ID!) { card(id: $id) { runs(first: 5) { totalCount } } }`, { id: createCard.id });
     expect(card.runs.totalCount).toBe(0); // nothing was started
   }, 30_000);
