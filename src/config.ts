@@ -3,11 +3,14 @@
  * One table drives parsing, `--help` and the README, so the three never disagree.
  */
 import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { AGENT_PRESETS, AGENT_PROTOCOLS, type AgentDefinition, type AgentProtocol } from './agents/presets.js';
+import { isObject } from './agents/json-line.js';
 import { isLogLevel, LOG_LEVELS, type LevelWithSilent } from './log.js';
 import { parseCommandLine } from './orchestrator/command-line.js';
 
@@ -32,6 +35,12 @@ export interface Config {
   claudeArgs: string[];
   /** Codex's program and leading arguments, parsed likewise; started as `<command> app-server`. @default codex on PATH */
   codexCommand: string[] | null;
+  /** The agents file read at start (custom agents and preset overrides), if any. @default <dataDir>/agents.json when it exists */
+  agentsFile: string | null;
+  /** Custom agents and preset overrides: the agents file's, then RUNBOARD_AGENTS's (which win by name). @default none */
+  agents: AgentDefinition[];
+  /** The agent a run gets when it names none. @default 'pi' */
+  defaultAgent: string;
   /** Runs beyond this wait QUEUED and start in order. @default 4 */
   maxConcurrentRuns: number;
   /** The playtest command, parsed into an argument array (no shell). @default ['cargo', 'run'] */
@@ -74,6 +83,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'claudeCommand', flag: 'claude-command', env: 'RUNBOARD_CLAUDE_COMMAND', defaultText: 'claude on PATH', description: 'Claude Code program for runs with agent "claude" (parsed, never run through a shell)' },
   { key: 'claudeArgs', flag: 'claude-args', env: 'RUNBOARD_CLAUDE_ARGS', defaultText: 'none', description: 'Extra Claude Code arguments, e.g. "--model claude-sonnet-4-5"' },
   { key: 'codexCommand', flag: 'codex-command', env: 'RUNBOARD_CODEX_COMMAND', defaultText: 'codex on PATH', description: 'Codex program for the codex agent, started as <command> app-server (parsed, never run through a shell)' },
+  { key: 'agentsFile', flag: 'agents-file', env: 'RUNBOARD_AGENTS_FILE', defaultText: '<data dir>/agents.json when present', description: 'JSON file of named agents (command, args, protocol, env, mode); an entry named like a preset overrides it' },
+  { key: 'agents', flag: null, env: 'RUNBOARD_AGENTS', defaultText: 'none', description: 'Named agents as JSON, as in the agents file; wins over the file by name (environment only: it may hold keys)' },
+  { key: 'defaultAgent', flag: 'default-agent', env: 'RUNBOARD_DEFAULT_AGENT', defaultText: 'pi', description: 'Agent a run gets when it names none: a preset (pi, claude, codex, gemini) or a configured agent' },
   { key: 'maxConcurrentRuns', flag: 'max-concurrent-runs', env: 'RUNBOARD_MAX_CONCURRENT_RUNS', defaultText: '4', description: 'Runs working at once; more wait QUEUED and start in order' },
   { key: 'playtestCommand', flag: 'playtest-command', env: 'RUNBOARD_PLAYTEST_COMMAND', defaultText: 'cargo run', description: 'Playtest command, run in a run\'s worktree (parsed, never run through a shell)' },
   { key: 'logLevel', flag: 'log-level', env: 'LOG_LEVEL', defaultText: 'info', description: `Log level: ${LOG_LEVELS.join(', ')}` },
@@ -112,6 +124,15 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, cwd 
   const dataDir = path.resolve(cwd, raw(option('dataDir')) ?? defaultDataDir(repo, env));
   const host = parseHost(raw(option('host')) ?? '127.0.0.1');
   const token = raw(option('token')) ?? null;
+  const agentsFile = raw(option('agentsFile')) ? path.resolve(cwd, raw(option('agentsFile'))!) : null;
+  const defaultAgentsFile = path.join(dataDir, 'agents.json');
+  const agents = mergeAgents([
+    ...(agentsFile ? readAgentsFile(agentsFile, true) : readAgentsFile(defaultAgentsFile, false)),
+    ...parseAgents('RUNBOARD_AGENTS', raw(option('agents'))),
+  ]);
+  const defaultAgent = raw(option('defaultAgent')) ?? 'pi';
+  const agentNames = new Set([...AGENT_PRESETS.map((a) => a.name), ...agents.map((a) => a.name)]);
+  if (!agentNames.has(defaultAgent)) throw new ConfigError(`invalid RUNBOARD_DEFAULT_AGENT "${defaultAgent}": expected one of ${[...agentNames].join(', ')}`);
   // Without a token, anyone who reaches the port could run commands in the repository.
   if (!token && !isLoopbackHost(host)) throw new ConfigError(`refusing to listen on ${host} without RUNBOARD_TOKEN: set a token, or bind 127.0.0.1`);
   return {
@@ -125,6 +146,9 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, cwd 
     claudeCommand: parseArgv('RUNBOARD_CLAUDE_COMMAND', raw(option('claudeCommand'))),
     claudeArgs: parseArgv('RUNBOARD_CLAUDE_ARGS', raw(option('claudeArgs'))) ?? [],
     codexCommand: parseArgv('RUNBOARD_CODEX_COMMAND', raw(option('codexCommand'))),
+    agentsFile: agentsFile ?? (existsSync(defaultAgentsFile) ? defaultAgentsFile : null),
+    agents,
+    defaultAgent,
     maxConcurrentRuns: parsePositive('RUNBOARD_MAX_CONCURRENT_RUNS', raw(option('maxConcurrentRuns')) ?? '4', 64),
     playtestCommand: parseArgv('RUNBOARD_PLAYTEST_COMMAND', raw(option('playtestCommand'))) ?? ['cargo', 'run'],
     logLevel: parseLogLevel(raw(option('logLevel')) ?? 'info'),
@@ -152,6 +176,84 @@ function parseArgv(name: string, text: string | undefined): string[] | null {
   } catch (error) {
     throw new ConfigError(`invalid ${name}: ${(error as Error).message}`);
   }
+}
+
+/** A file of agent definitions; a missing file is an error only when it was named. */
+function readAgentsFile(file: string, required: boolean): AgentDefinition[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    if (!required && (error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new ConfigError(`cannot read the agents file ${file}: ${(error as Error).message}`);
+  }
+  return parseAgents(`agents file ${file}`, text);
+}
+
+const AGENT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$/;
+const AGENT_FIELDS = new Set(['command', 'args', 'protocol', 'env', 'mode', 'resume', 'usage']);
+
+/**
+ * `{"<name>": {"command": "copilot" | ["node", "x.js"], "args": ["--acp"], "protocol": "acp", "env": {…},
+ * "mode": "yolo", "resume": true, "usage": false}}`. Every field may override a preset; a new ACP agent needs
+ * a command (a new pi-rpc one defaults to this project's pi, e.g. with other `args`). Commands given as one string are split like RUNBOARD_AGENT_COMMAND, never through a shell.
+ */
+function parseAgents(source: string, text: string | undefined): AgentDefinition[] {
+  if (text === undefined) return [];
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`invalid ${source}: not JSON (${(error as Error).message})`);
+  }
+  if (!isObject(value)) throw new ConfigError(`invalid ${source}: expected an object of agents by name`);
+  const presets = new Map(AGENT_PRESETS.map((preset) => [preset.name, preset]));
+  return Object.entries(value).map(([name, entry]) => {
+    const bad = (what: string) => new ConfigError(`invalid ${source}: agent "${name}" ${what}`);
+    if (!AGENT_NAME.test(name)) throw bad('has a bad name: use letters, digits, ".", "_" or "-" (at most 40)');
+    if (!isObject(entry)) throw bad('must be an object');
+    const unknown = Object.keys(entry).filter((key) => !AGENT_FIELDS.has(key));
+    if (unknown.length) throw bad(`has unknown fields: ${unknown.join(', ')} (known: ${[...AGENT_FIELDS].join(', ')})`);
+    const argv = (field: 'command' | 'args'): string[] | undefined => {
+      const given = entry[field];
+      if (given === undefined) return undefined;
+      if (typeof given === 'string') return parseArgv(`${source}: agent "${name}" ${field}`, given) ?? [];
+      if (Array.isArray(given) && given.every((arg) => typeof arg === 'string')) return given as string[];
+      throw bad(`${field} must be a string or an array of strings`);
+    };
+    const protocol = entry.protocol;
+    if (protocol !== undefined && !AGENT_PROTOCOLS.includes(protocol as AgentProtocol)) throw bad(`has an unknown protocol: expected one of ${AGENT_PROTOCOLS.join(', ')}`);
+    const preset = presets.get(name);
+    if (preset && protocol !== undefined && protocol !== preset.protocol) throw bad(`is a preset speaking ${preset.protocol}; pick another name for a ${String(protocol)} agent`);
+    const command = argv('command');
+    if (command !== undefined && !command.length) throw bad('has an empty command');
+    if (!preset && !command && protocol !== 'pi-rpc') throw bad('needs a command'); // pi-rpc defaults to this project's pi
+    const env = entry.env;
+    if (env !== undefined && !(isObject(env) && Object.values(env).every((v) => typeof v === 'string'))) throw bad('env must be an object of strings');
+    const mode = entry.mode;
+    if (mode !== undefined && mode !== null && typeof mode !== 'string') throw bad('mode must be a string or null');
+    for (const flag of ['resume', 'usage'] as const) if (entry[flag] !== undefined && typeof entry[flag] !== 'boolean') throw bad(`${flag} must be true or false`);
+    return {
+      name,
+      protocol: (protocol as AgentProtocol | undefined) ?? preset?.protocol ?? 'acp',
+      command,
+      args: argv('args'),
+      env: env as Record<string, string> | undefined,
+      mode: mode as string | null | undefined,
+      resume: entry.resume as boolean | undefined,
+      usage: entry.usage as boolean | undefined,
+    };
+  });
+}
+
+/** Later definitions of a name win field by field. */
+function mergeAgents(definitions: AgentDefinition[]): AgentDefinition[] {
+  const byName = new Map<string, AgentDefinition>();
+  for (const definition of definitions) {
+    const defined = Object.fromEntries(Object.entries(definition).filter(([, v]) => v !== undefined)) as AgentDefinition;
+    byName.set(definition.name, { ...byName.get(definition.name), ...defined });
+  }
+  return [...byName.values()];
 }
 
 function parsePositive(name: string, text: string, max: number): number {

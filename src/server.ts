@@ -88,6 +88,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       claudeArgs: config.claudeArgs,
       codexCommand: config.codexCommand,
       agentEnv: options.agentEnv,
+      agents: config.agents,
+      defaultAgent: config.defaultAgent,
     }),
     agentEnv: options.agentEnv,
     maxConcurrentRuns: config.maxConcurrentRuns,

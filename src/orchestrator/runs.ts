@@ -135,6 +135,7 @@ export class Runs {
     const refine = input.refineRunId ? await this.refineTarget(input.refineRunId, card.id) : null;
     if (refine && input.agent && input.agent !== refine.agent) throw new ConflictError(`cannot refine run ${refine.id} with ${input.agent}: it ran ${refine.agent}, and a session continues with its own agent`);
     const driver = await this.options.agents.require(input.agent ?? refine?.agent);
+    if (refine && !driver.capabilities.resume) throw new ConflictError(`cannot refine run ${refine.id}: ${driver.name} cannot resume a session (its capabilities say resume: false)`);
     if (refine && !(await driver.canResume(refine.agentSession!))) throw new ConflictError(`cannot refine run ${refine.id}: its ${driver.name} session can no longer be resumed`);
     const explicit = input.prompt?.trim();
     if (refine && !explicit) throw new InvalidInputError('a refinement needs a prompt: the feedback for the agent', 'prompt');

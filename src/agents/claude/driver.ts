@@ -33,6 +33,8 @@ import { ClaudeMessageType, ClaudeSystemSubtype, encodeClaudeInput, interruptInp
 
 /** How to start Claude Code: from config (RUNBOARD_CLAUDE_COMMAND / RUNBOARD_CLAUDE_ARGS). */
 export interface ClaudeDriverOptions {
+  /** The name runs pick it by. @default 'claude' */
+  name?: string;
   /** The program and its leading arguments. @default ['claude'], found on PATH */
   command?: readonly string[] | null;
   /** Added after runboard's own flags (e.g. `--model claude-sonnet-4-5`). */
@@ -53,12 +55,13 @@ const SESSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 /** The `claude` preset: Claude Code over stream-json (see above). */
 export class ClaudeDriver implements AgentDriver {
-  readonly name = 'claude';
+  readonly name: string;
   readonly protocol = 'claude-stream-json';
   readonly capabilities = CAPABILITIES;
   private readonly command: readonly string[];
 
   constructor(private readonly options: ClaudeDriverOptions = {}) {
+    this.name = options.name ?? 'claude';
     this.command = options.command?.length ? options.command : ['claude'];
   }
 
@@ -99,7 +102,7 @@ export class ClaudeDriver implements AgentDriver {
         args: [...leading, ...CLAUDE_FLAGS, ...session, ...(this.options.args ?? [])],
         cwd: launch.cwd,
         // As root Claude Code refuses bypassPermissions unless told it is sandboxed.
-        env: { ...(process.getuid?.() === 0 ? { IS_SANDBOX: '1' } : {}), ...launch.env },
+        env: { ...(process.getuid?.() === 0 ? { IS_SANDBOX: '1' } : {}), ...this.options.env, ...launch.env },
         withhold: launch.withhold,
       },
       {

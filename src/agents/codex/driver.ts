@@ -67,17 +67,22 @@ const ROLLOUT_THREAD_ID = /-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-
 const CAPABILITIES: AgentCapabilities = { steer: 'NATIVE', followUp: 'QUEUED', resume: true, usage: true, cost: false };
 
 export interface CodexDriverOptions {
+  /** The name runs pick it by. @default 'codex' */
+  name?: string;
   /** The program and its leading arguments (e.g. `-c model="o3"`). @default codex on PATH */
   command?: readonly string[] | null;
+  /** Added to its environment (under runboard's own run variables). */
+  env?: Readonly<Record<string, string>>;
 }
 
 export class CodexDriver implements AgentDriver {
-  readonly name = 'codex';
+  readonly name: string;
   readonly protocol = 'codex-app-server';
   readonly capabilities = CAPABILITIES;
   private readonly command: readonly string[];
 
-  constructor(options: CodexDriverOptions = {}) {
+  constructor(private readonly options: CodexDriverOptions = {}) {
+    this.name = options.name ?? 'codex';
     this.command = options.command?.length ? options.command : ['codex'];
   }
 
@@ -101,12 +106,12 @@ export class CodexDriver implements AgentDriver {
     if (launch.resume && (!resumeThread || !home || path.dirname(path.resolve(home)) !== path.resolve(homes))) {
       throw new ConflictError(`not a Codex thread file of runboard's that can be resumed: ${launch.resume}`);
     }
-    await prepareHome(home!, userCodexHome(launch.env));
+    await prepareHome(home!, userCodexHome({ ...this.options.env, ...launch.env }));
 
     const [program, ...leading] = this.command;
     const session = new CodexSession(sink);
     const peer = new JsonRpcPeer(
-      { command: program!, args: [...leading, 'app-server', ...NO_ASK_OVERRIDES], cwd: launch.cwd, env: { ...launch.env, CODEX_HOME: home! }, withhold: launch.withhold },
+      { command: program!, args: [...leading, 'app-server', ...NO_ASK_OVERRIDES], cwd: launch.cwd, env: { ...this.options.env, ...launch.env, CODEX_HOME: home! }, withhold: launch.withhold },
       {
         onNotification: (notification) => session.onNotification(notification),
         onRequest: (request) => session.onRequest(request),

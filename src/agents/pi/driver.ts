@@ -12,14 +12,18 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
 import type { AgentCapabilities, AgentDriver, AgentLaunch, AgentSession, AgentSink, MessageMode } from '../../orchestrator/agent-driver.js';
 import { truncateText } from '../../orchestrator/event-log.js';
 import { PiEventNormalizer } from './events.js';
 import { AgentCommandType, AgentMessageType, type AgentMessage, type AgentState } from './protocol.js';
 import { AgentProcess } from './rpc.js';
+import { probeVersion } from '../version-probe.js';
 
 export interface PiDriverOptions {
+  /** The name runs pick it by. @default 'pi' */
+  name?: string;
+  /** Added to its environment (under runboard's own run variables). */
+  env?: Readonly<Record<string, string>>;
   /** The program and its leading arguments. @default pi from this project's dependencies */
   command?: readonly string[] | null;
   /** Added after `--mode rpc` (e.g. `--provider openai --model gpt-4o`). */
@@ -29,12 +33,13 @@ export interface PiDriverOptions {
 const CAPABILITIES: AgentCapabilities = { steer: 'NATIVE', followUp: 'NATIVE', resume: true, usage: true, cost: true };
 
 export class PiDriver implements AgentDriver {
-  readonly name = 'pi';
+  readonly name: string;
   readonly protocol = 'pi-rpc';
   readonly capabilities = CAPABILITIES;
   private readonly command: readonly string[];
 
   constructor(private readonly options: PiDriverOptions = {}) {
+    this.name = options.name ?? 'pi';
     this.command = options.command?.length ? options.command : defaultPiCommand();
   }
 
@@ -48,11 +53,8 @@ export class PiDriver implements AgentDriver {
     return existsSync(sessionFile);
   }
 
-  async probe(): Promise<{ available: boolean; version: string | null }> {
-    const [program, ...leading] = this.command;
-    const result = await execa(program!, [...leading, '--version'], { reject: false, timeout: 10_000, stdin: 'ignore' });
-    const version = /\d+\.\d+\.\d+\S*/.exec(`${result.stdout} ${result.stderr}`)?.[0] ?? null;
-    return { available: !result.failed, version };
+  probe(): Promise<{ available: boolean; version: string | null }> {
+    return probeVersion(this.command);
   }
 
   async start(launch: AgentLaunch, sink: AgentSink): Promise<AgentSession> {
@@ -62,7 +64,7 @@ export class PiDriver implements AgentDriver {
     const [program, ...leading] = this.command;
     const session = new PiSession(sink);
     const agent = new AgentProcess(
-      { command: program!, args: [...leading, '--mode', 'rpc', ...(this.options.args ?? []), '--session', sessionFile], cwd: launch.cwd, env: launch.env, withhold: launch.withhold },
+      { command: program!, args: [...leading, '--mode', 'rpc', ...(this.options.args ?? []), '--session', sessionFile], cwd: launch.cwd, env: { ...this.options.env, ...launch.env }, withhold: launch.withhold },
       {
         onMessage: (message) => session.onMessage(message),
         onStderr: (line) => sink.stderr(line),
