@@ -1,5 +1,5 @@
 /**
- * Composes runboard's HTTP server: graphql-yoga on Node's HTTP server with GraphiQL at /graphql,
+ * Composes runboard's HTTP server: graphql-yoga on Node's HTTP server with the board UI at /, GraphiQL at /graphql,
  * graphql-ws serving subscriptions over WebSocket on the same path and port, and the plugins for
  * health, request logs and error codes.
  */
@@ -31,6 +31,7 @@ import { useLimits } from './plugins/use-limits.js';
 import { useRequestLog, type TransportContext } from './plugins/use-request-log.js';
 import { malformedTarget, refusal, useRequestOrigin, type RequestOriginOptions } from './plugins/use-request-origin.js';
 import { useVariableErrorCodes } from './plugins/use-variable-error-codes.js';
+import { useWebApp } from './plugins/use-web-app.js';
 import { UnauthenticatedError } from './schema/auth.js';
 import { parseLastEventId } from './schema/context.js';
 import { schema, type Context } from './schema/index.js';
@@ -116,6 +117,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     plugins: [
       useRequestOrigin(origin),
       useHealth({ check: async () => ({ ...(await checkReadiness({ db, repositoryRoot: repository.root })), internalErrors: faults.internalErrors }) }),
+      useWebApp(), // before authentication: the page shell and assets load without a token
       useAuthentication(auth),
       useCSRFRefusalForAllButEventSource(),
       useSSEEventIds(),

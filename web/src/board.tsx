@@ -1,0 +1,218 @@
+/**
+ * The board: columns in order, cards in position order, each with its latest run. Cards move by
+ * drag and drop (SortableJS) or by keyboard (Alt+arrows); every change, this page's or anyone
+ * else's, arrives through boardEvents, which the board follows from its last seq.
+ */
+import { useEffect, useRef, useState } from 'preact/hooks';
+import Sortable from 'sortablejs';
+import type { Card, Run, RunboardClient } from '../../sdk/client.js';
+import type { CardColumn } from '../../sdk/generated/graphql.js';
+import { follow, inWords } from './api.js';
+
+/** The columns in board order. */
+export const COLUMNS: readonly CardColumn[] = ['BACKLOG', 'TODO', 'IN_PROGRESS', 'REVIEW', 'DONE'];
+/** A column's name for people. */
+export const columnName = (column: CardColumn) => column.replace('_', ' ').toLowerCase().replace(/^./, (c) => c.toUpperCase());
+
+interface BoardData {
+  cards: Card[];
+  /** The newest run of each card, by card id. */
+  latestRun: Map<string, Run>;
+}
+
+async function loadBoard(client: RunboardClient): Promise<BoardData> {
+  const [cards, runs] = await Promise.all([client.board(), client.runs({ first: 100 })]);
+  const latestRun = new Map<string, Run>();
+  for (const run of runs) if (!latestRun.has(run.card.id)) latestRun.set(run.card.id, run); // newest first
+  return { cards, latestRun };
+}
+
+/** A run's state in a word or two: merged wins over its status. */
+export const runLabel = (run: Pick<Run, 'status' | 'mergedSha'>) => (run.mergedSha ? 'merged' : run.status.toLowerCase());
+
+export function Board({ client, hidden }: { client: RunboardClient; hidden?: boolean }) {
+  const [data, setData] = useState<BoardData | undefined>();
+  const [error, setError] = useState<string | undefined>();
+  const [live, setLive] = useState<'live' | 'reconnecting'>('live');
+  const [seq, setSeq] = useState(0);
+
+  // Reload on every board event, coalesced: a burst (the history replayed at start) costs one load.
+  const reload = useRef<() => void>(() => {});
+  useEffect(() => {
+    let pending: ReturnType<typeof setTimeout> | undefined;
+    let generation = 0;
+    const run = () => {
+      const mine = ++generation;
+      loadBoard(client).then(
+        (loaded) => mine === generation && (setData(loaded), setError(undefined)),
+        (failure) => mine === generation && setError(inWords(failure)),
+      );
+    };
+    reload.current = () => {
+      clearTimeout(pending);
+      pending = setTimeout(run, 30);
+    };
+    run();
+    const stop = new AbortController();
+    void follow(
+      (since) => client.followBoardEvents(since),
+      0,
+      (event) => {
+        setSeq(event.seq);
+        reload.current();
+      },
+      (state, failure) => {
+        setLive(state);
+        if (state === 'live') reload.current(); // whatever happened while disconnected
+        else if (failure) console.warn('board events:', inWords(failure));
+      },
+      stop.signal,
+    );
+    return () => {
+      stop.abort();
+      clearTimeout(pending);
+    };
+  }, [client]);
+
+  const move = async (cardId: string, column: CardColumn, position: number) => {
+    setData((current) => current && { ...current, cards: moved(current.cards, cardId, column, position) });
+    try {
+      await client.moveCard(cardId, column, position);
+    } catch (failure) {
+      setError(inWords(failure));
+      reload.current();
+    }
+  };
+
+  return (
+    <section class="board" hidden={hidden} aria-busy={!data} data-seq={seq} data-live={live}>
+      <div class="board-bar">
+        <NewCardForm client={client} onError={setError} />
+        <span class={`live-state ${live}`} role="status">{live === 'live' ? 'live' : 'reconnecting…'}</span>
+      </div>
+      {error && <p role="alert" class="error">{error}</p>}
+      {!data ? (
+        <p class="loading">Loading cards…</p>
+      ) : (
+        <div class="columns">
+          {COLUMNS.map((column) => (
+            <Column key={column} column={column} cards={data.cards.filter((card) => card.column === column)} latestRun={data.latestRun} onMove={move} />
+          ))}
+        </div>
+      )}
+    </section>
+  );
+}
+
+/** The cards after moving one to `column` at `position`, with positions renumbered as the server does. */
+function moved(cards: Card[], cardId: string, column: CardColumn, position: number): Card[] {
+  const card = cards.find((c) => c.id === cardId);
+  if (!card) return cards;
+  const rest = cards.filter((c) => c.id !== cardId);
+  const target = rest.filter((c) => c.column === column).sort((a, b) => a.position - b.position);
+  target.splice(Math.min(position, target.length), 0, { ...card, column });
+  const renumbered = new Map(target.map((c, index) => [c.id, { ...c, position: index }]));
+  return [...rest.filter((c) => c.column !== column), ...renumbered.values()];
+}
+
+function Column({ column, cards, latestRun, onMove }: { column: CardColumn; cards: Card[]; latestRun: Map<string, Run>; onMove: (id: string, column: CardColumn, position: number) => void }) {
+  const list = useRef<HTMLOListElement>(null);
+  const onMoveRef = useRef(onMove);
+  onMoveRef.current = onMove;
+  const sorted = [...cards].sort((a, b) => a.position - b.position);
+
+  useEffect(() => {
+    const sortable = Sortable.create(list.current!, {
+      group: 'board',
+      animation: 120,
+      forceFallback: true, // pointer events, not HTML5 drag: the same on touch screens and in automation
+      fallbackTolerance: 4,
+      filter: '.card-keys',
+      onEnd: ({ item, from, to, oldIndex, newIndex }) => {
+        // Put the DOM back as Preact left it; the move comes back as state.
+        item.remove();
+        from.insertBefore(item, from.children[oldIndex ?? 0] ?? null);
+        if (from === to && oldIndex === newIndex) return;
+        onMoveRef.current(item.dataset.id!, to.dataset.column as CardColumn, newIndex ?? 0);
+      },
+    });
+    return () => sortable.destroy();
+  }, []);
+
+  return (
+    <section class="column" aria-labelledby={`col-${column}`}>
+      <h2 id={`col-${column}`}>
+        {columnName(column)} <span class="count">{cards.length}</span>
+      </h2>
+      <ol ref={list} class="cards" data-column={column} data-empty="No cards">
+        {sorted.map((card) => (
+          <CardTile key={card.id} card={card} run={latestRun.get(card.id)} onMove={onMove} />
+        ))}
+      </ol>
+    </section>
+  );
+}
+
+function CardTile({ card, run, onMove }: { card: Card; run?: Run; onMove: (id: string, column: CardColumn, position: number) => void }) {
+  const columnIndex = COLUMNS.indexOf(card.column);
+  const onKeyDown = (event: KeyboardEvent) => {
+    if (event.key === 'Enter') return void (location.hash = `#/card/${encodeURIComponent(card.id)}`);
+    if (!event.altKey) return;
+    const step = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] }[event.key];
+    if (!step) return;
+    event.preventDefault();
+    const column = COLUMNS[columnIndex + step[0]!];
+    if (!column) return;
+    onMove(card.id, column, step[0] ? Number.MAX_SAFE_INTEGER : Math.max(0, card.position + step[1]!));
+  };
+  return (
+    <li class="card" data-id={card.id} tabIndex={0} onKeyDown={onKeyDown} aria-label={`${card.title}, ${columnName(card.column)}; Alt+arrows move it, Enter opens it`}>
+      <a class="card-title" href={`#/card/${encodeURIComponent(card.id)}`} draggable={false}>
+        {card.title}
+      </a>
+      {card.tags.length > 0 && (
+        <ul class="tags">
+          {card.tags.map((tag) => (
+            <li key={tag}>{tag}</li>
+          ))}
+        </ul>
+      )}
+      {run && (
+        <a class={`run-badge status-${runLabel(run)}`} href={`#/run/${encodeURIComponent(run.id)}`} draggable={false}>
+          {run.agent}: {runLabel(run)}
+        </a>
+      )}
+    </li>
+  );
+}
+
+function NewCardForm({ client, onError }: { client: RunboardClient; onError: (error?: string) => void }) {
+  const [title, setTitle] = useState('');
+  const [column, setColumn] = useState<CardColumn>('TODO');
+  return (
+    <form
+      class="new-card"
+      onSubmit={async (event) => {
+        event.preventDefault();
+        if (!title.trim()) return;
+        try {
+          await client.createCard({ title: title.trim(), column });
+          setTitle('');
+          onError(undefined);
+        } catch (failure) {
+          onError(inWords(failure));
+        }
+      }}
+    >
+      <input aria-label="New card title" placeholder="New card…" value={title} onInput={(e) => setTitle(e.currentTarget.value)} maxLength={500} />
+      <select aria-label="Column" value={column} onChange={(e) => setColumn(e.currentTarget.value as CardColumn)}>
+        {COLUMNS.map((c) => (
+          <option key={c} value={c}>
+            {columnName(c)}
+          </option>
+        ))}
+      </select>
+      <button type="submit">Add card</button>
+    </form>
+  );
+}
