@@ -74,7 +74,7 @@ export function Board({ client, hidden }: { client: RunboardClient; hidden?: boo
     };
   }, [client]);
 
-  const move = async (cardId: string, column: CardColumn, position: number) => {
+  const move = async (cardId: string, column: CardColumn, position?: number) => {
     setData((current) => current && { ...current, cards: moved(current.cards, cardId, column, position) });
     try {
       await client.moveCard(cardId, column, position);
@@ -105,7 +105,7 @@ export function Board({ client, hidden }: { client: RunboardClient; hidden?: boo
 }
 
 /** The cards after moving one to `column` at `position`, with positions renumbered as the server does. */
-function moved(cards: Card[], cardId: string, column: CardColumn, position: number): Card[] {
+function moved(cards: Card[], cardId: string, column: CardColumn, position = Number.MAX_SAFE_INTEGER): Card[] {
   const card = cards.find((c) => c.id === cardId);
   if (!card) return cards;
   const rest = cards.filter((c) => c.id !== cardId);
@@ -115,7 +115,7 @@ function moved(cards: Card[], cardId: string, column: CardColumn, position: numb
   return [...rest.filter((c) => c.column !== column), ...renumbered.values()];
 }
 
-function Column({ column, cards, latestRun, onMove }: { column: CardColumn; cards: Card[]; latestRun: Map<string, Run>; onMove: (id: string, column: CardColumn, position: number) => void }) {
+function Column({ column, cards, latestRun, onMove }: { column: CardColumn; cards: Card[]; latestRun: Map<string, Run>; onMove: (id: string, column: CardColumn, position?: number) => void }) {
   const list = useRef<HTMLOListElement>(null);
   const onMoveRef = useRef(onMove);
   onMoveRef.current = onMove;
@@ -153,7 +153,7 @@ function Column({ column, cards, latestRun, onMove }: { column: CardColumn; card
   );
 }
 
-function CardTile({ card, run, onMove }: { card: Card; run?: Run; onMove: (id: string, column: CardColumn, position: number) => void }) {
+function CardTile({ card, run, onMove }: { card: Card; run?: Run; onMove: (id: string, column: CardColumn, position?: number) => void }) {
   const columnIndex = COLUMNS.indexOf(card.column);
   const onKeyDown = (event: KeyboardEvent) => {
     if (event.key === 'Enter') return void (location.hash = `#/card/${encodeURIComponent(card.id)}`);
@@ -163,7 +163,7 @@ function CardTile({ card, run, onMove }: { card: Card; run?: Run; onMove: (id: s
     event.preventDefault();
     const column = COLUMNS[columnIndex + step[0]!];
     if (!column) return;
-    onMove(card.id, column, step[0] ? Number.MAX_SAFE_INTEGER : Math.max(0, card.position + step[1]!));
+    onMove(card.id, column, step[0] ? undefined : Math.max(0, card.position + step[1]!)); // another column: its end
   };
   return (
     <li class="card" data-id={card.id} tabIndex={0} onKeyDown={onKeyDown} aria-label={`${card.title}, ${columnName(card.column)}; Alt+arrows move it, Enter opens it`}>
