@@ -9,7 +9,7 @@ import { Board } from './board.js';
 import { CardPanel } from './card.js';
 import { RunView } from './run.js';
 import type { RunboardClient } from '../../sdk/client.js';
-import { AgentsDocument as AgentsProbe } from '../../sdk/generated/graphql.js';
+import { BoardDocument } from '../../sdk/generated/graphql.js';
 import './style.css';
 
 type Route = { view: 'board' } | { view: 'card'; id: string } | { view: 'run'; id: string };
@@ -57,7 +57,8 @@ function App() {
 
   useEffect(() => {
     setState({ phase: 'checking' });
-    client.request(AgentsProbe).then(
+    // The cheapest call there is (one card): asking for agents would run each agent's CLI for its version.
+    client.request(BoardDocument, { first: 1 }).then(
       () => setState({ phase: 'ready' }),
       (error) => {
         if (!isUnauthenticated(error)) return setState({ phase: 'failed', error: inWords(error) });
