@@ -245,6 +245,8 @@ describe('token mode', () => {
     expect(shell.headers.get('content-type')).toContain('text/html');
     const asset = /src="(\/assets\/[^"]+\.js)"/.exec(await shell.text())?.[1];
     expect((await fetch(new URL(asset!, root))).status).toBe(200);
+    // Only the page's own files are public: a path it does not serve still needs the token.
+    expect((await fetch(new URL('/assets/not-built.js', root))).status).toBe(401);
     const api = await fetch(t.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ agents { name } }' }) });
     expect(api.status).toBe(401);
 

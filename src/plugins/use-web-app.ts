@@ -1,7 +1,8 @@
 /**
  * The board UI: serves the files `npm run build` puts in dist/web (web/ built by Vite) at `/` and
- * `/assets/*`. It is placed before authentication, so the page shell and its assets load without a
- * token; the page then asks for one and sends it on every API call, which still needs it.
+ * `/assets/*`. Those paths are public (`WebApp.serves` feeds useAuthentication's predicate), so the
+ * page shell and its assets load without a token; the page then asks for one and sends it on every
+ * API call, which still needs it.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -44,9 +45,21 @@ function listFiles(directory: string): Map<string, string> {
   return files;
 }
 
-/** Serves the board UI at `/` (index.html) and its hashed assets (cached for good); everything else passes through. */
-export function useWebApp({ directory = fileURLToPath(new URL('../../dist/web', import.meta.url)) }: WebAppOptions = {}): Plugin {
+/** The built page's files, listed once. */
+export interface WebApp {
+  readonly files: ReadonlyMap<string, string>;
+  /** Whether a GET of this path is the page's (`/` always is, built or not): such paths need no token. */
+  serves(pathname: string): boolean;
+}
+
+/** Lists the built page's files; a missing folder is an empty app whose `/` says how to build it. */
+export function loadWebApp({ directory = fileURLToPath(new URL('../../dist/web', import.meta.url)) }: WebAppOptions = {}): WebApp {
   const files = listFiles(directory);
+  return { files, serves: (pathname) => pathname === '/' || files.has(pathname) };
+}
+
+/** Serves the board UI at `/` (index.html) and its hashed assets (cached for good); everything else passes through. */
+export function useWebApp({ files }: WebApp): Plugin {
   return {
     onRequest({ request, url, endResponse, fetchAPI }) {
       if (request.method !== 'GET' && request.method !== 'HEAD') return;
