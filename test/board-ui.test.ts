@@ -118,9 +118,17 @@ describe('a card from the board to a merged run, with pi and a scripted model', 
     expect(await page.locator('.run-view').getAttribute('data-status')).toBe('RUNNING');
     await shot(page, '4-run-live');
 
-    await page.getByLabel('Message to the agent').fill('jump twice as high');
-    await page.getByRole('button', { name: 'Steer' }).click();
+    // Steered from a phone-sized page following the same run; the first page sees the message too.
+    const phone = await newPage(context);
+    await phone.setViewportSize({ width: 390, height: 844 });
+    await phone.goto(page.url());
+    await phone.locator('ol.console li.tool', { hasText: 'jump.txt' }).waitFor();
+    await phone.getByLabel('Message to the agent').fill('jump twice as high');
+    expect(await phone.getByRole('button', { name: 'Steer' }).isVisible()).toBe(true);
+    await shot(phone, '5a-phone-steering');
+    await phone.getByRole('button', { name: 'Steer' }).click();
     await consoleBox.locator('li.user', { hasText: 'jump twice as high' }).waitFor();
+    await phone.close();
     steered();
     await consoleBox.locator('li.text', { hasText: 'Steered: jump twice as high' }).waitFor();
     await page.locator('.run-view[data-status="SUCCEEDED"]').waitFor({ timeout: 30_000 });

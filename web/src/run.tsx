@@ -4,7 +4,7 @@
  * refine. The console follows runEvents from its last seq on a socket of its own, closed on leaving.
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
-import type { Run, RunboardClient, RunEvent, RunEventOf } from '../../sdk/client.js';
+import type { Run, RunboardClient, RunEvent } from '../../sdk/client.js';
 import * as ops from '../../sdk/generated/graphql.js';
 import { connect, follow, inWords, savedToken } from './api.js';
 import { runLabel } from './board.js';
@@ -21,31 +21,34 @@ type Entry =
   | { kind: 'tool'; key: number; id: string; tool: string; args: unknown; output: string; done: boolean; isError: boolean }
   | { kind: 'event'; key: number; event: RunEvent };
 
-/** The console's state after one event; pure, so a burst is applied in one render. */
-function apply(entries: Entry[], event: RunEvent): Entry[] {
+/** Applies one event to the console's entries, in place: a flush copies the array once for a whole burst. */
+function apply(entries: Entry[], event: RunEvent): void {
   const last = entries[entries.length - 1];
   switch (event.__typename) {
     case 'AssistantTextEvent':
     case 'ThinkingEvent': {
       const kind = event.__typename === 'AssistantTextEvent' ? 'text' : 'thinking';
-      if (last?.kind === kind) return [...entries.slice(0, -1), { ...last, text: last.text + event.text }];
-      return [...entries, { kind, key: event.seq, text: event.text }];
+      if (last?.kind === kind) entries[entries.length - 1] = { ...last, text: last.text + event.text };
+      else entries.push({ kind, key: event.seq, text: event.text });
+      return;
     }
     case 'ToolStartedEvent':
-      return [...entries, { kind: 'tool', key: event.seq, id: event.toolCallId, tool: event.tool, args: event.args, output: '', done: false, isError: false }];
+      entries.push({ kind: 'tool', key: event.seq, id: event.toolCallId, tool: event.tool, args: event.args, output: '', done: false, isError: false });
+      return;
     case 'ToolProgressEvent':
     case 'ToolEndedEvent': {
       const index = entries.findLastIndex((e) => e.kind === 'tool' && e.id === event.toolCallId);
       const tool = entries[index];
-      if (!tool || tool.kind !== 'tool') return [...entries, { kind: 'event', key: event.seq, event }];
-      const ended = event.__typename === 'ToolEndedEvent' ? { done: true, isError: (event as RunEventOf<'ToolEndedEvent'>).isError } : {};
-      return entries.with(index, { ...tool, output: clip(String(event.output ?? '')), ...ended });
+      if (!tool || tool.kind !== 'tool') return void entries.push({ kind: 'event', key: event.seq, event });
+      const ended = event.__typename === 'ToolEndedEvent' ? { done: true, isError: event.isError } : {};
+      entries[index] = { ...tool, output: clip(String(event.output ?? '')), ...ended };
+      return;
     }
     case 'QueueChangedEvent':
     case 'PlaytestDroppedEvent':
-      return entries;
+      return;
     default:
-      return [...entries, { kind: 'event', key: event.seq, event }];
+      entries.push({ kind: 'event', key: event.seq, event });
   }
 }
 
@@ -53,7 +56,7 @@ const clip = (text: string, max = 20_000) => (text.length > max ? `${text.slice(
 
 export function RunView({ client, runId }: { client: RunboardClient; runId: string }) {
   const [run, setRun] = useState<Run | undefined>();
-  const [entries, setEntries] = useState<Entry[]>([]);
+  const [entries, setEntries] = useState<{ shown: Entry[]; hidden: number }>({ shown: [], hidden: 0 });
   const [live, setLive] = useState<'live' | 'reconnecting'>('live');
   const [error, setError] = useState<string | undefined>();
   const [tab, setTab] = useState<'console' | 'review'>('console');
@@ -70,9 +73,11 @@ export function RunView({ client, runId }: { client: RunboardClient; runId: stri
       frame = 0;
       const batch = queued;
       queued = [];
-      setEntries((current) => {
-        const next = batch.reduce(apply, current);
-        return next.length > MAX_ENTRIES ? next.slice(-MAX_ENTRIES) : next;
+      setEntries(({ shown, hidden }) => {
+        const next = shown.slice();
+        for (const event of batch) apply(next, event);
+        const over = Math.max(0, next.length - MAX_ENTRIES);
+        return { shown: over ? next.slice(over) : next, hidden: hidden + over };
       });
     };
     void follow(
@@ -147,7 +152,7 @@ export function RunView({ client, runId }: { client: RunboardClient; runId: stri
   );
 }
 
-function Console({ entries }: { entries: Entry[] }) {
+function Console({ entries: { shown: entries, hidden } }: { entries: { shown: Entry[]; hidden: number } }) {
   const box = useRef<HTMLOListElement>(null);
   const pinned = useRef(true);
   // Follow the end while the reader is there; leave them be once they scroll up.
@@ -165,6 +170,7 @@ function Console({ entries }: { entries: Entry[] }) {
         pinned.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
       }}
     >
+      {hidden > 0 && <li class="note">{hidden} earlier entries are not shown (the run's log keeps every event).</li>}
       {entries.length === 0 && <li class="empty">No events yet.</li>}
       {entries.map((entry) => (
         <ConsoleEntry key={entry.key} entry={entry} />
