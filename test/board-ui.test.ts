@@ -67,6 +67,7 @@ describe('a card from the board to a merged run, with pi and a scripted model', 
   const steerSent = new Promise<void>((resolve) => (steered = resolve));
   /** Text and a tool call, then a pause until the test has steered, a commit, then an answer that quotes the steer. */
   const script: ModelScript = async (request) => {
+    if (request.lastUserText?.includes('Talk until stopped')) return { text: 'word '.repeat(2_000), chunkSize: 5, delayMs: 20 };
     if (request.toolResultCount === 0)
       return { text: 'I will make the player jump higher, starting with the physics constants.', toolCalls: [{ name: 'write', arguments: { path: 'jump.txt', content: 'jump height: 2\n' } }], delayMs: 300 };
     if (request.toolResultCount === 1) {
@@ -154,6 +155,25 @@ describe('a card from the board to a merged run, with pi and a scripted model', 
     const sizes = await Promise.all(assets.map(async (name) => [name, (await stat(path.join(WEB, 'assets', name))).size] as const));
     console.log(`board interactive ${Math.round(interactiveMs)} ms after navigation; assets: ${sizes.map(([n, s]) => `${n} ${s} B`).join(', ')}`);
   }, 90_000);
+
+  test('stop a run from its page while it streams', async () => {
+    const root = bed.t.url.replace(/\/graphql$/, '/');
+    const { context, offsite } = await serverOnlyContext(root);
+    const page = await newPage(context);
+    const { createCard } = await bed.t.ok(`mutation { createCard(input: { title: "Chatty", column: TODO }) { id } }`);
+    await page.goto(`${root}#/card/${encodeURIComponent(createCard.id)}`);
+    const panel = page.getByRole('dialog', { name: 'Card' });
+    await panel.getByLabel('Prompt').fill('Talk until stopped');
+    await panel.getByRole('button', { name: 'Start run' }).click();
+    await page.locator('ol.console li.text', { hasText: 'word word' }).waitFor();
+    await page.getByRole('button', { name: 'Stop' }).click();
+    await page.locator('.run-view[data-status="STOPPED"]').waitFor();
+    await page.locator('ol.console li.status', { hasText: 'Status: stopped' }).waitFor();
+    expect(await page.getByLabel('Message to the agent').isDisabled()).toBe(true);
+    await shot(page, '9-stopped');
+    await context.close();
+    expect(offsite).toEqual([]);
+  }, 60_000);
 });
 
 /** A page's socket, proxied so the test can drop it, keep it down, and see every frame the page receives. */
