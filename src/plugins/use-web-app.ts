@@ -4,7 +4,8 @@
  * page shell and its assets load without a token; the page then asks for one and sends it on every
  * API call, which still needs it.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Plugin } from 'graphql-yoga';
@@ -71,15 +72,17 @@ export function useWebApp({ files }: WebApp): Plugin {
         return endResponse(new fetchAPI.Response(body, { status: 503, headers: { 'content-type': 'text/plain; charset=utf-8' } }));
       }
       const immutable = pathname.startsWith('/assets/');
-      return endResponse(
-        new fetchAPI.Response(request.method === 'HEAD' ? null : readFileSync(file), {
-          headers: {
-            'content-type': CONTENT_TYPES[path.extname(file)]!,
-            'cache-control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
-            'content-security-policy': CONTENT_SECURITY_POLICY,
-            'x-content-type-options': 'nosniff',
-          },
-        }),
+      const headers = {
+        'content-type': CONTENT_TYPES[path.extname(file)]!,
+        'cache-control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache',
+        'content-security-policy': CONTENT_SECURITY_POLICY,
+        'x-content-type-options': 'nosniff',
+      };
+      if (request.method === 'HEAD') return endResponse(new fetchAPI.Response(null, { headers }));
+      return readFile(file).then(
+        (body) => endResponse(new fetchAPI.Response(body, { headers })),
+        // Gone since start (a rebuild): the listing is stale, not the client's fault.
+        () => endResponse(new fetchAPI.Response('The board UI changed on disk: restart runboard.\n', { status: 503, headers: { 'content-type': 'text/plain; charset=utf-8' } })),
       );
     },
   };

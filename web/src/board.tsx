@@ -5,26 +5,34 @@
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
 import Sortable from 'sortablejs';
-import type { Card, Run, RunboardClient } from '../../sdk/client.js';
-import type { CardColumn } from '../../sdk/generated/graphql.js';
+import type { Run, RunboardClient } from '../../sdk/client.js';
+import * as ops from '../../sdk/generated/graphql.js';
 import { follow, inWords } from './api.js';
+
+type CardColumn = ops.CardColumn;
 
 /** The columns in board order. */
 export const COLUMNS: readonly CardColumn[] = ['BACKLOG', 'TODO', 'IN_PROGRESS', 'REVIEW', 'DONE'];
 /** A column's name for people. */
 export const columnName = (column: CardColumn) => column.replace('_', ' ').toLowerCase().replace(/^./, (c) => c.toUpperCase());
 
+/** A card with its newest run, if it has one. */
+type BoardCard = ops.BoardWithLatestRunsQuery['cards']['edges'][number]['node'];
+type LatestRun = BoardCard['runs']['edges'][number]['node'];
+
 interface BoardData {
-  cards: Card[];
-  /** The newest run of each card, by card id. */
-  latestRun: Map<string, Run>;
+  cards: BoardCard[];
 }
 
+/** Every card in board order with its newest run, 100 cards a request. */
 async function loadBoard(client: RunboardClient): Promise<BoardData> {
-  const [cards, runs] = await Promise.all([client.board(), client.runs({ first: 100 })]);
-  const latestRun = new Map<string, Run>();
-  for (const run of runs) if (!latestRun.has(run.card.id)) latestRun.set(run.card.id, run); // newest first
-  return { cards, latestRun };
+  const cards: BoardCard[] = [];
+  for (let after: string | null | undefined; ; ) {
+    const { cards: page } = await client.request(ops.BoardWithLatestRunsDocument, { first: 100, after });
+    cards.push(...page.edges.map((edge) => edge.node));
+    if (!page.pageInfo.hasNextPage) return { cards };
+    after = page.pageInfo.endCursor;
+  }
 }
 
 /** A run's state in a word or two: merged wins over its status. */
@@ -96,7 +104,7 @@ export function Board({ client, hidden }: { client: RunboardClient; hidden?: boo
       ) : (
         <div class="columns">
           {COLUMNS.map((column) => (
-            <Column key={column} column={column} cards={data.cards.filter((card) => card.column === column)} latestRun={data.latestRun} onMove={move} />
+            <Column key={column} column={column} cards={data.cards.filter((card) => card.column === column)} onMove={move} />
           ))}
         </div>
       )}
@@ -105,7 +113,7 @@ export function Board({ client, hidden }: { client: RunboardClient; hidden?: boo
 }
 
 /** The cards after moving one to `column` at `position`, with positions renumbered as the server does. */
-function moved(cards: Card[], cardId: string, column: CardColumn, position = Number.MAX_SAFE_INTEGER): Card[] {
+function moved(cards: BoardCard[], cardId: string, column: CardColumn, position = Number.MAX_SAFE_INTEGER): BoardCard[] {
   const card = cards.find((c) => c.id === cardId);
   if (!card) return cards;
   const rest = cards.filter((c) => c.id !== cardId);
@@ -115,7 +123,7 @@ function moved(cards: Card[], cardId: string, column: CardColumn, position = Num
   return [...rest.filter((c) => c.column !== column), ...renumbered.values()];
 }
 
-function Column({ column, cards, latestRun, onMove }: { column: CardColumn; cards: Card[]; latestRun: Map<string, Run>; onMove: (id: string, column: CardColumn, position?: number) => void }) {
+function Column({ column, cards, onMove }: { column: CardColumn; cards: BoardCard[]; onMove: (id: string, column: CardColumn, position?: number) => void }) {
   const list = useRef<HTMLOListElement>(null);
   const onMoveRef = useRef(onMove);
   onMoveRef.current = onMove;
@@ -146,15 +154,16 @@ function Column({ column, cards, latestRun, onMove }: { column: CardColumn; card
       </h2>
       <ol ref={list} class="cards" data-column={column} data-empty="No cards">
         {sorted.map((card) => (
-          <CardTile key={card.id} card={card} run={latestRun.get(card.id)} onMove={onMove} />
+          <CardTile key={card.id} card={card} onMove={onMove} />
         ))}
       </ol>
     </section>
   );
 }
 
-function CardTile({ card, run, onMove }: { card: Card; run?: Run; onMove: (id: string, column: CardColumn, position?: number) => void }) {
+function CardTile({ card, onMove }: { card: BoardCard; onMove: (id: string, column: CardColumn, position?: number) => void }) {
   const columnIndex = COLUMNS.indexOf(card.column);
+  const run: LatestRun | undefined = card.runs.edges[0]?.node;
   const onKeyDown = (event: KeyboardEvent) => {
     if (event.key === 'Enter') return void (location.hash = `#/card/${encodeURIComponent(card.id)}`);
     if (!event.altKey) return;
