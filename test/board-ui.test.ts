@@ -252,6 +252,24 @@ describe('two pages', () => {
     const lastSeq = await b.locator('.board').getAttribute('data-seq');
     expect(seqs[seqs.length - 1]).toBe(Number(lastSeq));
     expect(await a.locator('li.card', { hasText: 'Made while A was away' }).count()).toBe(1);
+
+    // Editing in page B (title, tag, reference, comment) shows in page A's board without a reload.
+    await cardIn(b, 'TODO', 'Made while A was away').getByRole('link').click();
+    const panel = b.getByRole('dialog', { name: 'Card' });
+    await panel.getByLabel('Title').fill('Edited in B');
+    await panel.getByRole('button', { name: 'Save' }).click();
+    await panel.getByLabel('Tag', { exact: true }).fill('physics');
+    await panel.getByRole('button', { name: 'Add tag' }).click();
+    await panel.locator('.tags li', { hasText: 'physics' }).waitFor();
+    await panel.getByLabel('Reference target').fill('src/player.rs');
+    await panel.getByRole('button', { name: 'Add reference' }).click();
+    await panel.locator('.references li', { hasText: 'src/player.rs' }).waitFor();
+    await panel.getByLabel('Comment', { exact: true }).fill('Mind the ceiling');
+    await panel.getByRole('button', { name: 'Add comment' }).click();
+    await panel.locator('.comments li', { hasText: 'Mind the ceiling' }).waitFor();
+    await cardIn(a, 'TODO', 'Edited in B').locator('.tags li', { hasText: 'physics' }).waitFor();
+    await panel.locator('select option', { hasText: '(default)' }).waitFor({ state: 'attached' });
+    await shot(b, 'two-pages-b-card-edited');
     await context.close();
     expect(offsite).toEqual([]);
   }, 60_000);
