@@ -5,11 +5,12 @@
  * outside the server is blocked and recorded, and must not happen. Needs `npm run build` (dist/web).
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page, type WebSocketRoute } from 'playwright-core';
 import type { ModelScript } from './helpers/model-server.js';
 import { startAgentTestBed, waitFor, type AgentTestBed } from './helpers/runs.js';
+import { git } from './helpers/repo.js';
 import { projectRoot, startTestServer, type TestServer } from './helpers/server.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -141,8 +142,18 @@ describe('a card from the board to a merged run, with pi and a scripted model', 
     await page.locator('.file-diff .d2h-file-wrapper', { hasText: 'jump height: 2' }).waitFor();
     await shot(page, '6-diff');
 
+    // main meanwhile got its own jump.txt: the merge is refused, naming the path, and main is left alone.
+    await writeFile(path.join(bed.t.repo, 'jump.txt'), 'jump height: 1\n');
+    await git(bed.t.repo, 'add', 'jump.txt');
+    await git(bed.t.repo, 'commit', '-qm', 'main: jump height 1');
+    await page.getByRole('button', { name: 'Merge', exact: true }).click();
+    await page.locator('.merge [role="alert"]', { hasText: 'jump.txt' }).waitFor();
+    await shot(page, '7a-merge-conflict');
+    await git(bed.t.repo, 'reset', '-q', '--hard', 'HEAD~1');
+
     await page.getByRole('button', { name: 'Merge', exact: true }).click();
     await page.locator('.merge', { hasText: 'Merged as' }).waitFor();
+    expect(await page.locator('.merge [role="alert"]').count()).toBe(0);
     await shot(page, '7-merged');
 
     await page.goto(root);
