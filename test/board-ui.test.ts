@@ -68,6 +68,7 @@ describe('a card from the board to a merged run, with pi and a scripted model', 
   const steerSent = new Promise<void>((resolve) => (steered = resolve));
   /** Text and a tool call, then a pause until the test has steered, a commit, then an answer that quotes the steer. */
   const script: ModelScript = async (request) => {
+    if (request.lastUserText?.startsWith('Feedback:')) return { text: `Refined after: ${request.lastUserText}` };
     if (request.lastUserText?.includes('Talk until stopped')) return { text: 'word '.repeat(2_000), chunkSize: 5, delayMs: 20 };
     if (request.toolResultCount === 0)
       return { text: 'I will make the player jump higher, starting with the physics constants.', toolCalls: [{ name: 'write', arguments: { path: 'jump.txt', content: 'jump height: 2\n' } }], delayMs: 300 };
@@ -78,7 +79,8 @@ describe('a card from the board to a merged run, with pi and a scripted model', 
     return { text: `Steered: ${request.lastUserText ?? ''}`, chunkSize: 4, delayMs: 5 };
   };
   beforeAll(async () => {
-    bed = await startAgentTestBed(script);
+    // A playtest that says it is up, then runs until stopped.
+    bed = await startAgentTestBed(script, { RUNBOARD_PLAYTEST_COMMAND: `${process.execPath} -e "console.log('playtest is up'); setInterval(() => {}, 1000)"` });
   });
   afterAll(async () => {
     steered();
@@ -167,7 +169,7 @@ describe('a card from the board to a merged run, with pi and a scripted model', 
     console.log(`board interactive ${Math.round(interactiveMs)} ms after navigation; assets: ${sizes.map(([n, s]) => `${n} ${s} B`).join(', ')}`);
   }, 90_000);
 
-  test('stop a run from its page while it streams', async () => {
+  test('stop a streaming run, playtest it, refine it', async () => {
     const root = bed.t.url.replace(/\/graphql$/, '/');
     const { context, offsite } = await serverOnlyContext(root);
     const page = await newPage(context);
@@ -182,6 +184,28 @@ describe('a card from the board to a merged run, with pi and a scripted model', 
     await page.locator('ol.console li.status', { hasText: 'Status: stopped' }).waitFor();
     expect(await page.getByLabel('Message to the agent').isDisabled()).toBe(true);
     await shot(page, '9-stopped');
+
+    // The playtest: started and stopped from the review, its output in the console.
+    await page.getByRole('tab', { name: 'Review' }).click();
+    await page.getByRole('button', { name: 'Start playtest' }).click();
+    await page.getByRole('button', { name: 'Stop playtest' }).waitFor();
+    await page.getByRole('tab', { name: 'Console' }).click();
+    await page.locator('ol.console li.playtest', { hasText: 'playtest is up' }).waitFor();
+    await page.getByRole('tab', { name: 'Review' }).click();
+    await page.getByRole('button', { name: 'Stop playtest' }).click();
+    await page.getByRole('button', { name: 'Start playtest' }).waitFor();
+    await page.getByRole('tab', { name: 'Console' }).click();
+    await page.locator('ol.console li.status', { hasText: 'Playtest ended' }).waitFor();
+    await shot(page, '10-playtest');
+
+    // Refine the stopped run with feedback: a new run on the same card resumes the agent's session.
+    const stoppedUrl = page.url();
+    await page.getByLabel('Feedback for the agent').fill('Feedback: say less');
+    await page.getByRole('button', { name: 'Refine with feedback' }).click();
+    await waitFor('the refinement to open', async () => (page.url() !== stoppedUrl ? true : undefined), 10_000);
+    await page.locator('ol.console li.text', { hasText: 'Refined after: Feedback: say less' }).waitFor();
+    await page.locator('.run-view[data-status="SUCCEEDED"]').waitFor();
+    await shot(page, '11-refined');
     await context.close();
     expect(offsite).toEqual([]);
   }, 60_000);
