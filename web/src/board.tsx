@@ -60,22 +60,34 @@ export function Board({ client, hidden }: { client: RunboardClient; hidden?: boo
       clearTimeout(pending);
       pending = setTimeout(run, 30);
     };
-    run();
     const stop = new AbortController();
-    void follow(
-      (since) => client.followBoardEvents(since),
-      0,
-      (event) => {
-        setSeq(event.seq);
-        reload.current();
-      },
-      (state, failure) => {
-        setLive(state);
-        if (state === 'live') reload.current(); // whatever happened while disconnected
-        else if (failure) console.warn('board events:', inWords(failure));
-      },
-      stop.signal,
+    // The latest seq first, then the cards: a change between the two is replayed, and the history before it is skipped.
+    const since = client.request(ops.BoardSeqDocument).then(
+      ({ boardSeq }) => boardSeq,
+      () => 0, // the next load says what is wrong; replaying from the start is slower but still right
     );
+    let wasDown = false;
+    void since.then((from) => {
+      if (stop.signal.aborted) return;
+      setSeq(from);
+      run();
+      return follow(
+        (after) => client.followBoardEvents(after),
+        from,
+        (event) => {
+          setSeq(event.seq);
+          reload.current();
+        },
+        (state, failure) => {
+          setLive(state);
+          if (state === 'reconnecting') {
+            wasDown = true;
+            if (failure) console.warn('board events:', inWords(failure));
+          } else if (wasDown) reload.current(); // missed changes come as replayed events; this clears what the drop left stale
+        },
+        stop.signal,
+      );
+    });
     return () => {
       stop.abort();
       clearTimeout(pending);
