@@ -18,6 +18,8 @@ export interface RunboardClientOptions {
   fetch?: typeof fetch;
   /** A WebSocket constructor for graphql-ws. @default globalThis.WebSocket, else the `ws` package (Node 20) */
   webSocketImpl?: unknown;
+  /** graphql-ws reconnects after a dropped socket and resubscribes with the original variables; 0 makes a drop end the subscription with CONNECTION_CLOSED instead, so the caller resumes from its own last seq. @default 5 */
+  retryAttempts?: number;
 }
 
 /** A GraphQL error answer (`code` is the first error's `extensions.code`) or a transport failure. */
@@ -131,6 +133,7 @@ export function createRunboardClient(options: RunboardClientOptions) {
       url: url.replace(/^http/, 'ws'),
       webSocketImpl: impl,
       connectionParams: token ? { authorization: `Bearer ${token}` } : undefined,
+      retryAttempts: options.retryAttempts,
     }));
   }
 

@@ -1,5 +1,5 @@
 /**
- * Composes runboard's HTTP server: graphql-yoga on Node's HTTP server with GraphiQL at /graphql,
+ * Composes runboard's HTTP server: graphql-yoga on Node's HTTP server with the board UI at /, GraphiQL at /graphql,
  * graphql-ws serving subscriptions over WebSocket on the same path and port, and the plugins for
  * health, request logs and error codes.
  */
@@ -24,13 +24,14 @@ import { checkReadiness } from './orchestrator/health.js';
 import { Orchestrator } from './orchestrator/index.js';
 import { graphiqlOptions } from './plugins/graphiql.js';
 import { useAgentScope } from './plugins/use-agent-scope.js';
-import { authenticate, useAuthentication, type AuthenticationOptions } from './plugins/use-authentication.js';
+import { authenticate, HEALTH_PATHS, useAuthentication, type AuthenticationOptions } from './plugins/use-authentication.js';
 import { useCSRFRefusalForAllButEventSource, useSSEEventIds } from './plugins/use-event-source.js';
 import { useHealth } from './plugins/use-health.js';
 import { useLimits } from './plugins/use-limits.js';
 import { useRequestLog, type TransportContext } from './plugins/use-request-log.js';
 import { malformedTarget, refusal, useRequestOrigin, type RequestOriginOptions } from './plugins/use-request-origin.js';
 import { useVariableErrorCodes } from './plugins/use-variable-error-codes.js';
+import { loadWebApp, useWebApp } from './plugins/use-web-app.js';
 import { UnauthenticatedError } from './schema/auth.js';
 import { parseLastEventId } from './schema/context.js';
 import { schema, type Context } from './schema/index.js';
@@ -100,7 +101,13 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const stopLoggingRuns = orchestrator.bus.subscribe('run-updated', '*', ({ runId, cardId, status }) => {
     logger.info({ runId, cardId, status }, `run ${runId} of card ${cardId}: ${status}`);
   });
-  const auth: AuthenticationOptions = { operatorToken: config.token ?? undefined, agentForToken: (token) => orchestrator.runs.agentForToken(token) };
+  const webApp = loadWebApp();
+  const auth: AuthenticationOptions = {
+    operatorToken: config.token ?? undefined,
+    agentForToken: (token) => orchestrator.runs.agentForToken(token),
+    // The page's own paths; the API is at /graphql, never among them.
+    isPublic: (pathname) => HEALTH_PATHS.has(pathname) || webApp.serves(pathname),
+  };
   const origin: RequestOriginOptions = { loopbackBind: isLoopbackHost(config.host), tokenRequired: config.token !== null };
   /** HTTP carries credentials in a header, graphql-ws in its connection_init payload. */
   const context = (initial: { request?: Request; connectionParams?: Record<string, unknown> }): Context => {
@@ -125,6 +132,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     plugins: [
       useRequestOrigin(origin),
       useHealth({ check: async () => ({ ...(await checkReadiness({ db, repositoryRoot: repository.root })), internalErrors: faults.internalErrors }) }),
+      useWebApp(webApp),
       useAuthentication(auth),
       useCSRFRefusalForAllButEventSource(),
       useSSEEventIds(),

@@ -109,6 +109,19 @@ test('a change an agent makes with its run token arrives, naming its run, with t
   expect(feed.events.map((e) => e.seq)).toEqual(feed.events.map((_, i) => since + 1 + i));
 });
 
+test('boardSeq is the latest change: following from it skips the history and misses nothing after it', async () => {
+  const { t } = bed;
+  await t.ok(`mutation { createCard(input: { title: "Before the load" }) { id } }`);
+  const { boardSeq } = await t.ok(`{ boardSeq }`);
+  expect(boardSeq).toBe(await lastSeq());
+  const { createCard } = await t.ok(`mutation { createCard(input: { title: "After boardSeq, before following" }) { id } }`);
+  const feed = follow(boardSeq);
+  await waitFor('the change made after boardSeq', async () => (feed.events.length >= 1 ? true : undefined));
+  feed.stop();
+  expect(feed.events).toEqual([expect.objectContaining({ __typename: 'CardCreatedBoardEvent', seq: boardSeq + 1, cardId: createCard.id })]);
+  expect((await t.ok(`{ boardSeq }`)).boardSeq).toBe(boardSeq + 1);
+});
+
 test('since past the last seq is BAD_USER_INPUT', async () => {
   const feed = follow((await lastSeq()) + 5);
   await waitFor('the error', async () => feed.failed());

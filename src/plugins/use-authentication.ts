@@ -14,8 +14,8 @@ export interface AuthenticationOptions {
   operatorToken?: string;
   /** The run an agent token belongs to, while that run is active. */
   agentForToken(token: string): { runId: string; cardId: string } | null;
-  /** Paths served without a token (GraphiQL's page itself, health checks). @default ['/healthz', '/readyz'] */
-  publicPaths?: readonly string[];
+  /** Whether a path is served without a token (health checks, the board UI's page and assets). GraphiQL's page is public by its own rule below. @default /healthz and /readyz */
+  isPublic?: (pathname: string) => boolean;
 }
 
 /** The principal for an `Authorization` value (header or connection_init field), or null when it is refused. */
@@ -33,12 +33,15 @@ function sameSecret(given: string, expected: string): boolean {
   return timingSafeEqual(digest(given), digest(expected));
 }
 
+/** The health checks' paths, public so supervisors need no token. */
+export const HEALTH_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz']);
+
 /** Refuses unauthenticated HTTP requests with 401 before they are parsed. GraphiQL's HTML page is served to anyone who may reach the server. */
 export function useAuthentication(options: AuthenticationOptions): Plugin {
-  const publicPaths = new Set(options.publicPaths ?? ['/healthz', '/readyz']);
+  const isPublic = options.isPublic ?? ((pathname: string) => HEALTH_PATHS.has(pathname));
   return {
     onRequest({ request, url, endResponse, fetchAPI }) {
-      if (publicPaths.has(url.pathname)) return;
+      if (isPublic(url.pathname)) return;
       const wantsGraphiQL = request.method === 'GET' && (request.headers.get('accept') ?? '').includes('text/html') && !url.searchParams.has('query');
       if (wantsGraphiQL) return;
       if (authenticate(request.headers.get('authorization') ?? undefined, options)) return;

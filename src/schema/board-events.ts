@@ -96,6 +96,13 @@ builder.objectFields(object.run_merged, (t) => ({
   strategy: t.field({ type: MergeStrategyEnum, resolve: (e) => (e.data.strategy === 'SQUASH' ? 'SQUASH' : 'MERGE') }),
 }));
 
+builder.queryField('boardSeq', (t) =>
+  t.int({
+    description: 'The seq of the board\'s latest change (0 before any). Read it before loading the board, then follow `boardEvents(since: boardSeq)`: whatever changes in between is replayed, and the history before it is not.',
+    resolve: (_root, _args, ctx) => ctx.orchestrator.boardLog.lastSeq(),
+  }),
+);
+
 builder.subscriptionField('boardEvents', (t) =>
   t.field({
     type: BoardEventInterface,
