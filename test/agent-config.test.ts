@@ -51,10 +51,10 @@ test('a bad agent definition or default agent is a one-line ConfigError naming i
   expect(refusal({ RUNBOARD_AGENTS: '{"goose":{"args":["acp"]}}' })).toBe('invalid RUNBOARD_AGENTS: agent "goose" needs a command');
   expect(refusal({ RUNBOARD_AGENTS: '{"goose":{"command":"goose","shell":true}}' })).toBe('invalid RUNBOARD_AGENTS: agent "goose" has unknown fields: shell (known: command, args, protocol, env, mode, resume, usage)');
   expect(refusal({ RUNBOARD_AGENTS: '{"../x":{"command":"x"}}' })).toMatch(/agent "..\/x" has a bad name/);
-  expect(refusal({ RUNBOARD_AGENTS: '{"x":{"command":"x","protocol":"telnet"}}' })).toBe('invalid RUNBOARD_AGENTS: agent "x" has an unknown protocol: expected one of pi-rpc, acp');
+  expect(refusal({ RUNBOARD_AGENTS: '{"x":{"command":"x","protocol":"telnet"}}' })).toBe('invalid RUNBOARD_AGENTS: agent "x" has an unknown protocol: expected one of pi-rpc, claude-stream-json, codex-app-server, acp');
   expect(refusal({ RUNBOARD_AGENTS: '{"gemini":{"protocol":"pi-rpc"}}' })).toMatch(/agent "gemini" is a preset speaking acp/);
   expect(refusal({ RUNBOARD_AGENTS: '{"x":{"command":"x","env":{"A":1}}}' })).toBe('invalid RUNBOARD_AGENTS: agent "x" env must be an object of strings');
-  expect(refusal({ RUNBOARD_DEFAULT_AGENT: 'claude-desktop' })).toBe('invalid RUNBOARD_DEFAULT_AGENT "claude-desktop": expected one of pi, gemini');
+  expect(refusal({ RUNBOARD_DEFAULT_AGENT: 'claude-desktop' })).toBe('invalid RUNBOARD_DEFAULT_AGENT "claude-desktop": expected one of pi, claude, codex, gemini');
   const missing = path.join(dataDir, 'missing.json');
   expect(refusal({}, ['--agents-file', missing])).toMatch(new RegExp(`^cannot read the agents file ${missing}: ENOENT`));
   await mkdir(path.join(dataDir, 'sub'));
@@ -88,6 +88,8 @@ describe('through the server', () => {
     const { agents } = await t.ok(`{ agents { name protocol command isDefault available version capabilities { steer followUp resume usage cost } } }`);
     expect(agents).toEqual([
       expect.objectContaining({ name: 'pi', protocol: 'pi-rpc', isDefault: true, available: true, capabilities: { steer: 'NATIVE', followUp: 'NATIVE', resume: true, usage: true, cost: true } }),
+      expect.objectContaining({ name: 'claude', protocol: 'claude-stream-json', isDefault: false, capabilities: { steer: 'NATIVE', followUp: 'QUEUED', resume: true, usage: true, cost: true } }),
+      expect.objectContaining({ name: 'codex', protocol: 'codex-app-server', isDefault: false, capabilities: { steer: 'NATIVE', followUp: 'QUEUED', resume: true, usage: true, cost: false } }),
       expect.objectContaining({ name: 'gemini', protocol: 'acp', command: `${AGENT_BINS.gemini} --acp (session mode yolo)`, isDefault: false, available: true, version: expect.stringMatching(/^\d+\.\d+\.\d+/) }),
       { name: 'copilot', protocol: 'acp', command: '/nonexistent/copilot --acp --stdio', isDefault: false, available: false, version: null, capabilities: { steer: 'EMULATED', followUp: 'QUEUED', resume: true, usage: false, cost: false } },
       { name: 'node', protocol: 'acp', command: `${process.execPath} acp-agent.js (session mode auto)`, isDefault: false, available: true, version: process.versions.node, capabilities: { steer: 'EMULATED', followUp: 'QUEUED', resume: true, usage: true, cost: false } },

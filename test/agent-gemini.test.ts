@@ -186,8 +186,8 @@ test('a model error gives FAILED with the model\'s message', async () => {
 test('Query.agents reports gemini available at its version with its capabilities, and refining a gemini run is CONFLICT', async () => {
   const server = await setUp(() => ({ text: 'Done.' }));
   const { agents } = await server.ok(`{ agents { name protocol command isDefault available version capabilities { steer followUp resume usage cost } } }`);
-  expect(agents.map((a: any) => a.name)).toEqual(['pi', 'gemini']);
-  expect(agents[1]).toEqual({
+  expect(agents.map((a: any) => a.name)).toEqual(['pi', 'claude', 'codex', 'gemini']);
+  expect(agents[3]).toEqual({
     name: 'gemini',
     protocol: 'acp',
     command: `${env!.command} --acp -m gemini-2.5-flash (session mode yolo)`,
