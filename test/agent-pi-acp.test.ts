@@ -6,19 +6,16 @@
  * commits and SUCCEEDS, its refinement's model request carries the earlier conversation, and after a server
  * SIGKILLed mid-run and restarted the run is INTERRUPTED, nothing of it is left running, and it can be refined.
  */
-import { readFileSync } from 'node:fs';
 import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { processesWithEnv } from '../src/orchestrator/processes.js';
 import { requirePinnedPackage } from './helpers/agents.js';
 import { makePiEnvironment, PI_BIN, startModelServer, type ModelScript, type ModelServer, type PiEnvironment } from './helpers/model-server.js';
 import { makeRepo, removeDirs, tempDir } from './helpers/repo.js';
-import { alive, runEvents, startRun, waitFor, waitForStatus, writeAndCommit } from './helpers/runs.js';
+import { alive, processRunning, runEvents, runProcesses, startRun, waitForStatus, writeAndCommit } from './helpers/runs.js';
 import { spawnServer, startTestServer, type TestServer } from './helpers/server.js';
 
 // pi-acp's session/new starts pi twice (RPC, then a blocking `pi --version`): ~10 s on 2 shared cores.
 const TEST_TIMEOUT_MS = 60_000;
-const RUN_ID_VARIABLE = 'RUNBOARD_RUN_ID';
 const PI_ACP = requirePinnedPackage('pi-acp', 'dist/index.js');
 
 let model: ModelServer | undefined;
@@ -28,7 +25,7 @@ const runIds: string[] = [];
 
 afterEach(async () => {
   await t?.close();
-  for (const runId of runIds.splice(0)) expect(processesWithEnv(RUN_ID_VARIABLE, rawRunId(runId))).toEqual([]);
+  for (const runId of runIds.splice(0)) expect(runProcesses(runId)).toEqual([]);
   await model?.close();
   await pi?.cleanup();
   t = model = pi = undefined;
@@ -52,9 +49,6 @@ async function piAcpAgents(server: ModelServer): Promise<{ env: PiEnvironment; a
   const agents = JSON.stringify({ 'pi-acp': { protocol: 'acp', command: [process.execPath, PI_ACP], env: agentEnv, resume: true } });
   return { env, agents };
 }
-
-/** The database id a run's processes carry in RUNBOARD_RUN_ID, from its global id. */
-const rawRunId = (globalId: string) => Buffer.from(globalId, 'base64').toString().split(':')[1];
 
 /** Starts a refinement of `runId` with `prompt`; returns its id. */
 async function refine(server: Pick<TestServer, 'ok'>, runId: string, prompt: string): Promise<string> {
@@ -114,9 +108,8 @@ test('SIGKILL of the server mid-run, then restart: INTERRUPTED, no process of th
     const first = await spawnServer(serverEnv);
     const runId = await startRun(first.t as TestServer, 'Outlive the server');
     runIds.push(runId);
-    const rawId = rawRunId(runId);
-    const toolPid = await waitFor('the slow tool to run', async () => processesWithEnv(RUN_ID_VARIABLE, rawId).find((pid) => commandLine(pid).includes('sleep 37')), 30_000);
-    const before = processesWithEnv(RUN_ID_VARIABLE, rawId); // pi-acp, pi, the shell and its sleep
+    const toolPid = await processRunning(runId, 'sleep 37', 30_000);
+    const before = runProcesses(runId); // pi-acp, pi, the shell and its sleep
     expect(before.length).toBeGreaterThanOrEqual(3);
     first.child.kill('SIGKILL');
     await first.child;
@@ -126,7 +119,7 @@ test('SIGKILL of the server mid-run, then restart: INTERRUPTED, no process of th
     const recovered = await waitForStatus(second.t as TestServer, runId, ['INTERRUPTED']);
     expect(recovered.agentSession).toBeTruthy();
     expect(before.filter(alive)).toEqual([]);
-    expect(processesWithEnv(RUN_ID_VARIABLE, rawId)).toEqual([]);
+    expect(runProcesses(runId)).toEqual([]);
 
     const refinedId = await refine(second.t, runId, 'Go on.');
     const refined = await waitForStatus(second.t as TestServer, refinedId, undefined, 30_000);
@@ -140,12 +133,3 @@ test('SIGKILL of the server mid-run, then restart: INTERRUPTED, no process of th
     await removeDirs(repo, dataDir);
   }
 }, TEST_TIMEOUT_MS);
-
-/** A process's command line, or '' once it is gone. */
-function commandLine(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
-  } catch {
-    return '';
-  }
-}
