@@ -14,7 +14,7 @@ import { makeRepo, removeDirs, tempDir } from './helpers/repo.js';
 import { alive, processRunning, runEvents, runProcesses, startRun, waitForStatus, writeAndCommit } from './helpers/runs.js';
 import { spawnServer, startTestServer, type TestServer } from './helpers/server.js';
 
-// pi-acp's session/new starts pi twice (RPC, then a blocking `pi --version`): ~10 s on 2 shared cores.
+// pi-acp's session/new starts pi twice (RPC, then a blocking `pi --version`); each test took 6-11 s here, on 2 busy cores.
 const TEST_TIMEOUT_MS = 60_000;
 const PI_ACP = requirePinnedPackage('pi-acp', 'dist/index.js');
 
