@@ -28,20 +28,33 @@ export const AGENT_BINS: Record<AgentKind, string> = {
   gemini: path.join(TEST_AGENTS_DIR, 'node_modules/.bin/gemini'),
 };
 
+/** Every package pinned in test/agents/package.json, with its version. */
+const PINS = JSON.parse(readFileSync(path.join(root, 'test/agents/package.json'), 'utf8')).dependencies as Record<string, string>;
+
 /** The versions pinned in test/agents/package.json, by agent. */
-export const PINNED_VERSIONS: Record<Exclude<AgentKind, 'pi'>, string> = (() => {
-  const pins = JSON.parse(readFileSync(path.join(root, 'test/agents/package.json'), 'utf8')).dependencies as Record<string, string>;
-  return { claude: pins[packages.claude], codex: pins[packages.codex], gemini: pins[packages.gemini] };
-})();
+export const PINNED_VERSIONS: Record<Exclude<AgentKind, 'pi'>, string> = { claude: PINS[packages.claude], codex: PINS[packages.codex], gemini: PINS[packages.gemini] };
+
+/**
+ * Throws, naming the install script, unless the package `name` pinned in test/agents/package.json is installed
+ * in .test-agents/ at its pinned version (and `file`, a path inside it, exists): agent tests never skip.
+ * Returns the path of `file`.
+ */
+export function requirePinnedPackage(name: string, file: string): string {
+  const dir = path.join(TEST_AGENTS_DIR, 'node_modules', name);
+  const manifest = path.join(dir, 'package.json');
+  const installed = existsSync(manifest) ? JSON.parse(readFileSync(manifest, 'utf8')).version : null;
+  const target = path.resolve(dir, file);
+  if (installed !== PINS[name] || !existsSync(target)) {
+    throw new Error(`${name}@${PINS[name]} is not installed (found ${installed ?? 'none'}): run scripts/install-test-agents.sh`);
+  }
+  return target;
+}
 
 /** Throws, naming the install script, unless the pinned CLI of `kind` is installed: agent tests never skip. */
 export function requireTestAgent(kind: AgentKind): string {
   if (kind === 'pi') return PI_BIN;
-  const manifest = path.join(TEST_AGENTS_DIR, 'node_modules', packages[kind], 'package.json');
-  const installed = existsSync(manifest) ? JSON.parse(readFileSync(manifest, 'utf8')).version : null;
-  if (installed !== PINNED_VERSIONS[kind] || !existsSync(AGENT_BINS[kind])) {
-    throw new Error(`${packages[kind]}@${PINNED_VERSIONS[kind]} is not installed (found ${installed ?? 'none'}): run scripts/install-test-agents.sh`);
-  }
+  requirePinnedPackage(packages[kind], 'package.json');
+  if (!existsSync(AGENT_BINS[kind])) throw new Error(`${AGENT_BINS[kind]} is missing: run scripts/install-test-agents.sh`);
   return AGENT_BINS[kind];
 }
 

@@ -1,4 +1,9 @@
 /** Helpers for tests that run the real pi against the scripted model server. */
+import { readFileSync } from 'node:fs';
+import { decodeGlobalID } from '@pothos/plugin-relay';
+import { processesWithEnv } from '../../src/orchestrator/processes.js';
+import { RUN_ID_VARIABLE } from '../../src/orchestrator/runs.js';
+import { alive } from './agent-process.js';
 import { makePiEnvironment, startModelServer, type ModelScript, type ModelServer } from './model-server.js';
 import { RUN_EVENT_FIELDS, withData, type TestRunEvent } from './events.js';
 import { startTestServer, type TestServer } from './server.js';
@@ -65,7 +70,28 @@ export async function runEvents(t: TestServer, runId: string): Promise<TestRunEv
   }
 }
 
-export { alive } from './agent-process.js';
+export { alive };
+
+/** The live processes of run `runId` (its global id): every one carrying its id in RUNBOARD_RUN_ID. */
+export function runProcesses(runId: string): number[] {
+  return processesWithEnv(RUN_ID_VARIABLE, decodeGlobalID(runId).id).filter(alive);
+}
+
+/** Resolves with the pid of a process of run `runId` whose command line holds `command`. */
+export function processRunning(runId: string, command: string, timeoutMs?: number): Promise<number> {
+  return waitFor(
+    `"${command}" to run`,
+    async () =>
+      runProcesses(runId).find((pid) => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').includes(command);
+        } catch {
+          return false; // it ended meanwhile
+        }
+      }),
+    timeoutMs,
+  );
+}
 
 /** A model that has the agent write hello.txt, commit it, then say Done. */
 export const writeAndCommit: ModelScript = (request) => {
