@@ -5,6 +5,7 @@
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
+import { followRunEventBatches, SubscriberTooSlowError } from '../src/orchestrator/event-stream.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
 let t: TestServer;
@@ -157,4 +158,19 @@ test('the cost limit prices a message at its largest batch, and a literal first 
   await fits.done;
   expect(fits.errors()).toBeUndefined();
   expect(fits.seqs()).toEqual([1, 2, 3, 4]);
+});
+
+test('a batched subscriber that falls too far behind is ended with the last seq of its last batch, and resuming loses nothing', async () => {
+  const run = await makeRun();
+  const { db, eventLog, bus } = t.server.orchestrator;
+  const slow = await followRunEventBatches(db, eventLog, bus, run.id, { maxBuffered: 10 });
+  await write(run.id, 5);
+  const received: number[] = [];
+  while (received.length < 5) received.push(...((await slow.next()).value as { seq: number }[]).map((e) => e.seq));
+  for (let i = 0; i < 3; i++) await write(run.id, 10); // three publishes the slow one reads none of: 30 > 10 buffered
+  await expect(slow.next()).rejects.toEqual(new SubscriberTooSlowError(5));
+  await settle(run.id);
+  const resumed = await followRunEventBatches(db, eventLog, bus, run.id, { since: 5, untilSettled: true });
+  for await (const batch of resumed) received.push(...batch.map((e) => e.seq));
+  expect(received).toEqual(range(1, 36));
 });
