@@ -76,6 +76,7 @@ export function perMessage(max = MAX_BATCH): BatchSizes {
   if (!Number.isInteger(max) || max < 1 || max > MAX_BATCH) throw new InvalidInputError(`first must be 1 to ${MAX_BATCH} events per message`, 'first');
   return { history: max, live: max };
 }
+
 /** Batches for `followLog`, which hands entries out one at a time: a read page of history, one live entry. */
 const ONE_BY_ONE: BatchSizes = { history: REPLAY_PAGE, live: 1 };
 

@@ -127,7 +127,7 @@ builder.subscriptionField('boardEventBatches', (t) =>
     description: `boardEvents a list at a time, for catching up: the history in lists of up to \`first\` changes (at most ${MAX_BATCH.toLocaleString('en')}) per message, then the live changes waiting when each message is sent. The same since, order, exactly-once, SUBSCRIBER_TOO_SLOW and error rules as boardEvents; a list is never empty. Resubscribe with the last seq of the last list as \`since\`; over SSE a message's \`id\` is that seq. BAD_USER_INPUT for a \`first\` outside 1 to ${MAX_BATCH}.`,
     args: {
       since: t.arg.int({ defaultValue: 0 }),
-      first: t.arg.int({ description: `The most changes in one message. @default ${MAX_BATCH}` }),
+      first: t.arg.int({ defaultValue: MAX_BATCH, description: `The most changes in one message, 1 to ${MAX_BATCH}.` }),
     },
     subscribe: async (_root, { since, first }, ctx) => endWithError(await ctx.orchestrator.followBoardEventBatches(ctx.lastEventId ?? since ?? 0, first ?? undefined)),
     resolve: (batch) => {

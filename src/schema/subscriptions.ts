@@ -37,7 +37,7 @@ If the connection drops, resubscribe with the last seq you received as \`since\`
       runId: t.arg.globalID({ for: Run, required: true }),
       since: t.arg.int({ defaultValue: 0 }),
       untilSettled: t.arg.boolean({ defaultValue: false }),
-      first: t.arg.int({ description: `The most events in one message. @default ${MAX_BATCH}` }),
+      first: t.arg.int({ defaultValue: MAX_BATCH, description: `The most events in one message, 1 to ${MAX_BATCH}.` }),
     },
     subscribe: async (_root, { runId, since, untilSettled, first }, ctx) => {
       requireRunAccess(ctx, runId.id);
