@@ -1,7 +1,7 @@
 /**
  * The board UI (web/, served at /) in a real headless Chromium driven by playwright-core, against
  * the real server and the real pi with a scripted model: a card from creation to a merged run, two
- * pages kept in step by boardEvents (one of them losing its socket), and token mode. Every request
+ * pages kept in step by boardEventBatches (one of them losing its socket), and token mode. Every request
  * outside the server is blocked and recorded, and must not happen. Needs `npm run build` (dist/web).
  */
 import { existsSync } from 'node:fs';
@@ -233,8 +233,12 @@ function proxySockets(page: Page) {
       for (const ws of state.routes.splice(0)) await ws.close({ code: 1011, reason: 'test: dropped' });
     },
     restore: () => void (state.down = false),
-    /** The board event seqs the page received, in order. */
-    boardSeqs: () => state.frames.map((f) => JSON.parse(f)).filter((m) => m.type === 'next' && m.payload?.data?.boardEvents).map((m) => m.payload.data.boardEvents.seq as number),
+    /** The board event seqs the page received, in order (a list of them per message). */
+    boardSeqs: () =>
+      state.frames
+        .map((f) => JSON.parse(f))
+        .filter((m) => m.type === 'next' && m.payload?.data?.boardEventBatches)
+        .flatMap((m) => m.payload.data.boardEventBatches.map((e: { seq: number }) => e.seq)),
   };
 }
 

@@ -93,12 +93,13 @@ test('errors carry their extensions.code, and a bad argument or unreachable serv
 });
 
 test('the client sends the token both ways, and followRunEvents resumes after SUBSCRIBER_TOO_SLOW without repeats', async () => {
-  // A stand-in server on the real schema: the first subscription ends too slow after seq 2, and the
-  // resumed one replays seq 2 (a reconnect could) before the terminal status.
+  // A stand-in server on the real schema: the first subscription (a list per message) ends too slow
+  // after seq 2, and the resumed one replays seq 2 (a reconnect could) before the terminal status.
   const schema = buildSchema(readFileSync(path.join(projectRoot, 'schema.graphql'), 'utf8'));
   const event = (seq: number, type = 'assistant_text') =>
-    ({ runEvents: type === 'status' ? { __typename: 'StatusChangedEvent', seq, type, status: 'SUCCEEDED', runId: 'UnVuOjE=', createdAt: '2026-11-24T00:00:00.000Z' } : { __typename: 'AssistantTextEvent', seq, type, text: 'hi', runId: 'UnVuOjE=', createdAt: '2026-11-24T00:00:00.000Z' } });
-  const tooSlow = { runEvents: () => { throw new GraphQLError('too slow', { extensions: { code: 'SUBSCRIBER_TOO_SLOW', resumeFrom: 2 } }); } };
+    type === 'status' ? { __typename: 'StatusChangedEvent', seq, type, status: 'SUCCEEDED', runId: 'UnVuOjE=', createdAt: '2026-11-24T00:00:00.000Z' } : { __typename: 'AssistantTextEvent', seq, type, text: 'hi', runId: 'UnVuOjE=', createdAt: '2026-11-24T00:00:00.000Z' };
+  const batch = (...events: object[]) => ({ runEventBatches: events });
+  const tooSlow = { runEventBatches: () => { throw new GraphQLError('too slow', { extensions: { code: 'SUBSCRIBER_TOO_SLOW', resumeFrom: 2 } }); } };
   const subscribedWith: unknown[] = [];
   const initPayloads: unknown[] = [];
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
@@ -109,9 +110,9 @@ test('the client sends the token both ways, and followRunEvents resumes after SU
       onConnect: (ctx) => void initPayloads.push(ctx.connectionParams),
       roots: {
         subscription: {
-          runEvents: async function* ({ since, untilSettled }: { since: number; untilSettled: boolean }) {
+          runEventBatches: async function* ({ since, untilSettled }: { since: number; untilSettled: boolean }) {
             subscribedWith.push([since, untilSettled]);
-            yield* since === 0 ? [event(1), event(2), tooSlow] : [event(2), event(3, 'status')];
+            yield* since === 0 ? [batch(event(1)), batch(event(2)), tooSlow] : [batch(event(2), event(3, 'status'))];
           },
         },
       },
@@ -142,7 +143,7 @@ test('the client sends the token both ways, and followRunEvents resumes after SU
 
 test('every operation the issue names has a typed document', () => {
   const source = readFileSync(path.join(projectRoot, 'sdk/generated/graphql.ts'), 'utf8');
-  for (const name of ['Board', 'Card', 'CreateCard', 'MoveCard', 'AddComment', 'StartRun', 'Run', 'SendRunMessage', 'StopRun', 'RunDiff', 'MergeRun', 'RunEvents', 'RunUpdated', 'StartPlaytest', 'StopPlaytest']) {
+  for (const name of ['Board', 'Card', 'CreateCard', 'MoveCard', 'AddComment', 'StartRun', 'Run', 'SendRunMessage', 'StopRun', 'RunDiff', 'MergeRun', 'RunEvents', 'RunEventBatches', 'BoardEventBatches', 'RunUpdated', 'StartPlaytest', 'StopPlaytest']) {
     expect(source).toContain(`export const ${name}Document =`);
   }
 });

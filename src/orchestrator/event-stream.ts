@@ -57,15 +57,52 @@ export interface LogSource<Entry extends { readonly seq: number }> {
   isOver?(entry: Entry | null): boolean;
 }
 
+/** Most entries one message of a batched follow carries. @default 2_000 */
+export const MAX_BATCH = 2_000;
+
+/** How many entries each step of `followLogBatches` may hold. */
+export interface BatchSizes {
+  /** History entries per step (read in pages of REPLAY_PAGE). */
+  history: number;
+  /** Live entries per step: at most this many of those buffered when the consumer pulls. */
+  live: number;
+}
+
+/**
+ * Batches for a client that takes a list per message: up to `max` entries of history or of what is
+ * buffered. InvalidInputError (on `first`, the API's name for it) unless 1 to MAX_BATCH.
+ */
+export function perMessage(max = MAX_BATCH): BatchSizes {
+  if (!Number.isInteger(max) || max < 1 || max > MAX_BATCH) throw new InvalidInputError(`first must be 1 to ${MAX_BATCH} events per message`, 'first');
+  return { history: max, live: max };
+}
+
+/** Batches for `followLog`, which hands entries out one at a time: a read page of history, one live entry. */
+const ONE_BY_ONE: BatchSizes = { history: REPLAY_PAGE, live: 1 };
+
 /**
  * Every entry with seq > since, in order, once each: history first, then live, until `isOver` says
  * so or the consumer leaves. Throws SubscriberTooSlowError (with the resume seq) when the consumer
  * falls more than `maxBuffered` live entries behind.
  */
 export function followLog<Entry extends { readonly seq: number }>(source: LogSource<Entry>, since: number, maxBuffered = MAX_BUFFERED_EVENTS): AsyncGenerator<Entry> {
+  return oneByOne(followLogBatches(source, since, maxBuffered, ONE_BY_ONE));
+}
+
+/**
+ * `followLog` a list at a time: the history in batches of up to `sizes.history` entries, then, live,
+ * whatever is buffered when the consumer pulls (up to `sizes.live`). The same order, exactly-once,
+ * end and too-slow rules; never an empty batch. A batch's last seq is where a consumer resumes from.
+ */
+export function followLogBatches<Entry extends { readonly seq: number }>(
+  source: LogSource<Entry>,
+  since: number,
+  maxBuffered = MAX_BUFFERED_EVENTS,
+  sizes: BatchSizes = perMessage(),
+): AsyncGenerator<Entry[]> {
   const buffer: Entry[] = [];
   let overflowed = false;
-  return feed<Entry>(
+  return feed<Entry[]>(
     (notify) =>
       source.listen((entry) => {
         if (overflowed) return;
@@ -78,42 +115,89 @@ export function followLog<Entry extends { readonly seq: number }>(source: LogSou
     async function* (control) {
       let lastSent = since;
       let over = false;
-      // History, page by page, until a page comes back short.
-      for (;;) {
+      // History, a batch of read pages at a time, until a page comes back short.
+      for (let more = true; more; ) {
         const release = await replayPages.acquire(REPLAY_SLOT_MS);
         try {
           if (control.closed) return;
-          const page = await source.read(lastSent, REPLAY_PAGE);
-          for (const entry of page) {
-            lastSent = entry.seq;
-            yield entry;
-            if (source.isOver?.(entry)) over = true;
+          const batch: Entry[] = [];
+          while (more && batch.length < sizes.history) {
+            const limit = Math.min(REPLAY_PAGE, sizes.history - batch.length);
+            const page = await source.read(lastSent, limit);
+            for (const entry of page) {
+              lastSent = entry.seq;
+              batch.push(entry);
+              if (source.isOver?.(entry)) over = true;
+            }
+            more = page.length === limit;
           }
-          if (page.length < REPLAY_PAGE) break;
+          if (batch.length > 0) yield batch;
         } finally {
           release();
         }
-        // A client that left mid-replay is only noticed by I/O callbacks: let them run between pages.
-        await new Promise((resolve) => setImmediate(resolve));
+        // A client that left mid-replay is only noticed by I/O callbacks: let them run between batches.
+        if (more) await new Promise((resolve) => setImmediate(resolve));
       }
       if (over || source.isOver?.(null)) return;
       // Live.
       for (;;) {
         if (control.closed) return;
         if (overflowed) throw new SubscriberTooSlowError(lastSent);
-        const entry = buffer.shift();
-        if (!entry) {
+        if (buffer.length === 0) {
           await control.wait();
           continue;
         }
-        if (entry.seq > lastSent) {
-          lastSent = entry.seq;
-          yield entry;
+        const batch: Entry[] = [];
+        let ends = false;
+        for (const entry of buffer.splice(0, sizes.live)) {
+          if (entry.seq > lastSent) {
+            lastSent = entry.seq;
+            batch.push(entry);
+          }
+          // Also when skipped: a terminal event replayed earlier still ends the stream.
+          if (source.isOver?.(entry)) {
+            ends = true;
+            break;
+          }
         }
-        if (source.isOver?.(entry)) return; // also when skipped: a terminal event replayed earlier still ends the stream
+        if (batch.length > 0) yield batch;
+        if (ends) return;
       }
     },
   );
+}
+
+/**
+ * The entries of a stream of batches, one at a time. A plain iterator, not a generator: `return()`
+ * must reach the batches at once even while a `next()` waits for live entries.
+ */
+function oneByOne<T>(batches: AsyncGenerator<T[]>): AsyncGenerator<T> {
+  let batch: T[] = [];
+  let index = 0;
+  const leave = async <R>(value: R): Promise<IteratorResult<T, R>> => {
+    batch = [];
+    await batches.return(undefined);
+    return { done: true, value };
+  };
+  return {
+    async next() {
+      while (index >= batch.length) {
+        const step = await batches.next();
+        if (step.done) return { done: true, value: undefined };
+        [batch, index] = [step.value, 0];
+      }
+      return { done: false, value: batch[index++]! };
+    },
+    return: leave,
+    async throw(error: unknown) {
+      await batches.return(undefined);
+      throw error;
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    [Symbol.asyncDispose]: async () => void (await leave(undefined)),
+  } as AsyncGenerator<T>;
 }
 
 export interface FollowRunOptions {
@@ -127,6 +211,12 @@ export interface FollowRunOptions {
   maxBuffered?: number;
 }
 
+/** A batched follow's options: `perMessage` is the most entries in one batch, 1 to MAX_BATCH. */
+export interface FollowBatchOptions {
+  /** @default MAX_BATCH */
+  perMessage?: number;
+}
+
 /**
  * Every event of `runId` with seq > since, in order, once each: history first, then live. By default
  * it stays open after the run settles (a playtest, a merge and a worktree removal come later). With
@@ -135,13 +225,33 @@ export interface FollowRunOptions {
  * NotFoundError for an unknown run and InvalidInputError for a `since` past its last seq, both thrown
  * before the first event.
  */
-export async function followRunEvents(
+export function followRunEvents(db: Database, eventLog: EventLog, bus: PubSub<RunEventTopics>, runId: string, options: FollowRunOptions = {}): Promise<AsyncGenerator<RunEvent>> {
+  return openRunEvents(db, eventLog, bus, runId, options, followLog);
+}
+
+/** `followRunEvents` a list at a time (see followLogBatches): for clients that take a batch per message. */
+export async function followRunEventBatches(
   db: Database,
   eventLog: EventLog,
   bus: PubSub<RunEventTopics>,
   runId: string,
-  options: FollowRunOptions = {},
-): Promise<AsyncGenerator<RunEvent>> {
+  options: FollowRunOptions & FollowBatchOptions = {},
+): Promise<AsyncGenerator<RunEvent[]>> {
+  const sizes = perMessage(options.perMessage);
+  return openRunEvents(db, eventLog, bus, runId, options, (source, since, maxBuffered) => followLogBatches(source, since, maxBuffered, sizes));
+}
+
+/** How a follow of one log is opened: one entry, or one batch, per step. */
+type Follow<Entry extends { readonly seq: number }, Step> = (source: LogSource<Entry>, since: number, maxBuffered?: number) => AsyncGenerator<Step>;
+
+async function openRunEvents<Step>(
+  db: Database,
+  eventLog: EventLog,
+  bus: PubSub<RunEventTopics>,
+  runId: string,
+  options: FollowRunOptions,
+  follow: Follow<RunEvent, Step>,
+): Promise<AsyncGenerator<Step>> {
   const since = options.since ?? 0;
   if (!Number.isInteger(since) || since < 0) throw new InvalidInputError('since must be a seq: 0 or more', 'since');
   let settled = false;
@@ -157,7 +267,7 @@ export async function followRunEvents(
       : undefined,
   };
   // Subscribes at once: whatever is written from now on is caught by the stream, or by its replay.
-  const stream = followLog(source, since, options.maxBuffered);
+  const stream = follow(source, since, options.maxBuffered);
   const run = await db.client.run.findUnique({ where: { id: runId }, select: { status: true, lastSeq: true } });
   if (!run || since > run.lastSeq) {
     await stream.return(undefined);
@@ -172,9 +282,24 @@ export async function followRunEvents(
  * Every board event with seq > since, in order, once each: history first, then live, until the
  * consumer leaves. InvalidInputError for a `since` past the log's last seq, before the first event.
  */
-export async function followBoardEvents(boardLog: BoardLog, bus: PubSub<BoardLogTopics>, since: number, maxBuffered?: number): Promise<AsyncGenerator<BoardEventRecord>> {
+export function followBoardEvents(boardLog: BoardLog, bus: PubSub<BoardLogTopics>, since: number, maxBuffered?: number): Promise<AsyncGenerator<BoardEventRecord>> {
+  return openBoardEvents(boardLog, bus, since, maxBuffered, followLog);
+}
+
+/** `followBoardEvents` a list at a time (see followLogBatches): for clients that take a batch per message. */
+export async function followBoardEventBatches(
+  boardLog: BoardLog,
+  bus: PubSub<BoardLogTopics>,
+  since: number,
+  { perMessage: max, maxBuffered }: FollowBatchOptions & { maxBuffered?: number } = {},
+): Promise<AsyncGenerator<BoardEventRecord[]>> {
+  const sizes = perMessage(max);
+  return openBoardEvents(boardLog, bus, since, maxBuffered, (source, after, buffered) => followLogBatches(source, after, buffered, sizes));
+}
+
+async function openBoardEvents<Step>(boardLog: BoardLog, bus: PubSub<BoardLogTopics>, since: number, maxBuffered: number | undefined, follow: Follow<BoardEventRecord, Step>): Promise<AsyncGenerator<Step>> {
   if (!Number.isInteger(since) || since < 0) throw new InvalidInputError('since must be a seq: 0 or more', 'since');
-  const stream = followLog<BoardEventRecord>({ read: (after, limit) => boardLog.read(after, limit), listen: (listener) => bus.subscribe('board-events', '*', listener) }, since, maxBuffered);
+  const stream = follow({ read: (after, limit) => boardLog.read(after, limit), listen: (listener) => bus.subscribe('board-events', '*', listener) }, since, maxBuffered);
   const lastSeq = await boardLog.lastSeq();
   if (since > lastSeq) {
     await stream.return(undefined);

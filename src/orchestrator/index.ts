@@ -11,7 +11,7 @@ import { ConflictError } from './errors.js';
 import { isActive } from './run-status.js';
 import type { Database } from './db.js';
 import { EventLog, type RunEvent, type RunEventTopics } from './event-log.js';
-import { followBoardEvents, followRunEvents, followRunUpdates } from './event-stream.js';
+import { followBoardEventBatches, followBoardEvents, followRunEventBatches, followRunEvents, followRunUpdates } from './event-stream.js';
 import type { RepositoryInfo } from './git.js';
 import { Playtests } from './playtest.js';
 import { InMemoryPubSub } from './pubsub.js';
@@ -92,12 +92,27 @@ export class Orchestrator {
    * unknown run; InvalidInputError for a `since` past its last seq.
    */
   followRunEvents(runId: string, since: number, untilSettled = false): Promise<AsyncGenerator<RunEvent>> {
-    return followRunEvents(this.db, this.eventLog, this.bus, runId, { since, untilSettled, stillWriting: (id) => this.playtests.isRunning(id) });
+    return followRunEvents(this.db, this.eventLog, this.bus, runId, this.runFollowOptions(since, untilSettled));
+  }
+
+  /** `followRunEvents` a list at a time: history in batches of up to MAX_BATCH, then what is buffered at each pull. */
+  followRunEventBatches(runId: string, since: number, untilSettled = false, perMessage?: number): Promise<AsyncGenerator<RunEvent[]>> {
+    return followRunEventBatches(this.db, this.eventLog, this.bus, runId, { ...this.runFollowOptions(since, untilSettled), perMessage });
+  }
+
+  /** Both run follows' options: a running playtest keeps an untilSettled follow open. */
+  private runFollowOptions(since: number, untilSettled: boolean) {
+    return { since, untilSettled, stillWriting: (id: string) => this.playtests.isRunning(id) };
   }
 
   /** Board events with seq > since: history, then live, once each (see event-stream.ts). InvalidInputError for a `since` past the last seq. */
   followBoardEvents(since: number): Promise<AsyncGenerator<BoardEventRecord>> {
     return followBoardEvents(this.boardLog, this.bus, since);
+  }
+
+  /** `followBoardEvents` a list at a time: history in batches of up to MAX_BATCH, then what is buffered at each pull. */
+  followBoardEventBatches(since: number, perMessage?: number): Promise<AsyncGenerator<BoardEventRecord[]>> {
+    return followBoardEventBatches(this.boardLog, this.bus, since, { perMessage });
   }
 
   /** Ids of runs as their status changes, for one card or all (null); see event-stream.ts. */

@@ -2,7 +2,7 @@
  * GraphQL over SSE as a browser's EventSource expects it.
  *
  * Every message of a subscription whose payload carries a
- * `seq` (runEvents, boardEvents) gets `id: <seq>`, so an EventSource that reconnects sends it back as
+ * `seq` (runEvents, boardEvents; the batched fields' last element) gets `id: <seq>`, so an EventSource that reconnects sends it back as
  * `Last-Event-ID` and the subscription continues after it (see `Context.lastEventId`).
  *
  * yoga's SSE writer prints each result with the result's own `stringify` when it has one; this plugin

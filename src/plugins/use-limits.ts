@@ -105,8 +105,9 @@ function fieldCost(context: ValidationContext, field: GraphQLField<unknown, unkn
   const children = node.selectionSet ? Math.max(0, ...possible.map((type) => selectionCost(context, type, node.selectionSet!, pageSize, fragments))) : 0;
   // A connection's page size is counted on the connection field, not again on its `edges` list.
   const isPage = field.args.some((arg) => arg.name === 'first') || (isListType(getNullableType(field.type)) && field.name !== 'edges');
+  // `listSize` is the most a list can hold; a literal `first`/`last` can only narrow it.
   const size = field.extensions?.listSize;
-  return ownCost(field) + (isPage ? (typeof size === 'number' ? size : multiplier(node, pageSize)) : 1) * children;
+  return ownCost(field) + (isPage ? (typeof size === 'number' ? Math.min(size, multiplier(node, size)) : multiplier(node, pageSize)) : 1) * children;
 }
 
 /**

@@ -9,6 +9,7 @@ import { Card, CardColumnEnum } from './card.js';
 import { ReferenceKindEnum } from './reference.js';
 import { MergeStrategyEnum } from './run-events.js';
 import { RunStatusEnum } from './run.js';
+import { MAX_BATCH } from '../orchestrator/event-stream.js';
 import { endWithError } from './subscriptions.js';
 
 type BoardEventOf<T extends BoardEventType> = Extract<BoardEventRecord, { type: T }>;
@@ -114,6 +115,24 @@ If the connection drops, resubscribe with the last seq you received as \`since\`
     resolve: (event) => {
       if (event instanceof Error) throw event;
       return event;
+    },
+  }),
+);
+
+builder.subscriptionField('boardEventBatches', (t) =>
+  t.field({
+    type: [BoardEventInterface],
+    // The cost limit prices a message at its largest batch; a literal `first` prices it lower.
+    extensions: { listSize: MAX_BATCH },
+    description: `boardEvents a list at a time, for catching up: the history in lists of up to \`first\` changes (at most ${MAX_BATCH.toLocaleString('en')}) per message, then the live changes waiting when each message is sent. The same since, order, exactly-once, SUBSCRIBER_TOO_SLOW and error rules as boardEvents; a list is never empty. Resubscribe with the last seq of the last list as \`since\`; over SSE a message's \`id\` is that seq. BAD_USER_INPUT for a \`first\` outside 1 to ${MAX_BATCH}.`,
+    args: {
+      since: t.arg.int({ defaultValue: 0 }),
+      first: t.arg.int({ defaultValue: MAX_BATCH, description: `The most changes in one message, 1 to ${MAX_BATCH}.` }),
+    },
+    subscribe: async (_root, { since, first }, ctx) => endWithError(await ctx.orchestrator.followBoardEventBatches(ctx.lastEventId ?? since ?? 0, first ?? undefined)),
+    resolve: (batch) => {
+      if (batch instanceof Error) throw batch;
+      return batch;
     },
   }),
 );

@@ -1,5 +1,5 @@
 /** Live views: a run's event stream from any seq, and run status changes for a board. */
-import { SubscriberTooSlowError } from '../orchestrator/event-stream.js';
+import { MAX_BATCH, SubscriberTooSlowError } from '../orchestrator/event-stream.js';
 import { requireCardAccess, requireRunAccess } from './auth.js';
 import { builder } from './builder.js';
 import { Card } from './card.js';
@@ -26,6 +26,26 @@ If the connection drops, resubscribe with the last seq you received as \`since\`
     resolve: (event) => {
       if (event instanceof Error) throw event;
       return event;
+    },
+  }),
+  runEventBatches: t.field({
+    type: [RunEventInterface],
+    // The cost limit prices a message at its largest batch; a literal `first` prices it lower.
+    extensions: { listSize: MAX_BATCH },
+    description: `runEvents a list at a time, for catching up: the history in lists of up to \`first\` events (at most ${MAX_BATCH.toLocaleString('en')}) per message, then the live events waiting when each message is sent. The same since, order, exactly-once, untilSettled, SUBSCRIBER_TOO_SLOW and error rules as runEvents; a list is never empty. Resubscribe with the last seq of the last list as \`since\`; over SSE a message's \`id\` is that seq. BAD_USER_INPUT for a \`first\` outside 1 to ${MAX_BATCH}.`,
+    args: {
+      runId: t.arg.globalID({ for: Run, required: true }),
+      since: t.arg.int({ defaultValue: 0 }),
+      untilSettled: t.arg.boolean({ defaultValue: false }),
+      first: t.arg.int({ defaultValue: MAX_BATCH, description: `The most events in one message, 1 to ${MAX_BATCH}.` }),
+    },
+    subscribe: async (_root, { runId, since, untilSettled, first }, ctx) => {
+      requireRunAccess(ctx, runId.id);
+      return endWithError(await ctx.orchestrator.followRunEventBatches(runId.id, ctx.lastEventId ?? since ?? 0, untilSettled ?? false, first ?? undefined));
+    },
+    resolve: (batch) => {
+      if (batch instanceof Error) throw batch;
+      return batch;
     },
   }),
   runUpdated: t.prismaField({

@@ -1,7 +1,8 @@
 /**
  * The board: columns in order, cards in position order, each with its latest run. Cards move by
  * drag and drop (SortableJS) or by keyboard (Alt+arrows); every change, this page's or anyone
- * else's, arrives through boardEvents, which the board follows from its last seq.
+ * else's, arrives through boardEventBatches (the SDK's followBoardEvents), which the board follows
+ * from its last seq.
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
 import Sortable from 'sortablejs';

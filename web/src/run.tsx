@@ -1,7 +1,8 @@
 /**
  * One run: its live console of typed events, the message box (steer, follow up, stop), review
  * (commits, files, a per-file diff with syntax highlighting, uncommitted work), merge, playtest and
- * refine. The console follows runEvents from its last seq on a socket of its own, closed on leaving.
+ * refine. The console follows runEventBatches (the SDK's followRunEvents) from its last seq on a
+ * socket of its own, closed on leaving.
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Run, RunboardClient, RunEvent } from '../../sdk/client.js';
