@@ -51,16 +51,16 @@ function percentile(sorted: number[], p: number): number {
 
 /** Sums the subscriber processes' counts and pools their latency samples. */
 function combine(parts: FollowFigures[]): Pick<LoadFigures, 'counts' | 'latencies'> {
-  const counts = { delivered: 0, repeats: 0, gaps: 0, missing: 0, resumes: 0, errors: 0 };
+  const counts = { delivered: 0, repeats: 0, gaps: 0, missing: 0, resumes: 0, errors: 0, cpuMicros: 0 };
   for (const part of parts) for (const key of Object.keys(counts) as (keyof typeof counts)[]) counts[key] += part[key];
   return { counts, latencies: parts.flatMap((part) => part.latencies).sort((a, b) => a - b) };
 }
 
 /** One load against one source: subscribe, write, wait for every subscription to end. */
-async function measureLoad(source: Child, subscribers: Child[], perRun: number, waitForSubscriptions: boolean): Promise<LoadFigures> {
+async function measureLoad(source: Child, subscribers: Child[], perRun: number, waitForSubscriptions: boolean, events = EVENTS_PER_RUN): Promise<LoadFigures> {
   const url = (await source.call<string>('url')).replace(/^http/, 'ws');
   const runIds = await source.call<string[]>('createRuns', RUNS);
-  const lastSeq = EVENTS_PER_RUN + 1;
+  const lastSeq = events + 1;
   // Subscription i follows run i % RUNS; process p holds every SUBSCRIBER_PROCESSES-th of them.
   const all = Array.from({ length: RUNS * perRun }, (_, i) => runIds[i % RUNS]);
   await Promise.all(subscribers.map((process, p) => process.call('follow', { url, runIds: all.filter((_, i) => i % subscribers.length === p), lastSeq })));
@@ -69,7 +69,7 @@ async function measureLoad(source: Child, subscribers: Child[], perRun: number, 
   await sleep(300); // let the subscriptions settle in
   const cpuBefore = await source.call<number>('cpu');
   const started = performance.now();
-  await source.call('write', { events: EVENTS_PER_RUN, rate: RATE_PER_RUN });
+  await source.call('write', { events, rate: RATE_PER_RUN });
   const parts = await Promise.all(subscribers.map((process) => process.call<FollowFigures>('finish')));
   const seconds = (performance.now() - started) / 1000;
   const cpuMicros = (await source.call<number>('cpu')) - cpuBefore;
@@ -131,9 +131,11 @@ const runboard = await startChild('runboard-source');
 const bare = await startChild('bare-source');
 const subscribers = await Promise.all(Array.from({ length: SUBSCRIBER_PROCESSES }, () => startChild('subscribers')));
 try {
-  const widths = [22, 9, 12, 8, 11, 9, 9, 26];
+  // Warm-up, not reported: both sources load and compile their delivery path before the first measured load.
+  for (const [source, bareSource] of [[runboard, false], [bare, true]] as const) await measureLoad(source, subscribers, 2, bareSource, 100);
+  const widths = [22, 9, 12, 8, 8, 8, 8, 13, 26];
   console.log();
-  console.log(row(['load / source', 'µs/deliv', 'deliveries/s', 'vs bare', 'p50 ms', 'p99 ms', 'seconds', 'delivered/expected rep gap'], widths));
+  console.log(row(['load / source', 'µs/deliv', 'deliveries/s', 'vs bare', 'p50 ms', 'p99 ms', 'seconds', 'client µs/deliv', 'delivered/expected rep gap'], widths));
   for (const perRun of LOADS) {
     const measured = { runboard: await measureLoad(runboard, subscribers, perRun, false), bare: await measureLoad(bare, subscribers, perRun, true) };
     const bareMicros = measured.bare.cpuMicros / measured.bare.counts.delivered;
@@ -150,6 +152,7 @@ try {
             fixed(percentile(figures.latencies, 50), 2),
             fixed(percentile(figures.latencies, 99), 2),
             fixed(figures.seconds, 1),
+            fixed(figures.counts.cpuMicros / delivered, 1),
             `${delivered}/${figures.expected} ${repeats} ${gaps}${missing ? ` missing ${missing}` : ''}${resumes ? ` resumed ${resumes}` : ''}${errors ? ` errors ${errors}` : ''}`,
           ],
           widths,

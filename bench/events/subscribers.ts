@@ -6,7 +6,7 @@
  */
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
-import { FOLLOW_QUERY, sentAtOf, serve, wallClock } from './shared.js';
+import { cpuMicros, FOLLOW_QUERY, sentAtOf, serve, wallClock } from './shared.js';
 
 /** Latencies kept per process (a uniform reservoir sample beyond that). */
 const LATENCY_SAMPLE = 20_000;
@@ -29,6 +29,8 @@ export interface FollowFigures {
   missing: number;
   resumes: number;
   errors: number;
+  /** This process's CPU over the load, µs: whether the clients, not the source, set the pace. */
+  cpuMicros: number;
   latencies: number[];
 }
 
@@ -36,6 +38,13 @@ let clients: Client[] = [];
 let following: Promise<void>[] = [];
 let figures: FollowFigures;
 let seenLatencies = 0;
+let cpuAtStart = 0;
+
+function freshFigures(): FollowFigures {
+  seenLatencies = 0;
+  cpuAtStart = cpuMicros();
+  return { delivered: 0, repeats: 0, gaps: 0, missing: 0, resumes: 0, errors: 0, cpuMicros: 0, latencies: [] };
+}
 
 function recordLatency(ms: number): void {
   seenLatencies++;
@@ -101,24 +110,27 @@ serve(
   {
     /** Connects and subscribes; answers once connected (the subscriptions run on until `finish`). */
     follow: async ({ url, runIds, lastSeq }: FollowArgs) => {
-      figures = { delivered: 0, repeats: 0, gaps: 0, missing: 0, resumes: 0, errors: 0, latencies: [] };
-      seenLatencies = 0;
+      figures = freshFigures();
       clients = await open(url, runIds.length);
+      cpuAtStart = cpuMicros(); // the load, not the handshakes
       following = runIds.map((runId, i) => follow(clients[i], runId, lastSeq));
     },
     /** Waits for every subscription to end, closes the clients and answers the counts. */
     finish: async () => {
       await Promise.all(following);
+      figures.cpuMicros = cpuMicros() - cpuAtStart;
       await Promise.all(clients.map((client) => client.dispose()));
       return figures;
     },
     /** A fresh subscriber reads a settled run's whole history; answers the seconds it took and the counts. */
     replay: async ({ url, runId, lastSeq }: { url: string; runId: string; lastSeq: number }) => {
-      figures = { delivered: 0, repeats: 0, gaps: 0, missing: 0, resumes: 0, errors: 0, latencies: [] };
+      figures = freshFigures();
       const [client] = await open(url, 1);
+      cpuAtStart = cpuMicros();
       const started = performance.now();
       await follow(client, runId, lastSeq);
       const seconds = (performance.now() - started) / 1000;
+      figures.cpuMicros = cpuMicros() - cpuAtStart;
       await client.dispose();
       return { seconds, ...figures };
     },
