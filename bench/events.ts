@@ -18,8 +18,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execa } from 'execa';
-import { startChild, type Child } from './events/shared.js';
+import { initRepo, startChild, type Child } from './events/shared.js';
 import type { FollowFigures } from './events/subscribers.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -106,8 +105,7 @@ async function coldStarts(entries: string[]): Promise<number[]> {
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'bench-cold-'));
   const repo = path.join(tmp, 'repo');
   try {
-    await execa('git', ['init', '-q', '-b', 'main', repo]);
-    await execa('git', ['-C', repo, '-c', 'user.name=b', '-c', 'user.email=b@b', 'commit', '-q', '--allow-empty', '-m', 'init']);
+    await initRepo(repo);
     const dataDirs = entries.map((_, i) => path.join(tmp, `data-${i}`));
     for (const [i, entry] of entries.entries()) await coldStart(entry, repo, dataDirs[i]); // creates the database: not counted
     const times: number[][] = entries.map(() => []);

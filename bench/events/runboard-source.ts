@@ -7,15 +7,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { encodeGlobalID } from '@pothos/plugin-relay';
-import { execa } from 'execa';
 import { loadConfig } from '../../src/config.js';
 import { startServer } from '../../src/server.js';
-import { serve, TEXT, writePaced, type WriteLoad } from './shared.js';
+import { initRepo, serve, TEXT, writePaced, type WriteLoad } from './shared.js';
 
 const repo = mkdtempSync(path.join(os.tmpdir(), 'bench-repo-'));
 const dataDir = mkdtempSync(path.join(os.tmpdir(), 'bench-data-'));
-await execa('git', ['init', '-q', '-b', 'main', repo]);
-await execa('git', ['-C', repo, '-c', 'user.name=b', '-c', 'user.email=b@b', 'commit', '-q', '--allow-empty', '-m', 'init']);
+await initRepo(repo);
 const server = await startServer(loadConfig(['--port', '0', '--repo', repo, '--data-dir', dataDir], { RUNBOARD_AGENT_COMMAND: 'true' }));
 const { db, eventLog } = server.orchestrator;
 const card = await db.client.card.create({ data: { title: 'bench', position: 0 } });
