@@ -1,212 +1,186 @@
 /**
- * Event pipeline benchmark (a script, not a test): `npm run bench:events`.
+ * Event pipeline benchmark (a script, not a test): `npm run bench:events` (after `npm run build`,
+ * for the cold start). Measures the server, not the clients, against a bare baseline in the same run.
  *
- * A synthetic agent writes events for several concurrent runs through the real event log while
- * graphql-ws subscribers follow each run; then a fresh subscriber replays a 100,000-event history.
- * The baseline sends the same events over a bare `ws` socket, with no GraphQL and no persistence.
- * Prints events/s persisted and delivered, accept->receive latency (p50, p99, max) and replay time.
+ * Every party is its own process (bench/events/): runboard's real server writing through its event
+ * log, a bare `ws` broadcaster sending byte-identical graphql-ws `next` messages, and subscriber
+ * processes holding one connection per subscription. For each load (10 runs × 5, 10, 50
+ * subscribers) it prints the source's CPU µs per delivery (process.cpuUsage over the window),
+ * deliveries/s, accept -> receive latency and exactly-once counts, for both; then the replay of a
+ * long history to a fresh subscriber, and the cold start of `node dist/cli.js` (spawn -> first answer).
+ *
+ * Knobs: BENCH_QUICK=1 (shorter), BENCH_EVENTS (per run), BENCH_RATE (events/s per run, 0 = as fast
+ * as accepted), BENCH_REPLAY, BENCH_SUBSCRIBER_PROCESSES, BENCH_COLD_STARTS, BENCH_LOADS (e.g. "5,10,50"),
+ * BENCH_CLI (the entry to cold-start; default dist/cli.js) and BENCH_CLI_OTHER (a second entry, e.g. a
+ * bundle, cold-started alternately in the same run and reported as a ratio).
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { encodeGlobalID } from '@pothos/plugin-relay';
-import { execa } from 'execa';
-import { createClient } from 'graphql-ws';
-import WebSocket, { WebSocketServer } from 'ws';
-import { loadConfig } from '../src/config.js';
-import { startServer } from '../src/server.js';
+import { initRepo, startChild, type Child } from './events/shared.js';
+import type { FollowFigures } from './events/subscribers.js';
 
-const RUNS = Number(process.env.BENCH_RUNS ?? 4);
-const EVENTS_PER_RUN = Number(process.env.BENCH_EVENTS ?? 2_000);
-const SUBSCRIBERS_PER_RUN = Number(process.env.BENCH_SUBSCRIBERS ?? 5);
-const REPLAY_EVENTS = Number(process.env.BENCH_REPLAY ?? 100_000);
-/** Events per second each synthetic agent writes; 0 writes as fast as the log accepts. */
-const RATE_PER_RUN = Number(process.env.BENCH_RATE ?? 250);
+const QUICK = process.env.BENCH_QUICK === '1';
+const RUNS = 10;
+const LOADS = (process.env.BENCH_LOADS ?? '5,10,50').split(',').map(Number);
+const EVENTS_PER_RUN = Number(process.env.BENCH_EVENTS ?? (QUICK ? 200 : 1_000));
+const RATE_PER_RUN = Number(process.env.BENCH_RATE ?? 100);
+const REPLAY_EVENTS = Number(process.env.BENCH_REPLAY ?? (QUICK ? 20_000 : 100_000));
+const SUBSCRIBER_PROCESSES = Number(process.env.BENCH_SUBSCRIBER_PROCESSES ?? 2);
+const COLD_STARTS = Number(process.env.BENCH_COLD_STARTS ?? (QUICK ? 3 : 5));
+const root = path.resolve(import.meta.dirname, '..');
+const CLI = process.env.BENCH_CLI ?? path.join(root, 'dist', 'cli.js');
+const CLI_OTHER = process.env.BENCH_CLI_OTHER;
 
-/** Waits until event `i` is due at RATE_PER_RUN. */
-async function pace(started: number, i: number): Promise<void> {
-  if (!RATE_PER_RUN) return;
-  const due = started + (i * 1000) / RATE_PER_RUN - performance.now();
-  if (due > 0) await new Promise((resolve) => setTimeout(resolve, due));
-}
-const TEXT = 'x'.repeat(120); // about the size of a coalesced text delta or a tool event
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-interface Figures {
-  persistedPerSec: number | null;
-  deliveredPerSec: number;
+/** One source's figures for one load. */
+interface LoadFigures {
+  cpuMicros: number;
+  seconds: number;
+  expected: number;
+  counts: Omit<FollowFigures, 'latencies'>;
   latencies: number[];
 }
 
 function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN;
 }
 
-function report(name: string, figures: Figures, seconds: number): void {
-  const sorted = figures.latencies.length ? [...figures.latencies].sort((a, b) => a - b) : [0];
-  const persisted = figures.persistedPerSec === null ? '—' : figures.persistedPerSec.toFixed(0);
-  console.log(
-    `${name.padEnd(30)} persisted/s ${persisted.padStart(7)}   delivered/s ${figures.deliveredPerSec.toFixed(0).padStart(7)}   ` +
-      `latency ms p50 ${percentile(sorted, 50).toFixed(2)} p99 ${percentile(sorted, 99).toFixed(2)} max ${sorted.at(-1)!.toFixed(2)}   (${seconds.toFixed(2)} s)`,
-  );
+/** Sums the subscriber processes' counts and pools their latency samples. */
+function combine(parts: FollowFigures[]): Pick<LoadFigures, 'counts' | 'latencies'> {
+  const counts = { delivered: 0, repeats: 0, gaps: 0, missing: 0, resumes: 0, errors: 0, cpuMicros: 0 };
+  for (const part of parts) for (const key of Object.keys(counts) as (keyof typeof counts)[]) counts[key] += part[key];
+  return { counts, latencies: parts.flatMap((part) => part.latencies).sort((a, b) => a - b) };
 }
 
-async function runboardPipeline(): Promise<void> {
-  const repo = mkdtempSync(path.join(os.tmpdir(), 'bench-repo-'));
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'bench-data-'));
-  await execa('git', ['init', '-q', '-b', 'main', repo]);
-  await execa('git', ['-C', repo, '-c', 'user.name=b', '-c', 'user.email=b@b', 'commit', '-q', '--allow-empty', '-m', 'init']);
-  const server = await startServer(loadConfig(['--port', '0', '--repo', repo, '--data-dir', dataDir], {}));
-  const { db, eventLog } = server.orchestrator;
-  const client = createClient({ url: server.url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
+/** One load against one source: subscribe, write, wait for every subscription to end. */
+async function measureLoad(source: Child, subscribers: Child[], perRun: number, waitForSubscriptions: boolean, events = EVENTS_PER_RUN): Promise<LoadFigures> {
+  const url = (await source.call<string>('url')).replace(/^http/, 'ws');
+  const runIds = await source.call<string[]>('createRuns', RUNS);
+  const lastSeq = events + 1;
+  // Subscription i follows run i % RUNS; process p holds every SUBSCRIBER_PROCESSES-th of them.
+  const all = Array.from({ length: RUNS * perRun }, (_, i) => runIds[i % RUNS]);
+  await Promise.all(subscribers.map((process, p) => process.call('follow', { url, runIds: all.filter((_, i) => i % subscribers.length === p), lastSeq })));
+  // runboard subscribes from seq 0 and so misses nothing; the bare broadcaster must have them all first.
+  while (waitForSubscriptions && (await source.call<number>('subscribed')) < all.length) await sleep(20);
+  await sleep(300); // let the subscriptions settle in
+  const cpuBefore = await source.call<number>('cpu');
+  const started = performance.now();
+  await source.call('write', { events, rate: RATE_PER_RUN });
+  const parts = await Promise.all(subscribers.map((process) => process.call<FollowFigures>('finish')));
+  const seconds = (performance.now() - started) / 1000;
+  const cpuMicros = (await source.call<number>('cpu')) - cpuBefore;
+  return { cpuMicros, seconds, expected: all.length * lastSeq, ...combine(parts) };
+}
+
+/** Spawn -> first answered query of `node <entry>`, on a data dir prepared by an earlier start. */
+async function coldStart(entry: string, repo: string, dataDir: string): Promise<number> {
+  const started = performance.now();
+  const child = spawn(process.execPath, [entry, '--repo', repo, '--data-dir', dataDir, '--port', '0'], { env: { ...process.env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'ignore'] });
   try {
-    const card = await db.client.card.create({ data: { title: 'bench', position: 0 } });
-    const runs = await Promise.all(Array.from({ length: RUNS }, () => db.client.run.create({ data: { cardId: card.id, prompt: 'bench', status: 'RUNNING' } })));
-
-    // Live: subscribers first, then the writers.
-    const latencies: number[] = [];
-    let delivered = 0;
-    const subscribed: Promise<void>[] = [];
-    let resumes = 0;
-    /** Follows a run to its end as a real client does: on SUBSCRIBER_TOO_SLOW, resubscribe from resumeFrom. */
-    const follow = (runId: string, since: number, onReady?: () => void): Promise<void> =>
-      new Promise<void>((resolve, reject) => {
-        let resumeFrom: number | null = null;
-        client.subscribe(
-          { query: 'subscription($id: ID!, $since: Int) { runEvents(runId: $id, since: $since, untilSettled: true) { seq ... on AssistantTextEvent { text } } }', variables: { id: encodeGlobalID('Run', runId), since } },
-          {
-            next: (result) => {
-              if (result.errors?.[0]?.extensions?.code === 'SUBSCRIBER_TOO_SLOW') {
-                resumeFrom = result.errors[0].extensions.resumeFrom as number;
-                return;
-              }
-              const event = (result.data as { runEvents: { seq: number; text?: string } }).runEvents;
-              delivered++;
-              const sentAt = sentAtOf(event.text);
-              if (sentAt) latencies.push(performance.timeOrigin + performance.now() - sentAt);
-            },
-            error: reject,
-            complete: () => {
-              if (resumeFrom === null) return resolve();
-              resumes++;
-              follow(runId, resumeFrom).then(resolve, reject);
-            },
-          },
-        );
-        if (onReady) setTimeout(onReady, 200);
+    const url = await new Promise<string>((resolve, reject) => {
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        output = (output + chunk).slice(-4_096);
+        const found = /GraphiQL at (\S+)/.exec(output);
+        if (found) resolve(found[1]);
       });
-    const finished = runs.flatMap((run) =>
-      Array.from({ length: SUBSCRIBERS_PER_RUN }, () => {
-        let ready!: () => void;
-        subscribed.push(new Promise((resolve) => (ready = resolve)));
-        return follow(run.id, 0, ready);
-      }),
-    );
-    await Promise.all(subscribed);
-    const started = performance.now();
-    await Promise.all(
-      runs.map(async (run) => {
-        for (let i = 0; i < EVENTS_PER_RUN; i++) {
-          await pace(started, i);
-          await eventLog.append(run.id, [{ type: 'assistant_text', data: { text: stamped(TEXT) } }]);
-        }
-        await eventLog.append(run.id, [{ type: 'status', data: { status: 'SUCCEEDED' } }], { status: 'SUCCEEDED' });
-      }),
-    );
-    const written = (performance.now() - started) / 1000;
-    await Promise.all(finished);
-    const seconds = (performance.now() - started) / 1000;
-    const total = RUNS * (EVENTS_PER_RUN + 1);
-    report(`runboard (${RUNS} runs x ${SUBSCRIBERS_PER_RUN} subs)`, { persistedPerSec: total / written, deliveredPerSec: delivered / seconds, latencies }, seconds);
-    console.log(`${''.padEnd(30)} ${delivered} delivered of ${total * SUBSCRIBERS_PER_RUN} expected; ${resumes} resubscriptions after SUBSCRIBER_TOO_SLOW`);
-
-    // Replay: a fresh subscriber reads a long history.
-    const history = await db.client.run.create({ data: { cardId: card.id, prompt: 'bench', status: 'SUCCEEDED' } });
-    for (let i = 0; i < REPLAY_EVENTS; i += 1_000) {
-      await eventLog.append(history.id, Array.from({ length: Math.min(1_000, REPLAY_EVENTS - i) }, () => ({ type: 'assistant_text', data: { text: TEXT } })));
-    }
-    const replayStart = performance.now();
-    let replayed = 0;
-    await new Promise<void>((resolve, reject) =>
-      client.subscribe(
-        { query: 'subscription($id: ID!) { runEvents(runId: $id, untilSettled: true) { seq type createdAt ... on AssistantTextEvent { text } } }', variables: { id: encodeGlobalID('Run', history.id) } },
-        { next: () => void replayed++, error: reject, complete: resolve },
-      ),
-    );
-    const replaySeconds = (performance.now() - replayStart) / 1000;
-    console.log(`${'replay to a fresh subscriber'.padEnd(30)} ${replayed} events in ${replaySeconds.toFixed(2)} s (${(replayed / replaySeconds).toFixed(0)} events/s)`);
+      child.once('exit', (code) => reject(new Error(`${entry} exited with ${code} before listening`)));
+    });
+    const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ __typename }' }) });
+    if (!response.ok) throw new Error(`first query: HTTP ${response.status}`);
+    await response.json();
+    return (performance.now() - started) / 1000;
   } finally {
-    await client.dispose();
-    await server.close();
-    rmSync(repo, { recursive: true, force: true });
-    rmSync(dataDir, { recursive: true, force: true });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
   }
 }
 
-/** The text with the time it was written in front, for latency: `<ms since epoch>|text`. */
-function stamped(text: string): string {
-  return `${performance.timeOrigin + performance.now()}|${text}`;
+/** The median cold start of each entry, alternating them so drift on a shared machine hits both. */
+async function coldStarts(entries: string[]): Promise<number[]> {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'bench-cold-'));
+  const repo = path.join(tmp, 'repo');
+  try {
+    await initRepo(repo);
+    const dataDirs = entries.map((_, i) => path.join(tmp, `data-${i}`));
+    for (const [i, entry] of entries.entries()) await coldStart(entry, repo, dataDirs[i]); // creates the database: not counted
+    const times: number[][] = entries.map(() => []);
+    for (let round = 0; round < COLD_STARTS; round++) {
+      for (const [i, entry] of entries.entries()) times[i].push(await coldStart(entry, repo, dataDirs[i]));
+    }
+    return times.map((list) => list.sort((a, b) => a - b)[Math.floor(list.length / 2)]);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
-/** The write time `stamped` put in front of a text, if any. */
-function sentAtOf(text: string | undefined): number | null {
-  const stamp = text?.slice(0, text.indexOf('|'));
-  return stamp ? Number(stamp) : null;
-}
+const row = (cells: string[], widths: number[]) => cells.map((cell, i) => (i ? cell.padStart(widths[i]) : cell.padEnd(widths[i]))).join('  ');
+const fixed = (value: number, digits = 0) => (Number.isFinite(value) ? value.toFixed(digits) : '—');
 
-/** The same events and subscribers over a bare ws socket: no GraphQL, no persistence. */
-async function bareWebSocketBaseline(): Promise<void> {
-  const http = createServer();
-  const wss = new WebSocketServer({ server: http });
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  const url = `ws://127.0.0.1:${(http.address() as AddressInfo).port}`;
-  const byRun = new Map<number, WebSocket[]>();
-  wss.on('connection', (socket, request) => {
-    const run = Number(new URL(request.url!, 'http://x').searchParams.get('run'));
-    byRun.set(run, [...(byRun.get(run) ?? []), socket]);
-  });
-  const latencies: number[] = [];
-  let delivered = 0;
-  const finished: Promise<void>[] = [];
-  for (let run = 0; run < RUNS; run++) {
-    for (let s = 0; s < SUBSCRIBERS_PER_RUN; s++) {
-      const socket = new WebSocket(`${url}/?run=${run}`);
-      await new Promise((resolve) => socket.once('open', resolve));
-      finished.push(
-        new Promise((resolve) =>
-          socket.on('message', (data) => {
-            const event = JSON.parse(String(data));
-            delivered++;
-            const sentAt = sentAtOf(event.data.text);
-            if (sentAt) latencies.push(performance.timeOrigin + performance.now() - sentAt);
-            if (event.type === 'status') {
-              socket.close();
-              resolve();
-            }
-          }),
+console.log(
+  `bench:events: ${RUNS} runs × ${EVENTS_PER_RUN} events at ${RATE_PER_RUN || 'max'}/s per run, subscribers in ${SUBSCRIBER_PROCESSES} processes, ` +
+    `replay ${REPLAY_EVENTS}; node ${process.version}, ${os.cpus().length} cpus${QUICK ? ' (BENCH_QUICK)' : ''}`,
+);
+const runboard = await startChild('runboard-source');
+const bare = await startChild('bare-source');
+const subscribers = await Promise.all(Array.from({ length: SUBSCRIBER_PROCESSES }, () => startChild('subscribers')));
+try {
+  // Warm-up, not reported: both sources load and compile their delivery path before the first measured load.
+  for (const [source, bareSource] of [[runboard, false], [bare, true]] as const) await measureLoad(source, subscribers, 2, bareSource, 100);
+  const widths = [22, 9, 12, 8, 8, 8, 8, 13, 26];
+  console.log();
+  console.log(row(['load / source', 'µs/deliv', 'deliveries/s', 'vs bare', 'p50 ms', 'p99 ms', 'seconds', 'client µs/deliv', 'delivered/expected rep gap'], widths));
+  for (const perRun of LOADS) {
+    const measured = { runboard: await measureLoad(runboard, subscribers, perRun, false), bare: await measureLoad(bare, subscribers, perRun, true) };
+    const bareMicros = measured.bare.cpuMicros / measured.bare.counts.delivered;
+    for (const [name, figures] of Object.entries(measured)) {
+      const micros = figures.cpuMicros / figures.counts.delivered;
+      const { delivered, repeats, gaps, missing, resumes, errors } = figures.counts;
+      console.log(
+        row(
+          [
+            `${RUNS}×${perRun} ${name}`,
+            fixed(micros, 1),
+            fixed(delivered / figures.seconds),
+            `${fixed(micros / bareMicros, 2)}×`,
+            fixed(percentile(figures.latencies, 50), 2),
+            fixed(percentile(figures.latencies, 99), 2),
+            fixed(figures.seconds, 1),
+            fixed(figures.counts.cpuMicros / delivered, 1),
+            `${delivered}/${figures.expected} ${repeats} ${gaps}${missing ? ` missing ${missing}` : ''}${resumes ? ` resumed ${resumes}` : ''}${errors ? ` errors ${errors}` : ''}`,
+          ],
+          widths,
         ),
       );
     }
   }
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: RUNS }, async (_, run) => {
-      for (let seq = 1; seq <= EVENTS_PER_RUN + 1; seq++) {
-        await pace(started, seq - 1);
-        const last = seq === EVENTS_PER_RUN + 1;
-        const event = JSON.stringify({ seq, type: last ? 'status' : 'assistant_text', data: last ? { status: 'SUCCEEDED' } : { text: stamped(TEXT) } });
-        await Promise.all(byRun.get(run)!.map((socket) => new Promise((resolve) => socket.send(event, resolve))));
-      }
-    }),
-  );
-  await Promise.all(finished);
-  const seconds = (performance.now() - started) / 1000;
-  report('bare ws baseline', { persistedPerSec: null, deliveredPerSec: delivered / seconds, latencies }, seconds);
-  wss.close();
-  http.close();
+
+  console.log();
+  const replays: Record<string, { seconds: number; delivered: number; repeats: number; gaps: number; missing: number }> = {};
+  for (const [name, source] of [['runboard', runboard], ['bare', bare]] as const) {
+    const url = (await source.call<string>('url')).replace(/^http/, 'ws');
+    const runId = await source.call<string>('history', REPLAY_EVENTS);
+    replays[name] = await subscribers[0].call('replay', { url, runId, lastSeq: REPLAY_EVENTS + 1 });
+  }
+  for (const [name, replay] of Object.entries(replays)) {
+    console.log(
+      `replay of ${REPLAY_EVENTS} events, ${name.padEnd(8)} ${fixed(replay.seconds, 2).padStart(6)} s  ${`${fixed(replay.seconds / replays.bare.seconds, 2)}×`.padStart(6)} bare` +
+        `   ${replay.delivered}/${REPLAY_EVENTS + 1} delivered, ${replay.repeats} repeats, ${replay.gaps + replay.missing} gaps`,
+    );
+  }
+} finally {
+  await Promise.all([runboard, bare, ...subscribers].map((child) => child.close()));
 }
 
-console.log(`runs ${RUNS}, events/run ${EVENTS_PER_RUN} at ${RATE_PER_RUN || 'max'}/s, subscribers/run ${SUBSCRIBERS_PER_RUN}, replay ${REPLAY_EVENTS}; node ${process.version}, ${os.cpus().length} cpus`);
-await runboardPipeline();
-await bareWebSocketBaseline();
+console.log();
+const entries = [CLI, ...(CLI_OTHER ? [CLI_OTHER] : [])];
+const starts = await coldStarts(entries);
+for (const [i, entry] of entries.entries()) {
+  console.log(
+    `cold start, spawn -> first answer, median of ${COLD_STARTS}: node ${path.relative(root, entry)}  ${fixed(starts[i], 2)} s` + (i ? `  ${fixed(starts[i] / starts[0], 2)}× the first` : ''),
+  );
+}
