@@ -5,8 +5,14 @@
  * What may be logged at info: operation names, durations, outcomes, ids and statuses. Prompts,
  * agent output and GraphQL variables never are.
  */
+import { createRequire } from 'node:module';
 import { pino, type DestinationStream, type Level, type LevelWithSilent, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+
+/**
+ * pino-pretty, loaded on first use: only a terminal needs it, and loading it costs every other start
+ * (servers, tests, the bundle) tens of milliseconds. A synchronous require keeps createLogger synchronous.
+ */
+const loadPretty = (): typeof import('pino-pretty') => createRequire(import.meta.url)('pino-pretty');
 
 export type { Logger };
 
@@ -43,7 +49,7 @@ export interface LogOptions {
 export function createLogger({ level = 'info', destination, pretty: human = destination === undefined && process.stdout.isTTY === true }: LogOptions = {}): Logger {
   const options = { level, base: undefined, redact: { paths: [...REDACTED_PATHS], censor: '[redacted]' } };
   if (!human) return pino(options, destination ?? pino.destination({ dest: 1, sync: true }));
-  const stream = pretty({ destination: destination ?? 1, sync: true, singleLine: true, translateTime: 'SYS:HH:MM:ss.l', ignore: ['pid', 'hostname', ...SPELLED_OUT].join(',') });
+  const stream = loadPretty()({ destination: destination ?? 1, sync: true, singleLine: true, translateTime: 'SYS:HH:MM:ss.l', ignore: ['pid', 'hostname', ...SPELLED_OUT].join(',') });
   return pino(options, stream);
 }
 

@@ -6,7 +6,6 @@
 import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import type { ExecutionArgs, GraphQLError } from 'graphql';
 import type { OperationResult } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
@@ -22,7 +21,7 @@ import { Database } from './orchestrator/db.js';
 import { openRepository } from './orchestrator/git.js';
 import { checkReadiness } from './orchestrator/health.js';
 import { Orchestrator } from './orchestrator/index.js';
-import { graphiqlOptions } from './plugins/graphiql.js';
+import { graphiqlOptions, renderGraphiQLOnFirstUse } from './plugins/graphiql.js';
 import { useAgentScope } from './plugins/use-agent-scope.js';
 import { authenticate, HEALTH_PATHS, useAuthentication, type AuthenticationOptions } from './plugins/use-authentication.js';
 import { useCSRFRefusalForAllButEventSource, useSSEEventIds } from './plugins/use-event-source.js';
@@ -126,7 +125,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     maskedErrors: { maskError },
     logging: yogaLogger(logger, faults),
     graphiql: graphiqlOptions({ tokenRequired: config.token !== null }),
-    renderGraphiQL,
+    renderGraphiQL: renderGraphiQLOnFirstUse,
     context,
     maxRequestBodySize: config.maxBodyBytes,
     plugins: [

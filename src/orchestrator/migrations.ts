@@ -8,12 +8,12 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { PACKAGE_ROOT } from '../package-root.js';
 import { RunboardError } from './errors.js';
 
-/** prisma/migrations in this checkout (two levels up from src/orchestrator or dist/orchestrator). */
-export const MIGRATIONS_DIR = fileURLToPath(new URL('../../prisma/migrations/', import.meta.url));
+/** prisma/migrations of the installed package, wherever the running module (source, tsc output or bundle) lives. */
+export const MIGRATIONS_DIR = path.join(PACKAGE_ROOT, 'prisma', 'migrations');
 
 const CREATE_MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
     "id"                    TEXT PRIMARY KEY NOT NULL,

@@ -5,6 +5,12 @@
  */
 import type { GraphiQLOptions } from 'graphql-yoga';
 
+/** yoga's `renderGraphiQL`, loading the renderer (a large self-contained page) only when someone first opens GraphiQL. */
+export async function renderGraphiQLOnFirstUse(options: GraphiQLOptions): Promise<string> {
+  const { renderGraphiQL } = await import('@graphql-yoga/render-graphiql');
+  return renderGraphiQL(options);
+}
+
 export interface RunboardGraphiQLOptions {
   /** Whether the server requires a token; only then does the page say where to put one. The token itself is never embedded. @default false */
   tokenRequired?: boolean;

@@ -7,8 +7,8 @@
 import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Plugin } from 'graphql-yoga';
+import { PACKAGE_ROOT } from '../package-root.js';
 
 export interface WebAppOptions {
   /** The built page's folder. @default <project>/dist/web (the same from dist/ and src/) */
@@ -54,7 +54,7 @@ export interface WebApp {
 }
 
 /** Lists the built page's files; a missing folder is an empty app whose `/` says how to build it. */
-export function loadWebApp({ directory = fileURLToPath(new URL('../../dist/web', import.meta.url)) }: WebAppOptions = {}): WebApp {
+export function loadWebApp({ directory = path.join(PACKAGE_ROOT, 'dist', 'web') }: WebAppOptions = {}): WebApp {
   const files = listFiles(directory);
   return { files, serves: (pathname) => pathname === '/' || files.has(pathname) };
 }
