@@ -56,9 +56,9 @@ export async function startTestServer(options: ServerOptions & { repo?: string; 
 
 export const projectRoot = path.resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../..');
 
-/** `node dist/cli.js` (run `npm run build` first) as a child process, answering like a TestServer; `env` configures it. */
-export async function spawnServer(env: Record<string, string>): Promise<{ child: ResultPromise; t: Pick<TestServer, 'ok' | 'gql'> }> {
-  const child = execa('node', [path.join(projectRoot, 'dist', 'cli.js'), '--port', '0'], { env, reject: false });
+/** `node <entry>` (dist/cli.js unless told; run `npm run build` first) as a child process, answering like a TestServer; `env` configures it. */
+export async function spawnServer(env: Record<string, string>, entry = path.join(projectRoot, 'dist', 'cli.js')): Promise<{ child: ResultPromise; t: Pick<TestServer, 'ok' | 'gql' | 'url'> }> {
+  const child = execa('node', [entry, '--port', '0'], { env, reject: false });
   const url = await new Promise<string>((resolve, reject) => {
     child.stdout!.on('data', (chunk: Buffer) => {
       const match = /GraphiQL at (\S+)/.exec(chunk.toString());
@@ -71,6 +71,7 @@ export async function spawnServer(env: Record<string, string>): Promise<{ child:
   return {
     child,
     t: {
+      url,
       gql,
       ok: async (query, variables) => {
         const result = await gql(query, variables);
