@@ -7,18 +7,17 @@
  * processes holding one connection per subscription. For each load (10 runs × 5, 10, 50
  * subscribers) it prints the source's CPU µs per delivery (process.cpuUsage over the window),
  * deliveries/s, accept -> receive latency and exactly-once counts, for both; then the replay of a
- * long history to a fresh subscriber, and the cold start of `node dist/cli.js` (spawn -> first answer).
+ * long history to a fresh subscriber, and the cold start of the bundle next to `node dist/cli.js` (spawn -> first answer).
  *
  * Knobs: BENCH_QUICK=1 (shorter), BENCH_EVENTS (per run), BENCH_RATE (events/s per run, 0 = as fast
  * as accepted), BENCH_REPLAY, BENCH_SUBSCRIBER_PROCESSES, BENCH_COLD_STARTS, BENCH_LOADS (e.g. "5,10,50"),
- * BENCH_CLI (the entry to cold-start; default dist/cli.js) and BENCH_CLI_OTHER (a second entry, e.g. a
- * bundle, cold-started alternately in the same run and reported as a ratio).
+ * BENCH_CLI (the entry to cold-start; default dist/cli.js, unbundled) and BENCH_CLI_OTHER (a second entry,
+ * cold-started alternately in the same run and reported as a ratio; default dist/runboard.mjs, the bundle).
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { initRepo, startChild, type Child } from './events/shared.js';
+import { reportColdStarts } from './events/cold-start.js';
+import { startChild, type Child } from './events/shared.js';
 import type { FollowFigures } from './events/subscribers.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -31,7 +30,7 @@ const SUBSCRIBER_PROCESSES = Number(process.env.BENCH_SUBSCRIBER_PROCESSES ?? 2)
 const COLD_STARTS = Number(process.env.BENCH_COLD_STARTS ?? (QUICK ? 3 : 5));
 const root = path.resolve(import.meta.dirname, '..');
 const CLI = process.env.BENCH_CLI ?? path.join(root, 'dist', 'cli.js');
-const CLI_OTHER = process.env.BENCH_CLI_OTHER;
+const CLI_OTHER = process.env.BENCH_CLI_OTHER ?? path.join(root, 'dist', 'runboard.mjs');
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -73,49 +72,6 @@ async function measureLoad(source: Child, subscribers: Child[], perRun: number, 
   const seconds = (performance.now() - started) / 1000;
   const cpuMicros = (await source.call<number>('cpu')) - cpuBefore;
   return { cpuMicros, seconds, expected: all.length * lastSeq, ...combine(parts) };
-}
-
-/** Spawn -> first answered query of `node <entry>`, on a data dir prepared by an earlier start. */
-async function coldStart(entry: string, repo: string, dataDir: string): Promise<number> {
-  const started = performance.now();
-  const child = spawn(process.execPath, [entry, '--repo', repo, '--data-dir', dataDir, '--port', '0'], { env: { ...process.env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'ignore'] });
-  try {
-    const url = await new Promise<string>((resolve, reject) => {
-      let output = '';
-      child.stdout.on('data', (chunk: Buffer) => {
-        output = (output + chunk).slice(-4_096);
-        const found = /GraphiQL at (\S+)/.exec(output);
-        if (found) resolve(found[1]);
-      });
-      child.once('exit', (code) => reject(new Error(`${entry} exited with ${code} before listening`)));
-    });
-    const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ __typename }' }) });
-    if (!response.ok) throw new Error(`first query: HTTP ${response.status}`);
-    await response.json();
-    return (performance.now() - started) / 1000;
-  } finally {
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    await exited;
-  }
-}
-
-/** The median cold start of each entry, alternating them so drift on a shared machine hits both. */
-async function coldStarts(entries: string[]): Promise<number[]> {
-  const tmp = mkdtempSync(path.join(os.tmpdir(), 'bench-cold-'));
-  const repo = path.join(tmp, 'repo');
-  try {
-    await initRepo(repo);
-    const dataDirs = entries.map((_, i) => path.join(tmp, `data-${i}`));
-    for (const [i, entry] of entries.entries()) await coldStart(entry, repo, dataDirs[i]); // creates the database: not counted
-    const times: number[][] = entries.map(() => []);
-    for (let round = 0; round < COLD_STARTS; round++) {
-      for (const [i, entry] of entries.entries()) times[i].push(await coldStart(entry, repo, dataDirs[i]));
-    }
-    return times.map((list) => list.sort((a, b) => a - b)[Math.floor(list.length / 2)]);
-  } finally {
-    rmSync(tmp, { recursive: true, force: true });
-  }
 }
 
 const row = (cells: string[], widths: number[]) => cells.map((cell, i) => (i ? cell.padStart(widths[i]) : cell.padEnd(widths[i]))).join('  ');
@@ -177,10 +133,4 @@ try {
 }
 
 console.log();
-const entries = [CLI, ...(CLI_OTHER ? [CLI_OTHER] : [])];
-const starts = await coldStarts(entries);
-for (const [i, entry] of entries.entries()) {
-  console.log(
-    `cold start, spawn -> first answer, median of ${COLD_STARTS}: node ${path.relative(root, entry)}  ${fixed(starts[i], 2)} s` + (i ? `  ${fixed(starts[i] / starts[0], 2)}× the first` : ''),
-  );
-}
+await reportColdStarts([CLI, CLI_OTHER], COLD_STARTS);
