@@ -6,16 +6,10 @@
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { startAgentTestBed, startRun, waitFor, waitForStatus, type AgentTestBed } from './helpers/runs.js';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { projectRoot } from './helpers/server.js';
+import { sdkFragment } from './helpers/events.js';
 
 /** The SDK's BoardEventFields fragment, so the test selects what a client would. */
-const BOARD_EVENT_FIELDS = (() => {
-  const source = readFileSync(path.join(projectRoot, 'sdk/operations/fragments.graphql'), 'utf8');
-  const start = source.indexOf('fragment BoardEventFields');
-  return source.slice(start, source.indexOf('\n}\n', start) + 3);
-})();
+const BOARD_EVENT_FIELDS = sdkFragment('BoardEventFields');
 const FOLLOW = `subscription($since: Int) { boardEvents(since: $since) { ...BoardEventFields } } ${BOARD_EVENT_FIELDS}`;
 
 // The agent moves its own card to REVIEW through the API with its run token, then says Done.

@@ -2,10 +2,10 @@
  * runEventBatches and boardEventBatches through the real server: history a list per message, then
  * live, once each across a drop and a resume, over graphql-ws and SSE; and their cost and input limits.
  */
-import { encodeGlobalID } from '@pothos/plugin-relay';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { followRunEventBatches, SubscriberTooSlowError } from '../src/orchestrator/event-stream.js';
+import { makeActiveRun } from './helpers/events.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
 let t: TestServer;
@@ -19,12 +19,7 @@ afterAll(async () => {
   await t?.close();
 });
 
-async function makeRun(): Promise<{ id: string; globalId: string }> {
-  const db = t.server.orchestrator.db.client;
-  const card = await db.card.create({ data: { title: 'batches', position: 0 } });
-  const run = await db.run.create({ data: { cardId: card.id, prompt: 'p', status: 'RUNNING' } });
-  return { id: run.id, globalId: encodeGlobalID('Run', run.id) };
-}
+const makeRun = () => makeActiveRun(t, 'batches');
 
 /** Appends `count` text events, 100 per transaction. */
 async function write(runId: string, count: number): Promise<void> {

@@ -3,6 +3,7 @@ import { encodeGlobalID } from '@pothos/plugin-relay';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { followRunEvents, SubscriberTooSlowError } from '../src/orchestrator/event-stream.js';
+import { makeActiveRun } from './helpers/events.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
 let t: TestServer;
@@ -16,13 +17,7 @@ afterAll(async () => {
   await t?.close();
 });
 
-/** A card and an active run to write events for, as the run manager would. */
-async function makeRun(): Promise<{ id: string; globalId: string }> {
-  const db = t.server.orchestrator.db.client;
-  const card = await db.card.create({ data: { title: 'events', position: 0 } });
-  const run = await db.run.create({ data: { cardId: card.id, prompt: 'p', status: 'RUNNING' } });
-  return { id: run.id, globalId: encodeGlobalID('Run', run.id) };
-}
+const makeRun = () => makeActiveRun(t, 'events');
 
 /** Appends `count` events one transaction at a time, yielding to the event loop between them, then the terminal status. */
 async function write(runId: string, count: number, terminal = true): Promise<void> {

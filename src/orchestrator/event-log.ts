@@ -170,16 +170,9 @@ export class EventLog {
   async appendTx(tx: Tx, runId: string, events: readonly RunEventInput[]): Promise<RunEvent[]> {
     const [bumped] = await tx.$queryRawUnsafe<{ lastSeq: number | bigint }[]>(BUMP_SEQ, events.length, runId);
     if (!bumped) throw new NotFoundError('Run', runId);
-    const lastSeq = Number(bumped.lastSeq);
-    const createdAt = new Date();
-    const records: RunEvent[] = [];
-    for (const [i, event] of events.entries()) {
-      const seq = lastSeq - events.length + 1 + i;
-      const data = capData(event.data);
-      await tx.$executeRawUnsafe(INSERT_EVENT, randomUUID(), runId, seq, event.type, JSON.stringify(data), sqlValue(createdAt));
-      records.push(toRunEvent(runId, seq, event.type, data, createdAt));
-    }
-    return records;
+    const rows = eventRows(runId, Number(bumped.lastSeq), events);
+    for (const row of rows) await tx.$executeRawUnsafe(INSERT_EVENT, ...row.params);
+    return rows.map((row) => row.record);
   }
 
   /**
@@ -195,13 +188,9 @@ export class EventLog {
     }
     const bumped = this.statements.bumpSeq.get(events.length, runId);
     if (!bumped) throw new NotFoundError('Run', runId);
-    const createdAt = new Date();
-    const stamp = sqlValue(createdAt);
-    const records = events.map((event, i) => {
-      const seq = bumped.lastSeq - events.length + 1 + i;
-      const data = capData(event.data);
-      this.statements.insert.run(randomUUID(), runId, seq, event.type, JSON.stringify(data), stamp);
-      return toRunEvent(runId, seq, event.type, data, createdAt);
+    const records = eventRows(runId, bumped.lastSeq, events).map((row) => {
+      this.statements.insert.run(...row.params);
+      return row.record;
     });
     const board = this.boardLog.appendSync(null, boardEventsOf(runId, bumped.cardId, events, changes));
     return { records, board };
@@ -227,6 +216,20 @@ function boardEventsOf(runId: string, cardId: string, events: readonly RunEventI
     if (event.type === 'merge' && event.data.ok === true) board.push({ type: 'run_merged', cardId, runId, data: { runId, sha: String(event.data.sha), strategy: String(event.data.strategy) } });
   }
   return board;
+}
+
+/**
+ * The rows of `events` once the run's counter is at `lastSeq` (the last of them): each one's insert
+ * parameters (INSERT_EVENT, as Prisma writes them) and the record it reads back as. Both writers use it.
+ */
+function eventRows(runId: string, lastSeq: number, events: readonly RunEventInput[]) {
+  const createdAt = new Date();
+  const stamp = sqlValue(createdAt);
+  return events.map((event, i) => {
+    const seq = lastSeq - events.length + 1 + i;
+    const data = capData(event.data);
+    return { params: [randomUUID(), runId, seq, event.type, JSON.stringify(data), stamp] as const, record: toRunEvent(runId, seq, event.type, data, createdAt) };
+  });
 }
 
 /** Keeps an event's JSON under MAX_EVENT_DATA_BYTES, replacing an oversized payload with a preview. */
