@@ -23,8 +23,16 @@ export interface Config {
   repo: string;
   /** Database, worktrees and logs. @default $XDG_DATA_HOME/runboard/<repo name>-<hash> */
   dataDir: string;
-  /** A SQLite `file:` URL. @default file:<dataDir>/runboard.db */
+  /** A SQLite `file:` URL (one process), or a `postgresql://` URL (a cluster's shared state). @default file:<dataDir>/runboard.db */
   databaseUrl: string;
+  /** Redis for a cluster's wake-ups, run control and run queue; needs a Postgres databaseUrl. @default none: one process */
+  redisUrl: string | null;
+  /** What this process does in a cluster: serve the API, run agents, or both. @default 'all' */
+  role: NodeRole;
+  /** This process's name in a cluster (logs, Query.cluster, run ownership). @default <host name>-<pid> */
+  nodeId: string;
+  /** How long a worker's hold on a run lasts without renewal; a dead worker's runs end within it. @default 30_000 // ms */
+  leaseMs: number;
   /** The agent program, parsed into an argument array (no shell). @default pi from this project's dependencies */
   agentCommand: string[] | null;
   /** Extra arguments after `--mode rpc`, parsed likewise (a provider or model, say). @default none */
@@ -63,6 +71,10 @@ export interface Config {
   maxConnections: number;
 }
 
+/** What a process does in a cluster. `all` is the only role of a single process. */
+export const NODE_ROLES = ['api', 'worker', 'all'] as const;
+export type NodeRole = (typeof NODE_ROLES)[number];
+
 /** One option: its flag (null for a secret, read from the environment only), environment variable, default (as shown in --help) and meaning. */
 export interface OptionSpec {
   readonly key: keyof Config;
@@ -73,11 +85,15 @@ export interface OptionSpec {
 }
 
 export const OPTIONS: readonly OptionSpec[] = [
-  { key: 'repo', flag: 'repo', env: 'RUNBOARD_REPO', defaultText: 'the working directory', description: 'Git repository to orchestrate (must have at least one commit)' },
+  { key: 'repo', flag: 'repo', env: 'RUNBOARD_REPO', defaultText: 'the working directory', description: 'Git repository to orchestrate (must have at least one commit); in a cluster, the remote of record (URL or path) each node clones' },
   { key: 'port', flag: 'port', env: 'PORT', defaultText: '4000', description: 'TCP port to listen on (0 picks a free one)' },
   { key: 'host', flag: 'host', env: 'HOST', defaultText: '127.0.0.1', description: 'Interface to bind' },
   { key: 'dataDir', flag: 'data-dir', env: 'RUNBOARD_DATA_DIR', defaultText: '$XDG_DATA_HOME/runboard/<repo>-<hash>', description: 'Database, worktrees and logs; outside the repository by default' },
-  { key: 'databaseUrl', flag: 'database-url', env: 'DATABASE_URL', defaultText: 'file:<data dir>/runboard.db', description: 'SQLite database URL' },
+  { key: 'databaseUrl', flag: 'database-url', env: 'DATABASE_URL', defaultText: 'file:<data dir>/runboard.db', description: 'SQLite file: URL, or postgresql:// URL for a cluster (with REDIS_URL)' },
+  { key: 'redisUrl', flag: 'redis-url', env: 'REDIS_URL', defaultText: 'none', description: 'Redis URL for a cluster: wake-ups, run control and the run queue (needs a postgresql:// DATABASE_URL)' },
+  { key: 'role', flag: 'role', env: 'RUNBOARD_ROLE', defaultText: 'all', description: `What this node does in a cluster: ${NODE_ROLES.join(', ')} (api: serve clients; worker: run agents; all: both)` },
+  { key: 'nodeId', flag: 'node-id', env: 'RUNBOARD_NODE_ID', defaultText: '<host name>-<pid>', description: 'This node\'s name in a cluster: logs, Query.cluster and run ownership' },
+  { key: 'leaseMs', flag: 'lease-ms', env: 'RUNBOARD_LEASE_MS', defaultText: '30000', description: 'A worker\'s hold on a run without renewal, in ms; a dead worker\'s runs become INTERRUPTED within it' },
   { key: 'agentCommand', flag: 'agent-command', env: 'RUNBOARD_AGENT_COMMAND', defaultText: 'pi from the project\'s dependencies', description: 'Agent program, started as <command> --mode rpc <args> (parsed, never run through a shell)' },
   { key: 'agentArgs', flag: 'agent-args', env: 'RUNBOARD_AGENT_ARGS', defaultText: 'none', description: 'Extra agent arguments, e.g. "--provider openai --model gpt-4o"' },
   { key: 'claudeCommand', flag: 'claude-command', env: 'RUNBOARD_CLAUDE_COMMAND', defaultText: 'claude on PATH', description: 'Claude Code program for runs with agent "claude" (parsed, never run through a shell)' },
@@ -120,7 +136,9 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, cwd 
   };
   const option = (key: keyof Config) => OPTIONS.find((o) => o.key === key)!;
 
-  const repo = path.resolve(cwd, raw(option('repo')) ?? '.');
+  const repoText = raw(option('repo')) ?? '.';
+  // A remote of record may be a URL (https://, ssh://, file://) or scp-like (git@host:path); anything else is a path.
+  const repo = /^[a-z][a-z0-9+.-]*:\/\//i.test(repoText) || /^[^/\s]+@[^/\s]+:/.test(repoText) ? repoText : path.resolve(cwd, repoText);
   const dataDir = path.resolve(cwd, raw(option('dataDir')) ?? defaultDataDir(repo, env));
   const host = parseHost(raw(option('host')) ?? '127.0.0.1');
   const token = raw(option('token')) ?? null;
@@ -135,12 +153,22 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv, cwd 
   if (!agentNames.has(defaultAgent)) throw new ConfigError(`invalid RUNBOARD_DEFAULT_AGENT "${defaultAgent}": expected one of ${[...agentNames].join(', ')}`);
   // Without a token, anyone who reaches the port could run commands in the repository.
   if (!token && !isLoopbackHost(host)) throw new ConfigError(`refusing to listen on ${host} without RUNBOARD_TOKEN: set a token, or bind 127.0.0.1`);
+  const databaseUrl = parseDatabaseUrl(raw(option('databaseUrl')), dataDir, cwd);
+  const redisUrl = parseRedisUrl(raw(option('redisUrl')));
+  const role = parseRole(raw(option('role')) ?? 'all');
+  const postgres = !databaseUrl.startsWith('file:');
+  if (redisUrl && !postgres) throw new ConfigError('REDIS_URL needs a postgresql:// DATABASE_URL: a SQLite database serves one process');
+  if (role !== 'all' && !(postgres && redisUrl)) throw new ConfigError(`RUNBOARD_ROLE ${role} is for a cluster: set a postgresql:// DATABASE_URL and REDIS_URL`);
   return {
     repo,
     dataDir,
     port: parsePort(raw(option('port')) ?? '4000'),
     host,
-    databaseUrl: parseDatabaseUrl(raw(option('databaseUrl')), dataDir, cwd),
+    databaseUrl,
+    redisUrl,
+    role,
+    nodeId: parseNodeId(raw(option('nodeId')) ?? `${os.hostname()}-${process.pid}`),
+    leaseMs: parsePositive('RUNBOARD_LEASE_MS', raw(option('leaseMs')) ?? '30000', 3_600_000),
     agentCommand: parseArgv('RUNBOARD_AGENT_COMMAND', raw(option('agentCommand'))),
     agentArgs: parseArgv('RUNBOARD_AGENT_ARGS', raw(option('agentArgs'))) ?? [],
     claudeCommand: parseArgv('RUNBOARD_CLAUDE_COMMAND', raw(option('claudeCommand'))),
@@ -281,12 +309,29 @@ function parsePort(text: string): number {
   return port;
 }
 
-/** Only SQLite `file:` URLs are supported; relative paths are made absolute so children agree. */
+/** A SQLite `file:` URL (relative paths made absolute so children agree) or a Postgres one, kept as given. */
 function parseDatabaseUrl(text: string | undefined, dataDir: string, cwd: string): string {
   if (text === undefined) return `file:${path.join(dataDir, 'runboard.db')}`;
-  if (!text.startsWith('file:')) throw new ConfigError(`invalid DATABASE_URL "${text}": expected a SQLite file: URL`);
+  if (/^postgres(ql)?:\/\//.test(text)) return text;
+  if (!text.startsWith('file:')) throw new ConfigError(`invalid DATABASE_URL: expected a SQLite file: URL or a postgresql:// URL`);
   const file = text.slice('file:'.length);
   return file.startsWith('/') ? text : `file:${path.resolve(cwd, file)}`;
+}
+
+function parseRedisUrl(text: string | undefined): string | null {
+  if (text === undefined) return null;
+  if (!/^rediss?:\/\//.test(text)) throw new ConfigError('invalid REDIS_URL: expected a redis:// or rediss:// URL');
+  return text;
+}
+
+function parseRole(text: string): NodeRole {
+  if (!(NODE_ROLES as readonly string[]).includes(text)) throw new ConfigError(`invalid RUNBOARD_ROLE "${text}": expected one of ${NODE_ROLES.join(', ')}`);
+  return text as NodeRole;
+}
+
+function parseNodeId(text: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(text)) throw new ConfigError(`invalid RUNBOARD_NODE_ID "${text}": use letters, digits, ".", "_" or "-" (at most 64)`);
+  return text;
 }
 
 /**
