@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** `runboard`: parse flags and environment, start the server, stop cleanly on SIGINT/SIGTERM. */
-import { ConfigError, helpText, loadConfig } from './config.js';
+import { ConfigError, helpText, loadConfig, nodeLogFields } from './config.js';
 import { createLogger } from './log.js';
 import { DataDirInUseError, RunboardError } from './orchestrator/errors.js';
 
@@ -21,7 +21,7 @@ async function main(argv: string[]): Promise<void> {
     process.exit(2);
   }
 
-  const logger = createLogger({ level: config.logLevel });
+  const logger = createLogger({ level: config.logLevel, base: nodeLogFields(config) });
   // The start and stop lines are the command's own output: shown even when LOG_LEVEL is quieter than info.
   const say = logger.child({}, { level: 'info' });
   let server;

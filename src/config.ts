@@ -114,6 +114,16 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: 'maxConnections', flag: 'max-connections', env: 'RUNBOARD_MAX_CONNECTIONS', defaultText: '512', description: 'Open connections at most (keep it well below ulimit -n); past it the oldest idle one is closed' },
 ];
 
+/** Whether this process is one node of a cluster (shared Postgres and Redis) rather than the whole of runboard. */
+export function isClusterNode(config: Pick<Config, 'redisUrl'>): boolean {
+  return config.redisUrl !== null;
+}
+
+/** What every log line of a cluster node carries, so the lines of many nodes can be told apart; none for one process. */
+export function nodeLogFields(config: Pick<Config, 'redisUrl' | 'nodeId' | 'role'>): Record<string, string> | undefined {
+  return isClusterNode(config) ? { node: config.nodeId, role: config.role } : undefined;
+}
+
 /** A bad flag or value; the CLI prints the message on one line and exits with code 2. */
 export class ConfigError extends Error {}
 

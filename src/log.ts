@@ -43,11 +43,13 @@ export interface LogOptions {
   destination?: DestinationStream;
   /** Human-readable lines instead of JSON. @default true when writing to stdout and stdout is a terminal */
   pretty?: boolean;
+  /** Fields every record carries (a cluster node's `node` and `role`). @default none */
+  base?: Record<string, string>;
 }
 
 /** A pino logger as described above. Writes synchronously, so nothing is lost on `process.exit`. */
-export function createLogger({ level = 'info', destination, pretty: human = destination === undefined && process.stdout.isTTY === true }: LogOptions = {}): Logger {
-  const options = { level, base: undefined, redact: { paths: [...REDACTED_PATHS], censor: '[redacted]' } };
+export function createLogger({ level = 'info', destination, pretty: human = destination === undefined && process.stdout.isTTY === true, base }: LogOptions = {}): Logger {
+  const options = { level, base, redact: { paths: [...REDACTED_PATHS], censor: '[redacted]' } };
   if (!human) return pino(options, destination ?? pino.destination({ dest: 1, sync: true }));
   const stream = loadPretty()({ destination: destination ?? 1, sync: true, singleLine: true, translateTime: 'SYS:HH:MM:ss.l', ignore: ['pid', 'hostname', ...SPELLED_OUT].join(',') });
   return pino(options, stream);

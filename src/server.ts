@@ -13,7 +13,7 @@ import { createYoga, type YogaLogger } from 'graphql-yoga';
 import type { DestinationStream } from 'pino';
 import { WebSocketServer } from 'ws';
 import { createAgentCatalog } from './agents/index.js';
-import { ConfigError, isLoopbackHost, type Config } from './config.js';
+import { ConfigError, isLoopbackHost, nodeLogFields, type Config } from './config.js';
 import { guardConnections, type ConnectionGuardOptions } from './connection-guard.js';
 import { createLogger, type Logger } from './log.js';
 import { lockDataDir } from './orchestrator/data-dir-lock.js';
@@ -66,7 +66,7 @@ export interface RunboardServer {
 
 /** Opens the repository and database, then listens. Rejects if the repository is unusable. */
 export async function startServer(config: Config, options: ServerOptions = {}): Promise<RunboardServer> {
-  const logger = options.logger ?? createLogger({ level: options.logStream ? config.logLevel : 'silent', destination: options.logStream, pretty: false });
+  const logger = options.logger ?? createLogger({ level: options.logStream ? config.logLevel : 'silent', destination: options.logStream, pretty: false, base: nodeLogFields(config) });
   const repository = await openRepository(config.repo);
   mkdirSync(config.dataDir, { recursive: true });
   const lock = lockDataDir(config.dataDir);
