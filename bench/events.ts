@@ -11,7 +11,7 @@
  *
  * Knobs: BENCH_QUICK=1 (shorter), BENCH_EVENTS (per run), BENCH_RATE (events/s per run, 0 = as fast
  * as accepted), BENCH_REPLAY, BENCH_SUBSCRIBER_PROCESSES, BENCH_COLD_STARTS, BENCH_LOADS (e.g. "5,10,50"),
- * BENCH_CLI (the entry to cold-start; default dist/cli.js, unbundled) and BENCH_CLI_OTHER (a second entry,
+ * BENCH_CLUSTER=1 (adds the cluster source: the same loads through 2 API nodes on Postgres and Redis), BENCH_CLI (the entry to cold-start; default dist/cli.js, unbundled) and BENCH_CLI_OTHER (a second entry,
  * cold-started alternately in the same run and reported as a ratio; default dist/runboard.mjs, the bundle).
  */
 import os from 'node:os';
@@ -31,6 +31,8 @@ const COLD_STARTS = Number(process.env.BENCH_COLD_STARTS ?? (QUICK ? 3 : 5));
 const root = path.resolve(import.meta.dirname, '..');
 const CLI = process.env.BENCH_CLI ?? path.join(root, 'dist', 'cli.js');
 const CLI_OTHER = process.env.BENCH_CLI_OTHER ?? path.join(root, 'dist', 'runboard.mjs');
+/** Also measure a cluster: 2 API nodes and a writer on a throwaway Postgres and Redis (events/cluster-source.ts). */
+const CLUSTER = process.env.BENCH_CLUSTER === '1';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -56,7 +58,7 @@ function combine(parts: FollowFigures[]): Pick<LoadFigures, 'counts' | 'latencie
 
 /** One load against one source: subscribe, write, wait for every subscription to end. */
 async function measureLoad(source: Child, subscribers: Child[], perRun: number, waitForSubscriptions: boolean, events = EVENTS_PER_RUN): Promise<LoadFigures> {
-  const url = (await source.call<string>('url')).replace(/^http/, 'ws');
+  const url = (await source.call<string>('url')).replace(/(^| )http/g, '$1ws');
   const runIds = await source.call<string[]>('createRuns', RUNS);
   const lastSeq = events + 1;
   // Subscription i follows run i % RUNS; process p holds every SUBSCRIBER_PROCESSES-th of them.
@@ -83,15 +85,20 @@ console.log(
 );
 const runboard = await startChild('runboard-source');
 const bare = await startChild('bare-source');
+const cluster = CLUSTER ? await startChild('cluster-source') : null;
+/** The runboard sources measured against the bare one. */
+const sources = { runboard, ...(cluster ? { cluster } : {}) };
 const subscribers = await Promise.all(Array.from({ length: SUBSCRIBER_PROCESSES }, () => startChild('subscribers')));
 try {
   // Warm-up, not reported: both sources load and compile their delivery path before the first measured load.
-  for (const [source, bareSource] of [[runboard, false], [bare, true]] as const) await measureLoad(source, subscribers, 2, bareSource, 100);
+  for (const [source, bareSource] of [...Object.values(sources).map((source) => [source, false] as const), [bare, true] as const]) await measureLoad(source, subscribers, 2, bareSource, 100);
   const widths = [22, 9, 12, 8, 8, 8, 8, 13, 26];
   console.log();
   console.log(row(['load / source', 'µs/deliv', 'deliveries/s', 'vs bare', 'p50 ms', 'p99 ms', 'seconds', 'client µs/deliv', 'delivered/expected rep gap'], widths));
   for (const perRun of LOADS) {
-    const measured = { runboard: await measureLoad(runboard, subscribers, perRun, false), bare: await measureLoad(bare, subscribers, perRun, true) };
+    const measured: Record<string, LoadFigures> = {};
+    for (const [name, source] of Object.entries(sources)) measured[name] = await measureLoad(source, subscribers, perRun, false);
+    measured.bare = await measureLoad(bare, subscribers, perRun, true);
     const bareMicros = measured.bare.cpuMicros / measured.bare.counts.delivered;
     for (const [name, figures] of Object.entries(measured)) {
       const micros = figures.cpuMicros / figures.counts.delivered;
@@ -117,8 +124,8 @@ try {
 
   console.log();
   const replays: Record<string, { seconds: number; delivered: number; repeats: number; gaps: number; missing: number }> = {};
-  for (const [name, source] of [['runboard', runboard], ['bare', bare]] as const) {
-    const url = (await source.call<string>('url')).replace(/^http/, 'ws');
+  for (const [name, source] of [...Object.entries(sources), ['bare', bare] as const]) {
+    const url = (await source.call<string>('url')).replace(/(^| )http/g, '$1ws');
     const runId = await source.call<string>('history', REPLAY_EVENTS);
     replays[name] = await subscribers[0].call('replay', { url, runId, lastSeq: REPLAY_EVENTS + 1 });
   }
@@ -129,7 +136,7 @@ try {
     );
   }
 } finally {
-  await Promise.all([runboard, bare, ...subscribers].map((child) => child.close()));
+  await Promise.all([...Object.values(sources), bare, ...subscribers].map((child) => child.close()));
 }
 
 console.log();

@@ -81,7 +81,7 @@ export async function startChild(name: string): Promise<Child> {
 
 /**
  * Serves the conductor's requests in a child: each command's handler answers with its result.
- * `cpu` (this process's user + system CPU, µs) and `exit` are built in.
+ * `cpu` (this process's user + system CPU, µs, unless a handler says otherwise) and `exit` are built in.
  */
 export function serve(handlers: Record<string, (args: any) => unknown>, onExit: () => Promise<void> = async () => undefined): void {
   process.on('message', async (request: Request) => {
@@ -90,7 +90,7 @@ export function serve(handlers: Record<string, (args: any) => unknown>, onExit: 
       process.exit(0);
     }
     try {
-      const handler = request.command === 'cpu' ? cpuMicros : handlers[request.command];
+      const handler = handlers[request.command] ?? (request.command === 'cpu' ? cpuMicros : undefined);
       if (!handler) throw new Error(`unknown command ${request.command}`);
       process.send!({ id: request.id, result: await handler(request.args) } satisfies Answer);
     } catch (error) {

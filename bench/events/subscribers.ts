@@ -93,14 +93,15 @@ function follow(client: Client, runId: string, lastSeq: number): Promise<void> {
   return subscribeFrom(0).then(() => void (figures.missing += Math.max(0, lastSeq - last)));
 }
 
-/** Opens one client per subscription; resolves once every one has its connection_ack. */
-async function open(url: string, count: number): Promise<Client[]> {
+/** Opens one client per subscription, over the space-separated `urls` in turn; resolves once every one has its connection_ack. */
+async function open(urls: string, count: number): Promise<Client[]> {
+  const spread = urls.split(' ');
   return Promise.all(
     Array.from(
       { length: count },
-      () =>
+      (_, i) =>
         new Promise<Client>((resolve, reject) => {
-          const client = createClient({ url, webSocketImpl: WebSocket, retryAttempts: 0, lazy: false, on: { connected: () => resolve(client), error: reject } });
+          const client = createClient({ url: spread[i % spread.length]!, webSocketImpl: WebSocket, retryAttempts: 0, lazy: false, on: { connected: () => resolve(client), error: reject } });
         }),
     ),
   );

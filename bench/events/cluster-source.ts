@@ -1,0 +1,73 @@
+/**
+ * The cluster side of `npm run bench:events` (BENCH_CLUSTER=1): a throwaway Postgres and Redis
+ * (scripts/services.sh), two API nodes as their own processes (cluster-node.ts) that subscribers are
+ * spread over, and this process as the node that appends events (a worker's part), through the same
+ * event log and doorbell bus as agents' events. Its `cpu` is the whole cluster's: both API nodes and
+ * the writer, so the figure compares with the embedded server doing all three.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { encodeGlobalID } from '@pothos/plugin-relay';
+import { execa } from 'execa';
+import { loadConfig } from '../../src/config.js';
+import { startServer } from '../../src/server.js';
+import { cpuMicros, initRepo, serve, startChild, TEXT, writePaced, type WriteLoad } from './shared.js';
+
+const SERVICES = path.resolve(import.meta.dirname, '../../scripts/services.sh');
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'bench-cluster-'));
+const servicesDir = path.join(tmp, 'services');
+const { stdout } = await execa(SERVICES, ['start', servicesDir]);
+const env = Object.fromEntries(stdout.split('\n').map((line) => line.split(/=(.*)/s).slice(0, 2) as [string, string]));
+const remote = path.join(tmp, 'remote');
+await initRepo(remote);
+
+const config = (role: string, nodeId: string, dataDir: string) =>
+  loadConfig(['--port', '0', '--repo', remote, '--data-dir', dataDir, '--role', role, '--node-id', nodeId], { ...env, RUNBOARD_AGENT_COMMAND: 'true' });
+// The writer first: it migrates the database the API nodes then find ready.
+const writer = await startServer(config('worker', 'bench-writer', path.join(tmp, 'writer')));
+Object.assign(process.env, env, { BENCH_REMOTE: remote });
+const nodes = await Promise.all(['bench-api-1', 'bench-api-2'].map((id) => ((process.env.BENCH_NODE_ID = id), startChild('cluster-node'))));
+const urls = await Promise.all(nodes.map((node) => node.call<string>('url')));
+
+const { db, eventLog } = writer.orchestrator;
+const card = await db.client.card.create({ data: { title: 'bench', position: 0 } });
+let runs: string[] = [];
+
+async function createRun(): Promise<string> {
+  return (await db.client.run.create({ data: { cardId: card.id, prompt: 'bench', status: 'RUNNING' } })).id;
+}
+
+serve(
+  {
+    /** Both API nodes, space-separated: subscriber i connects to the i-th modulo their number. */
+    url: () => urls.join(' '),
+    /** The whole cluster's CPU: both API nodes and this writer. */
+    cpu: async () => cpuMicros() + (await Promise.all(nodes.map((node) => node.call<number>('cpu')))).reduce((a, b) => a + b, 0),
+    createRuns: async (count: number) => {
+      runs = await Promise.all(Array.from({ length: count }, createRun));
+      return runs.map((id) => encodeGlobalID('Run', id));
+    },
+    write: (load: WriteLoad) =>
+      writePaced(
+        runs.length,
+        load,
+        (run, text) => eventLog.append(runs[run], [{ type: 'assistant_text', data: { text } }]),
+        (run) => eventLog.append(runs[run], [{ type: 'status', data: { status: 'SUCCEEDED' } }], { status: 'SUCCEEDED' }),
+      ),
+    history: async (count: number) => {
+      const id = await createRun();
+      for (let i = 0; i < count; i += 1_000) {
+        await eventLog.append(id, Array.from({ length: Math.min(1_000, count - i) }, () => ({ type: 'assistant_text', data: { text: TEXT } })));
+      }
+      await eventLog.append(id, [{ type: 'status', data: { status: 'SUCCEEDED' } }], { status: 'SUCCEEDED' });
+      return encodeGlobalID('Run', id);
+    },
+  },
+  async () => {
+    await Promise.all(nodes.map((node) => node.close()));
+    await writer.close();
+    await execa(SERVICES, ['stop', servicesDir]);
+    rmSync(tmp, { recursive: true, force: true });
+  },
+);
