@@ -85,8 +85,10 @@ export class Board {
     if (actor.kind === 'agent' && !isAgentAction(action)) throw new ForbiddenError(`an agent may not ${action}`);
     const { result, board, audit } = await this.db.write(async (tx) => {
       const change = await fn(tx);
-      const board = await this.boardLog.appendTx(tx, actorRunId(actor), change.events);
+      // The run's counter before the board's: the board log's counter is global, so it is taken last and held briefly
+      // (and every writer takes the two in this order, which on Postgres keeps them from deadlocking).
       const audit = actor.kind === 'agent' && isAgentAction(action) ? await this.eventLog.appendTx(tx, actor.runId, [{ type: 'board_change', data: { action, ...change.audit } }]) : [];
+      const board = await this.boardLog.appendTx(tx, actorRunId(actor), change.events);
       return { result: change.result, board, audit };
     });
     this.boardLog.publish(board);

@@ -1,5 +1,6 @@
 /** Starts the real server on an ephemeral port and talks to it over HTTP with fetch. */
 import path from 'node:path';
+import type BetterSqlite3 from 'better-sqlite3';
 import { execa, type ResultPromise } from 'execa';
 import { loadConfig } from '../../src/config.js';
 import { startServer, type RunboardServer, type ServerOptions } from '../../src/server.js';
@@ -52,6 +53,13 @@ export async function startTestServer(options: ServerOptions & { repo?: string; 
       await removeDirs(options.dataDir ? undefined : dataDir, options.repo ? undefined : repo);
     },
   };
+}
+
+/** The SQLite connection of a server's database, for tests that run SQL of their own; throws on Postgres. */
+export function sqliteOf(server: RunboardServer): BetterSqlite3.Database {
+  const { db } = server.orchestrator;
+  if (db.kind !== 'sqlite') throw new Error('this test needs the SQLite database');
+  return db.sqlite;
 }
 
 export const projectRoot = path.resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../..');
