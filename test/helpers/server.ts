@@ -23,11 +23,15 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-/** Options: reuse a `repo` or `dataDir` (e.g. to restart on the same data); both are removed on close only if made here. */
-export async function startTestServer(options: ServerOptions & { repo?: string; dataDir?: string; env?: Record<string, string> } = {}): Promise<TestServer> {
+/**
+ * Options: reuse a `repo` or `dataDir` (e.g. to restart on the same data); both are removed on close only if made here.
+ * `databaseUrl` replaces the configured database (a postgresql:// one, say).
+ */
+export async function startTestServer(options: ServerOptions & { repo?: string; dataDir?: string; env?: Record<string, string>; databaseUrl?: string } = {}): Promise<TestServer> {
   const repo = options.repo ?? (await makeRepo());
   const dataDir = options.dataDir ?? (await tempDir('runboard-data-'));
-  const config = loadConfig(['--port', '0', '--repo', repo, '--data-dir', dataDir], options.env ?? {});
+  const loaded = loadConfig(['--port', '0', '--repo', repo, '--data-dir', dataDir], options.env ?? {});
+  const config = options.databaseUrl ? { ...loaded, databaseUrl: options.databaseUrl } : loaded;
   const server = await startServer(config, options);
   const gql = async (query: string, variables?: Record<string, unknown>) => {
     const response = await fetch(server.url, {
