@@ -17,6 +17,7 @@ import { PG_MIGRATIONS_DIR } from '../src/orchestrator/pg-migrations.js';
 import { InMemoryPubSub } from '../src/orchestrator/pubsub.js';
 import type { Topics } from '../src/orchestrator/index.js';
 import { makeActiveRun, RUN_EVENT_FIELDS, withData, type TestRunEvent } from './helpers/events.js';
+import { runEvents, startAgentTestBed, startRun, writeAndCommit, type AgentTestBed } from './helpers/runs.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 import { startServices, type Services } from './helpers/services.js';
 
@@ -217,6 +218,37 @@ describe('a server on Postgres', () => {
       expect(stored).toMatchObject({ status: 'SUCCEEDED', lastSeq: 3, endedAt: expect.any(String) });
       // The status change is on the board log too, committed with the event.
       expect((await t.server.orchestrator.boardLog.read(0, 100)).filter((e) => e.runId === run.id).map((e) => e.type)).toEqual(['run_status_changed']);
+    } finally {
+      await client.dispose();
+    }
+  });
+});
+
+describe('an agent run on Postgres', () => {
+  let bed: AgentTestBed;
+  beforeAll(async () => {
+    bed = await startAgentTestBed(writeAndCommit, {}, await freshDatabase());
+  }, 30_000);
+  afterAll(() => bed?.close());
+
+  test('streams its events live, gapless, to the terminal status, and they match what is stored', async () => {
+    const { t } = bed;
+    const runId = await startRun(t, 'Agent on Postgres');
+    const client = createClient({ url: t.url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
+    try {
+      const streamed: TestRunEvent[] = [];
+      await new Promise<void>((resolve, reject) => {
+        client.subscribe(
+          { query: `subscription($id: ID!) { runEvents(runId: $id, untilSettled: true) { ...RunEventFields } } ${RUN_EVENT_FIELDS}`, variables: { id: runId } },
+          { next: (result) => (result.errors ? reject(new Error(JSON.stringify(result.errors))) : streamed.push(withData((result.data as any).runEvents))), error: reject, complete: resolve },
+        );
+      });
+      expect(streamed.map((e) => e.seq)).toEqual(streamed.map((_, i) => i + 1));
+      expect(streamed.filter((e) => e.typename === 'StatusChangedEvent').map((e) => e.data.status)).toEqual(['QUEUED', 'STARTING', 'RUNNING', 'SUCCEEDED']);
+      expect(streamed.filter((e) => e.typename === 'ToolStartedEvent').map((e) => e.data.tool)).toEqual(['write', 'bash']);
+      expect(streamed).toEqual(await runEvents(t, runId));
+      const { run } = await t.ok(`query($id: ID!) { run(id: $id) { status commits { subject } } }`, { id: runId });
+      expect(run).toMatchObject({ status: 'SUCCEEDED', commits: [{ subject: 'agent: add hello' }] });
     } finally {
       await client.dispose();
     }
