@@ -192,6 +192,13 @@ describe('a server on Postgres', () => {
     }
   });
 
+  test('concurrent card creations in one column get distinct, dense positions', async () => {
+    const created = await Promise.all(Array.from({ length: 8 }, (_, i) => t.ok(`mutation($title: String!) { createCard(input: { title: $title, column: DONE }) { id } }`, { title: `c${i}` })));
+    expect(created).toHaveLength(8);
+    const cards = await t.server.orchestrator.db.client.card.findMany({ where: { column: 'DONE' }, select: { position: true } });
+    expect(cards.map((c) => c.position).sort((x, y) => x - y)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+  });
+
   test('a runEvents subscription replays the stored events, then goes live until the run settles', async () => {
     const { eventLog } = t.server.orchestrator;
     const run = await makeActiveRun(t, 'replayed');
