@@ -4,8 +4,10 @@
  * instances, and a whole server runs on it. Real Postgres from test/helpers/services.ts.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { derivePgSchema, PG_SCHEMA, SQLITE_SCHEMA } from '../scripts/pg-schema.js';
@@ -13,6 +15,7 @@ import type { BoardEventRecord } from '../src/orchestrator/board-log.js';
 import { Database, type PostgresDatabase } from '../src/orchestrator/db.js';
 import type { RunEvent } from '../src/orchestrator/event-log.js';
 import { createLogs } from '../src/orchestrator/logs.js';
+import { migrateDatabase } from '../src/orchestrator/migrations.js';
 import { PG_MIGRATIONS_DIR } from '../src/orchestrator/pg-migrations.js';
 import { InMemoryPubSub } from '../src/orchestrator/pubsub.js';
 import type { Topics } from '../src/orchestrator/index.js';
@@ -139,6 +142,27 @@ test('board seqs become visible in order under concurrent writers: a follower re
     expect(seen).toEqual(Array.from({ length: total }, (_, i) => i + 1));
   } finally {
     await Promise.all([a.db.close(), b.db.close()]);
+  }
+});
+
+test('the Postgres migrations give the same tables and columns as the SQLite ones (add one to prisma/pg/migrations too)', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'runboard-sqlite-'));
+  const file = path.join(dir, 'schema.db');
+  migrateDatabase(file);
+  const sqlite = new BetterSqlite3(file, { readonly: true });
+  const db = (await Database.open({ url: await freshDatabase() })) as PostgresDatabase;
+  try {
+    const tables = sqlite.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> '_prisma_migrations'`).all() as { name: string }[];
+    const inSqlite = tables.flatMap(({ name }) => (sqlite.pragma(`table_info("${name}")`) as { name: string; notnull: number; pk: number }[]).map((c) => `${name}.${c.name} ${c.notnull || c.pk ? 'NOT NULL' : 'NULL'}`));
+    const { rows: columns } = await db.pg.query<{ table_name: string; column_name: string; is_nullable: string }>(
+      `SELECT table_name, column_name, is_nullable FROM information_schema.columns WHERE table_schema = 'public' AND table_name NOT IN ('_prisma_migrations', 'BoardEventSeq')`,
+    );
+    const inPostgres = columns.map((c) => `${c.table_name}.${c.column_name} ${c.is_nullable === 'YES' ? 'NULL' : 'NOT NULL'}`);
+    expect(inPostgres.sort()).toEqual(inSqlite.sort());
+  } finally {
+    sqlite.close();
+    await db.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -1,7 +1,8 @@
 /**
  * The run event log: every event of a run is persisted with the next per-run `seq` (1, 2, 3… no
  * gaps, no repeats) inside one transaction, and published only after that transaction commits.
- * It speaks SQL on its own connection (see db.ts): this is the hot path of every run.
+ * It speaks SQL on its own connection (see db.ts): this is the hot path of every run. This file holds
+ * the interface and the SQLite log; the Postgres one is in pg-logs.ts.
  * Whatever writes an event (the agent, a merge, a playtest) goes through `append`; a board change made by an
  * agent writes its `board_change` event with `appendTx`, inside the change's own transaction.
  */
