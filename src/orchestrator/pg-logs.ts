@@ -29,6 +29,9 @@ import type { RunStatus } from './run-status.js';
 /** Runs whose last published seq this process remembers (least recently used dropped first). @default 10_000 */
 export const MAX_TRACKED_RUNS = 10_000;
 
+/** Entries read per page when catching up on what other writers committed. @default 500 */
+const CATCH_UP_PAGE = 500;
+
 /** Runs SQL with `$n` placeholders: on a pg connection, or inside a Prisma transaction. */
 type Query = <Row>(sql: string, params: unknown[]) => Promise<Row[]>;
 
@@ -124,9 +127,9 @@ async function transaction<T>(pool: pg.Pool, fn: (query: Query) => Promise<T>): 
 }
 
 /**
- * Publishes `records` (committed, ascending) with `emit` after `since`, the last seq published: when they
- * do not follow it, the committed entries in between are read with `read` first (on failure, only
- * `records` go out). Returns the new last published seq.
+ * Publishes `records` (committed, ascending) with `emit` after `since`, the last seq published. When they do
+ * not follow it, the committed entries in between are read and published first, a page at a time. Returns
+ * the new last published seq.
  */
 async function publishInOrder<Entry extends { readonly seq: number }>(
   since: number,
@@ -134,29 +137,27 @@ async function publishInOrder<Entry extends { readonly seq: number }>(
   read: (since: number, limit: number) => Promise<Entry[]>,
   emit: (entry: Entry) => void,
 ): Promise<number> {
-  let entries: readonly Entry[] = records;
-  const end = records[records.length - 1]!.seq;
-  if (records[0]!.seq > since + 1) {
-    try {
-      const missing: Entry[] = [];
-      for (let from = since; from < end; ) {
-        const page = await read(from, Math.min(end - from, 1_000));
-        missing.push(...page);
-        if (page.length === 0) break;
-        from = page[page.length - 1]!.seq;
-      }
-      entries = missing;
-    } catch {
-      entries = records; // the followers' next read of the log fills the hole
-    }
-  }
   let last = since;
-  for (const entry of entries) {
-    if (entry.seq <= last) continue;
-    emit(entry);
-    last = entry.seq;
+  const publish = (entries: readonly Entry[]) => {
+    for (const entry of entries) {
+      if (entry.seq <= last) continue;
+      emit(entry);
+      last = entry.seq;
+    }
+  };
+  const end = records[records.length - 1]!.seq;
+  try {
+    while (last < records[0]!.seq - 1) {
+      const page = await read(last, Math.min(end - last, CATCH_UP_PAGE));
+      if (page.length === 0) break;
+      publish(page);
+    }
+  } catch {
+    // The database failed just after a commit: publish what we have. Followers here skip the hole (they
+    // drop nothing they can see); one that resubscribes with its `since` gets it from the log.
   }
-  return Math.max(last, since);
+  publish(records);
+  return last;
 }
 
 /** What one append wrote. */
