@@ -50,7 +50,8 @@ export interface DatabaseBase {
   write<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
   /**
    * Runs `fn` while holding the lock `name`: nobody else holding it meanwhile (in this process on SQLite,
-   * on any node on Postgres). Not reentrant: a nested `withLock` of the same name waits forever.
+   * on any node on Postgres). `fn` must not take a lock itself: a nested `withLock` of the same name waits
+   * forever, and on Postgres the connections another one needs may all be held by callers waiting for this one.
    */
   withLock<T>(name: string, fn: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
