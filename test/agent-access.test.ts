@@ -9,7 +9,7 @@ import path from 'node:path';
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import { buildSchema, parse, validate } from 'graphql';
 import { AGENT_OPERATIONS } from '../src/orchestrator/prompt.js';
-import { projectRoot } from './helpers/server.js';
+import { projectRoot, sqliteOf } from './helpers/server.js';
 import { runEvents, startAgentTestBed, waitFor, waitForStatus, type AgentTestBed } from './helpers/runs.js';
 
 let bed: AgentTestBed;
@@ -93,18 +93,19 @@ test('the policy lives in the board: no title edits, no other card, and every ag
 });
 
 test('an agent change whose audit event cannot be written leaves no change behind', async () => {
-  const { db, boardLog } = bed.t.server.orchestrator;
+  const { boardLog } = bed.t.server.orchestrator;
+  const sqlite = sqliteOf(bed.t.server);
   const before = await bed.t.ok(`query($id: ID!) { card(id: $id) { column position description } }`, { id: agentRun.card });
   const auditBefore = (await runEvents(bed.t, agentRun.id)).filter((e) => e.type === 'board_change').length;
   const seqBefore = await boardLog.lastSeq();
-  db.sqlite.exec(`CREATE TRIGGER refuse_board_change BEFORE INSERT ON "RunEvent" WHEN NEW."type" = 'board_change' BEGIN SELECT RAISE(ABORT, 'audit refused'); END`);
+  sqlite.exec(`CREATE TRIGGER refuse_board_change BEFORE INSERT ON "RunEvent" WHEN NEW."type" = 'board_change' BEGIN SELECT RAISE(ABORT, 'audit refused'); END`);
   try {
     const moved = await asAgent(`mutation($id: ID!) { moveCard(id: $id, column: DONE) { column } }`, { id: agentRun.card });
     expect(moved.errors?.[0].extensions?.code).toBe('INTERNAL_SERVER_ERROR');
     const described = await asAgent(AGENT_OPERATIONS.updateDescription, { id: agentRun.card, description: 'never saved' });
     expect(described.errors?.[0].extensions?.code).toBe('INTERNAL_SERVER_ERROR');
   } finally {
-    db.sqlite.exec('DROP TRIGGER refuse_board_change');
+    sqlite.exec('DROP TRIGGER refuse_board_change');
   }
   expect(await bed.t.ok(`query($id: ID!) { card(id: $id) { column position description } }`, { id: agentRun.card })).toEqual(before);
   expect((await runEvents(bed.t, agentRun.id)).filter((e) => e.type === 'board_change')).toHaveLength(auditBefore);

@@ -1,7 +1,7 @@
 /** The board log: each board change through the real server leaves exactly its event, with increasing seqs, published after commit; a rolled-back change leaves none. */
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import type { BoardEventRecord } from '../src/orchestrator/board-log.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { sqliteOf, startTestServer, type TestServer } from './helpers/server.js';
 
 let t: TestServer;
 let published: BoardEventRecord[];
@@ -79,7 +79,7 @@ test('a refused or rolled-back change leaves no board event', async () => {
   expect(await t.server.orchestrator.boardLog.lastSeq()).toBe(afterCreate);
 
   // The board log's own write fails, for real, after the move was made in the same transaction.
-  const sqlite = t.server.orchestrator.db.sqlite;
+  const sqlite = sqliteOf(t.server);
   sqlite.exec(`CREATE TRIGGER refuse_card_moved BEFORE INSERT ON "BoardEvent" WHEN NEW."type" = 'card_moved' BEGIN SELECT RAISE(ABORT, 'board log refused'); END`);
   try {
     const failed = await t.gql(`mutation($id: ID!) { moveCard(id: $id, column: DONE) { id } }`, { id: createCard.id });

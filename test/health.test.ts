@@ -1,7 +1,7 @@
 /** /healthz and /readyz: liveness always, readiness only with a database, its migrations and the repository. */
 import { rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { sqliteOf, startTestServer, type TestServer } from './helpers/server.js';
 
 let t: TestServer;
 beforeAll(async () => {
@@ -28,7 +28,7 @@ test('/readyz answers 200 when the database, its migrations and the repository a
 });
 
 test('/readyz answers 503 naming a migration that is not applied', async () => {
-  const { sqlite } = t.server.orchestrator.db;
+  const sqlite = sqliteOf(t.server);
   const latest = sqlite.prepare('SELECT * FROM _prisma_migrations ORDER BY migration_name DESC LIMIT 1').get() as Record<string, unknown>;
   sqlite.prepare('DELETE FROM _prisma_migrations WHERE id = ?').run(latest.id);
   try {

@@ -1,7 +1,7 @@
 /** A run whose final status cannot be written does not stay RUNNING: the write is retried, then the run is marked FAILED, and the log says so. Real pi, scripted model. */
 import { makePiEnvironment, startModelServer } from './helpers/model-server.js';
 import { startRun, waitForStatus } from './helpers/runs.js';
-import { startTestServer } from './helpers/server.js';
+import { sqliteOf, startTestServer } from './helpers/server.js';
 
 test('a final status whose event cannot be written is retried, then the run is marked FAILED and logged at error', async () => {
   const model = await startModelServer(() => ({ text: 'All done.' }));
@@ -10,7 +10,7 @@ test('a final status whose event cannot be written is retried, then the run is m
   const t = await startTestServer({ agentEnv: pi.env, env: { RUNBOARD_AGENT_ARGS: pi.args.join(' ') }, logStream: { write: (line: string) => void lines.push(line) } });
   try {
     // The terminal status event fails to insert, for real, every time.
-    t.server.orchestrator.db.sqlite.exec(
+    sqliteOf(t.server).exec(
       `CREATE TRIGGER refuse_success BEFORE INSERT ON "RunEvent" WHEN NEW."type" = 'status' AND NEW."data" LIKE '%SUCCEEDED%' BEGIN SELECT RAISE(ABORT, 'disk says no'); END`,
     );
     const runId = await startRun(t, 'Finish me');

@@ -6,7 +6,7 @@
  */
 import type BetterSqlite3 from 'better-sqlite3';
 import type { CardColumn, ReferenceKind } from '../generated/prisma/client.js';
-import type { Database, Tx } from './db.js';
+import type { Database, SqliteDatabase, Tx } from './db.js';
 import type { PubSub } from './pubsub.js';
 import type { RunStatus } from './run-status.js';
 
@@ -79,17 +79,15 @@ interface BoardEventRow {
   createdAt: string | Date;
 }
 
-export class BoardLog {
-  private readonly insertStatement: BetterSqlite3.Statement<[string, string | null, string | null, string | null, string, string], { seq: number }>;
-
+/**
+ * The board log on either engine (the Postgres one is pg-logs.ts; logs.ts picks by `db.kind`): reads go
+ * through Prisma on both; appending differs, since the seq must be in commit order.
+ */
+export abstract class BoardLog {
   constructor(
-    private readonly db: Database,
-    private readonly bus: PubSub<BoardLogTopics>,
-  ) {
-    this.insertStatement = db.sqlite.prepare(
-      'INSERT INTO "BoardEvent" ("type", "cardId", "runId", "actorRunId", "data", "createdAt") VALUES (?, ?, ?, ?, ?, ?) RETURNING "seq"',
-    );
-  }
+    protected readonly db: Database,
+    protected readonly bus: PubSub<BoardLogTopics>,
+  ) {}
 
   /** Events with `seq > since`, oldest first, at most `limit` (capped at MAX_BOARD_EVENTS_PER_READ); committed ones only. */
   async read(since: number, limit: number): Promise<BoardEventRecord[]> {
@@ -108,6 +106,25 @@ export class BoardLog {
   }
 
   /** Appends inside the caller's Prisma transaction (`Database.write`); publish the result after it commits. */
+  abstract appendTx(tx: Tx, actorRunId: string | null, events: readonly BoardEventInput[]): Promise<BoardEventRecord[]>;
+
+  /** Publishes committed records, in seq order. */
+  publish(records: readonly BoardEventRecord[]): void {
+    for (const record of records) this.bus.publish('board-events', record.cardId ?? '-', record);
+  }
+}
+
+/** The board log on SQLite: one writer at a time (db.ts), so AUTOINCREMENT seqs commit in order. */
+export class SqliteBoardLog extends BoardLog {
+  private readonly insertStatement: BetterSqlite3.Statement<[string, string | null, string | null, string | null, string, string], { seq: number }>;
+
+  constructor(db: SqliteDatabase, bus: PubSub<BoardLogTopics>) {
+    super(db, bus);
+    this.insertStatement = db.sqlite.prepare(
+      'INSERT INTO "BoardEvent" ("type", "cardId", "runId", "actorRunId", "data", "createdAt") VALUES (?, ?, ?, ?, ?, ?) RETURNING "seq"',
+    );
+  }
+
   async appendTx(tx: Tx, actorRunId: string | null, events: readonly BoardEventInput[]): Promise<BoardEventRecord[]> {
     const records: BoardEventRecord[] = [];
     for (const event of events) {
@@ -127,11 +144,6 @@ export class BoardLog {
       const { seq } = this.insertStatement.get(event.type, event.cardId, runId, actorRunId, JSON.stringify(event.data), stamp)!;
       return { seq, type: event.type, cardId: event.cardId, runId, actorRunId, data: event.data, createdAt } as BoardEventRecord;
     });
-  }
-
-  /** Publishes committed records, in seq order. */
-  publish(records: readonly BoardEventRecord[]): void {
-    for (const record of records) this.bus.publish('board-events', record.cardId ?? '-', record);
   }
 }
 

@@ -67,6 +67,9 @@ interface Change<T> {
   audit: Omit<RunEventDataByType['board_change'], 'action'>;
 }
 
+/** The `withLock` name board changes hold, cluster-wide on Postgres. */
+const BOARD_LOCK = 'board';
+
 /** How much of a comment an agent's `board_change` event keeps. @default 2_000 // characters */
 const AUDITED_BODY_CHARS = 2_000;
 
@@ -83,12 +86,16 @@ export class Board {
    */
   private async change<T>(actor: Actor, action: BoardAction, fn: (tx: Tx) => Promise<Change<T>>): Promise<T> {
     if (actor.kind === 'agent' && !isAgentAction(action)) throw new ForbiddenError(`an agent may not ${action}`);
-    const { result, board, audit } = await this.db.write(async (tx) => {
+    // Positions are read, then shifted: changes must not interleave. On SQLite every write is serialized
+    // already; on Postgres the lock keeps two nodes (or two requests) from handing out one position twice.
+    const { result, board, audit } = await this.db.withLock(BOARD_LOCK, () => this.db.write(async (tx) => {
       const change = await fn(tx);
-      const board = await this.boardLog.appendTx(tx, actorRunId(actor), change.events);
+      // The run's counter before the board's: the board log's counter is global, so it is taken last and held briefly
+      // (and every writer takes the two in this order, which on Postgres keeps them from deadlocking).
       const audit = actor.kind === 'agent' && isAgentAction(action) ? await this.eventLog.appendTx(tx, actor.runId, [{ type: 'board_change', data: { action, ...change.audit } }]) : [];
+      const board = await this.boardLog.appendTx(tx, actorRunId(actor), change.events);
       return { result: change.result, board, audit };
-    });
+    }));
     this.boardLog.publish(board);
     if (actor.kind === 'agent') this.eventLog.publish(actor.runId, audit);
     return result;

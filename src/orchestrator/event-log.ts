@@ -1,13 +1,14 @@
 /**
  * The run event log: every event of a run is persisted with the next per-run `seq` (1, 2, 3… no
  * gaps, no repeats) inside one transaction, and published only after that transaction commits.
- * It speaks SQL on its own connection (see db.ts): this is the hot path of every run.
+ * It speaks SQL on its own connection (see db.ts): this is the hot path of every run. This file holds
+ * the interface and the SQLite log; the Postgres one is in pg-logs.ts.
  * Whatever writes an event (the agent, a merge, a playtest) goes through `append`; a board change made by an
  * agent writes its `board_change` event with `appendTx`, inside the change's own transaction.
  */
 import { randomUUID } from 'node:crypto';
-import type { BoardEventInput, BoardEventRecord, BoardLog } from './board-log.js';
-import type { Database, Tx } from './db.js';
+import type { BoardEventInput, BoardEventRecord, SqliteBoardLog } from './board-log.js';
+import type { SqliteDatabase, Tx } from './db.js';
 import { NotFoundError } from './errors.js';
 import type { PubSub } from './pubsub.js';
 import { toRunEvent, type RunEvent, type RunEventInput } from './run-events.js';
@@ -47,7 +48,8 @@ export interface RunChanges {
   playtestSignal?: string | null;
 }
 
-const RUN_COLUMNS: readonly (keyof RunChanges)[] = [
+/** The run columns a `RunChanges` may set, in the order they are written. */
+export const RUN_COLUMNS: readonly (keyof RunChanges)[] = [
   'status', 'startedAt', 'endedAt', 'error', 'exitCode', 'exitSignal', 'agentPid', 'worktreeMissing', 'mergedSha',
   'playtestCommand', 'playtestPid', 'playtestStartedAt', 'playtestEndedAt', 'playtestExitCode', 'playtestSignal',
 ];
@@ -77,17 +79,55 @@ interface PendingAppend {
   reject(error: unknown): void;
 }
 
-export class EventLog {
+/**
+ * A run's event log, on either engine (the Postgres one is pg-logs.ts; logs.ts picks by `db.kind`).
+ * Every event gets the next per-run seq, commits with the run changes that came with it, and is
+ * published only after that commit.
+ */
+export abstract class EventLog {
+  constructor(protected readonly bus: PubSub<RunEventTopics>) {}
+
+  /**
+   * Persists `events` in order with the next seqs, applying `changes` to the run row in the same
+   * transaction, then publishes them. Returns the stored records. NotFoundError for an unknown run.
+   */
+  abstract append(runId: string, events: readonly RunEventInput[], changes?: RunChanges): Promise<RunEvent[]>;
+
+  /**
+   * Like `append`, but only if the run's status is still `expected` when the transaction runs;
+   * null (nothing written) otherwise. For transitions another writer may race, such as stopping a
+   * QUEUED run that the queue is just starting.
+   */
+  abstract appendIfStatus(runId: string, expected: RunStatus, events: readonly RunEventInput[], changes: RunChanges): Promise<RunEvent[] | null>;
+
+  /**
+   * Appends inside the caller's Prisma transaction (`Database.write`), in the same format as `append`,
+   * so a change and its record commit together. The caller publishes the result after the commit.
+   */
+  abstract appendTx(tx: Tx, runId: string, events: readonly RunEventInput[]): Promise<RunEvent[]>;
+
+  /** Events with `seq > since`, oldest first, at most `limit` (capped at MAX_EVENTS_PER_READ). */
+  abstract read(runId: string, since?: number, limit?: number): Promise<RunEvent[]>;
+
+  /** Publishes committed records; call it only after their transaction committed. */
+  publish(runId: string, records: readonly RunEvent[]): void {
+    for (const record of records) this.bus.publish('run-events', runId, record);
+  }
+}
+
+/** The log on SQLite: prepared statements on `db.sqlite`, appends of one event-loop turn committed together. */
+export class SqliteEventLog extends EventLog {
   private readonly statements;
   /** Appends made in this turn of the event loop, committed together (see `groupCommit`). */
   private pending: PendingAppend[] = [];
 
   constructor(
-    private readonly db: Database,
-    private readonly bus: PubSub<RunEventTopics>,
+    private readonly db: SqliteDatabase,
+    bus: PubSub<RunEventTopics>,
     /** Where a run's status changes and merges are also recorded, in the same transaction. */
-    private readonly boardLog: BoardLog,
+    private readonly boardLog: SqliteBoardLog,
   ) {
+    super(bus);
     const sqlite = db.sqlite;
     this.statements = {
       status: sqlite.prepare<[string], { status: string }>('SELECT "status" FROM "Run" WHERE "id" = ?'),
@@ -99,20 +139,11 @@ export class EventLog {
     };
   }
 
-  /**
-   * Persists `events` in order with the next seqs, applying `changes` to the run row in the same
-   * transaction, then publishes them. Returns the stored records. NotFoundError for an unknown run.
-   */
   async append(runId: string, events: readonly RunEventInput[], changes: RunChanges = {}): Promise<RunEvent[]> {
     const written = await this.enqueue(runId, () => this.write(runId, events, changes));
     return written!.records;
   }
 
-  /**
-   * Like `append`, but only if the run's status is still `expected` when the transaction runs;
-   * null (nothing written) otherwise. For transitions another writer may race, such as stopping a
-   * QUEUED run that the queue is just starting.
-   */
   async appendIfStatus(runId: string, expected: RunStatus, events: readonly RunEventInput[], changes: RunChanges): Promise<RunEvent[] | null> {
     const written = await this.enqueue(runId, () => (this.statements.status.get(runId)?.status === expected ? this.write(runId, events, changes) : null));
     return written?.records ?? null;
@@ -163,10 +194,6 @@ export class EventLog {
     }
   }
 
-  /**
-   * Appends inside the caller's Prisma transaction (`Database.write`), in the same format as `append`,
-   * so a change and its record commit together. The caller publishes the result after the commit.
-   */
   async appendTx(tx: Tx, runId: string, events: readonly RunEventInput[]): Promise<RunEvent[]> {
     const [bumped] = await tx.$queryRawUnsafe<{ lastSeq: number | bigint }[]>(BUMP_SEQ, events.length, runId);
     if (!bumped) throw new NotFoundError('Run', runId);
@@ -196,12 +223,6 @@ export class EventLog {
     return { records, board };
   }
 
-  /** Publishes committed records; call it only after their transaction committed. */
-  publish(runId: string, records: readonly RunEvent[]): void {
-    for (const record of records) this.bus.publish('run-events', runId, record);
-  }
-
-  /** Events with `seq > since`, oldest first, at most `limit` (capped at MAX_EVENTS_PER_READ). */
   async read(runId: string, since = 0, limit = MAX_EVENTS_PER_READ): Promise<RunEvent[]> {
     const rows = this.statements.read.all(runId, since, Math.max(0, Math.min(limit, MAX_EVENTS_PER_READ)));
     return rows.map((row) => toRunEvent(runId, row.seq, row.type, JSON.parse(row.data) as Record<string, unknown>, new Date(row.createdAt)));
@@ -209,7 +230,7 @@ export class EventLog {
 }
 
 /** The board log's entries for a write: the run's status change, and a merge that happened. */
-function boardEventsOf(runId: string, cardId: string, events: readonly RunEventInput[], changes: RunChanges): BoardEventInput[] {
+export function boardEventsOf(runId: string, cardId: string, events: readonly RunEventInput[], changes: RunChanges): BoardEventInput[] {
   const board: BoardEventInput[] = [];
   if (changes.status) board.push({ type: 'run_status_changed', cardId, runId, data: { runId, status: changes.status } });
   for (const event of events) {

@@ -6,7 +6,8 @@
 import BetterSqlite3 from 'better-sqlite3';
 import type { Database } from './db.js';
 import { openRepository } from './git.js';
-import { MIGRATIONS_DIR, pendingMigrations } from './migrations.js';
+import { pendingMigrations } from './migrations.js';
+import { pendingPgMigrations } from './pg-migrations.js';
 
 /** One check's outcome; `error` says why it failed, in one line. */
 export interface CheckResult {
@@ -26,14 +27,14 @@ export interface Readiness {
 export interface ReadinessOptions {
   db: Database;
   repositoryRoot: string;
-  /** @default MIGRATIONS_DIR */
+  /** @default MIGRATIONS_DIR on SQLite, PG_MIGRATIONS_DIR on Postgres */
   migrationsDir?: string;
   /** Each check fails if it takes longer. @default 5_000 // ms */
   timeoutMs?: number;
 }
 
 /** Runs the checks (database and repository at once); never throws. */
-export async function checkReadiness({ db, repositoryRoot, migrationsDir = MIGRATIONS_DIR, timeoutMs = 5_000 }: ReadinessOptions): Promise<Readiness> {
+export async function checkReadiness({ db, repositoryRoot, migrationsDir, timeoutMs = 5_000 }: ReadinessOptions): Promise<Readiness> {
   const [pending, repository] = await Promise.all([attempt(within(timeoutMs, readPendingMigrations(db, migrationsDir))), attempt(within(timeoutMs, openRepository(repositoryRoot)))]);
   const checks = {
     database: pending.result,
@@ -44,9 +45,21 @@ export async function checkReadiness({ db, repositoryRoot, migrationsDir = MIGRA
   return { ready: failed.length === 0, failed, checks };
 }
 
-/** Asks the server's own connection, then opens the file afresh (read-only) and lists what is not applied. */
-async function readPendingMigrations(db: Database, migrationsDir: string): Promise<string[]> {
+/**
+ * Asks the server's own connection, then lists what is not applied: on SQLite by opening the file afresh
+ * (read-only), on Postgres on a pooled connection (`SELECT 1` first, so a dead server fails as the database).
+ */
+async function readPendingMigrations(db: Database, migrationsDir: string | undefined): Promise<string[]> {
   await db.client.$queryRawUnsafe('SELECT 1');
+  if (db.kind === 'postgres') {
+    const connection = await db.pg.connect();
+    try {
+      await connection.query('SELECT 1');
+      return await pendingPgMigrations(connection, migrationsDir);
+    } finally {
+      connection.release();
+    }
+  }
   const fresh = new BetterSqlite3(db.sqlite.name, { readonly: true, fileMustExist: true, timeout: 1_000 });
   try {
     return pendingMigrations(fresh, migrationsDir);

@@ -46,10 +46,11 @@ export function availableMigrations(dir = MIGRATIONS_DIR): string[] {
     .sort();
 }
 
-interface AppliedMigration {
+/** One row of `_prisma_migrations`, as both engines' migrators read it. */
+export interface AppliedMigration {
   name: string;
   checksum: string;
-  finishedAt: string | null;
+  finishedAt: string | Date | null;
 }
 
 /** Migrations recorded in `_prisma_migrations` and not rolled back, by name (finished or not). */
@@ -58,6 +59,20 @@ export function appliedMigrations(db: Database.Database): Map<string, AppliedMig
     .prepare(`SELECT migration_name AS name, checksum, finished_at AS finishedAt FROM _prisma_migrations WHERE rolled_back_at IS NULL`)
     .all() as AppliedMigration[];
   return new Map(rows.map((row) => [row.name, row]));
+}
+
+/** A migration folder's SQL and its checksum as Prisma computes it (sha256 of the file, hex). */
+export function readMigration(dir: string, name: string): { sql: string; checksum: string } {
+  const sql = readFileSync(path.join(dir, name, 'migration.sql'), 'utf8');
+  return { sql, checksum: createHash('sha256').update(sql).digest('hex') };
+}
+
+/** Whether `name` is applied already (`row` from `_prisma_migrations`); MigrationError if it failed earlier or its file changed since. */
+export function isApplied(name: string, row: AppliedMigration | undefined, checksum: string): boolean {
+  if (!row) return false;
+  if (row.finishedAt == null) throw new MigrationError(`migration ${name} failed earlier; repair the database before starting`);
+  if (row.checksum !== checksum) throw new MigrationError(`migration ${name} was changed after it was applied`);
+  return true;
 }
 
 /** Names of the shipped migrations the database has not finished applying. */
@@ -80,14 +95,8 @@ export function migrateDatabase(file: string, dir = MIGRATIONS_DIR): MigrationOu
     const applied: string[] = [];
 
     for (const name of availableMigrations(dir)) {
-      const sql = readFileSync(path.join(dir, name, 'migration.sql'), 'utf8');
-      const checksum = createHash('sha256').update(sql).digest('hex');
-      const row = known.get(name);
-      if (row?.finishedAt == null && row) throw new MigrationError(`migration ${name} failed earlier; repair the database before starting`);
-      if (row) {
-        if (row.checksum !== checksum) throw new MigrationError(`migration ${name} was changed after it was applied`);
-        continue;
-      }
+      const { sql, checksum } = readMigration(dir, name);
+      if (isApplied(name, known.get(name), checksum)) continue;
       const startedAt = new Date().toISOString();
       db.transaction(() => {
         db.exec(sql);

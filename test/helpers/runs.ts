@@ -14,11 +14,11 @@ export interface AgentTestBed {
   close(): Promise<void>;
 }
 
-/** A model server, a pi configuration pointing at it, and a runboard server whose agents use both. */
-export async function startAgentTestBed(script: ModelScript, env: Record<string, string> = {}): Promise<AgentTestBed> {
+/** A model server, a pi configuration pointing at it, and a runboard server whose agents use both (on `databaseUrl` when given). */
+export async function startAgentTestBed(script: ModelScript, env: Record<string, string> = {}, databaseUrl?: string): Promise<AgentTestBed> {
   const model = await startModelServer(script);
   const pi = await makePiEnvironment(model);
-  const t = await startTestServer({ agentEnv: pi.env, env: { RUNBOARD_AGENT_ARGS: pi.args.join(' '), ...env } });
+  const t = await startTestServer({ agentEnv: pi.env, env: { RUNBOARD_AGENT_ARGS: pi.args.join(' '), ...env }, databaseUrl });
   return {
     model,
     t,

@@ -1,5 +1,6 @@
 /** Starts the real server on an ephemeral port and talks to it over HTTP with fetch. */
 import path from 'node:path';
+import type BetterSqlite3 from 'better-sqlite3';
 import { execa, type ResultPromise } from 'execa';
 import { loadConfig } from '../../src/config.js';
 import { startServer, type RunboardServer, type ServerOptions } from '../../src/server.js';
@@ -22,11 +23,15 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-/** Options: reuse a `repo` or `dataDir` (e.g. to restart on the same data); both are removed on close only if made here. */
-export async function startTestServer(options: ServerOptions & { repo?: string; dataDir?: string; env?: Record<string, string> } = {}): Promise<TestServer> {
+/**
+ * Options: reuse a `repo` or `dataDir` (e.g. to restart on the same data); both are removed on close only if made here.
+ * `databaseUrl` replaces the configured database (a postgresql:// one, say).
+ */
+export async function startTestServer(options: ServerOptions & { repo?: string; dataDir?: string; env?: Record<string, string>; databaseUrl?: string } = {}): Promise<TestServer> {
   const repo = options.repo ?? (await makeRepo());
   const dataDir = options.dataDir ?? (await tempDir('runboard-data-'));
-  const config = loadConfig(['--port', '0', '--repo', repo, '--data-dir', dataDir], options.env ?? {});
+  const loaded = loadConfig(['--port', '0', '--repo', repo, '--data-dir', dataDir], options.env ?? {});
+  const config = options.databaseUrl ? { ...loaded, databaseUrl: options.databaseUrl } : loaded;
   const server = await startServer(config, options);
   const gql = async (query: string, variables?: Record<string, unknown>) => {
     const response = await fetch(server.url, {
@@ -52,6 +57,13 @@ export async function startTestServer(options: ServerOptions & { repo?: string; 
       await removeDirs(options.dataDir ? undefined : dataDir, options.repo ? undefined : repo);
     },
   };
+}
+
+/** The SQLite connection of a server's database, for tests that run SQL of their own; throws on Postgres. */
+export function sqliteOf(server: RunboardServer): BetterSqlite3.Database {
+  const { db } = server.orchestrator;
+  if (db.kind !== 'sqlite') throw new Error('this test needs the SQLite database');
+  return db.sqlite;
 }
 
 export const projectRoot = path.resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../..');
