@@ -200,6 +200,22 @@ test('repeated, stale, early and malformed doorbells repeat and lose nothing', a
   await stream.return(undefined);
 });
 
+test("doorbells rung while a node's subscriber connection was away are made up for when it is back", async () => {
+  const [a, b] = await cluster(2, { pollMs: 600_000 });
+  const { runId } = await makeRun(a);
+  const stream = await followRunEvents(b.db, b.eventLog, b.bus, runId);
+  await a.eventLog.append(runId, text(1));
+  expect(seqs(await take(stream, 1))).toEqual([1]);
+  const raw = new Redis(services.redisUrl);
+  opened.push(async () => void (await raw.quit()));
+  await raw.client('KILL', 'TYPE', 'pubsub'); // every subscriber connection, both nodes'
+  for (let i = 2; i <= 4; i++) await a.eventLog.append(runId, text(i)); // doorbells to nobody, or to the reconnected node
+  expect(seqs(await take(stream, 3))).toEqual([2, 3, 4]);
+  await a.eventLog.append(runId, text(5)); // and it is subscribed again
+  expect(seqs(await take(stream, 1))).toEqual([5]);
+  await stream.return(undefined);
+});
+
 test('board events appended on node A reach a board follower on node B once each, keyed by card', async () => {
   const [a, b] = await cluster(2);
   const start = await b.boardLog.lastSeq();

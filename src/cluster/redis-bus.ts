@@ -18,7 +18,11 @@ import type { Logger } from '../log.js';
 import { InMemoryPubSub, type PubSub } from '../orchestrator/pubsub.js';
 import { decodeJson, encodeJson, type RedisLink } from './redis-link.js';
 
-/** How the relay reads one sequenced topic from the store. */
+/**
+ * How the relay reads one sequenced topic from the store. The store must make a stream's seqs visible in
+ * order (a seq is never committed before a lower one of the same stream): the relay never looks back
+ * behind its cursor. Runboard's per-run counter row gives that; a Postgres sequence alone would not.
+ */
 export interface SequencedReader<Entry extends { readonly seq: number }> {
   /** Entries of the stream `key` with seq > after, oldest first, at most `limit`; committed ones only. */
   read(key: string, after: number, limit: number): Promise<Entry[]>;
@@ -261,6 +265,8 @@ export class RedisBus<Topics extends Record<string, unknown>> implements PubSub<
             this.local.publish(stream.topic as keyof Topics & string, key, entry as never);
           }
           if (page.length < RELAY_PAGE) break;
+          // A long backlog: let other work (a slow follower leaving, say) run between pages.
+          await new Promise((resolve) => setImmediate(resolve));
         }
       } while (stream.again);
     } catch (error) {
