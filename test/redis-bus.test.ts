@@ -11,7 +11,7 @@ import { createClusterBus, storeReaders, RedisBus, RedisLink, type ClusterBus, t
 import { createLogger } from '../src/log.js';
 import { BoardLog } from '../src/orchestrator/board-log.js';
 import { Database } from '../src/orchestrator/db.js';
-import { ConflictError, NotFoundError, TimeoutError } from '../src/orchestrator/errors.js';
+import { ConflictError, ForbiddenError, fromWireError, InvalidInputError, NotFoundError, RunboardError, TimeoutError, toWireError } from '../src/orchestrator/errors.js';
 import { EventLog } from '../src/orchestrator/event-log.js';
 import { followBoardEvents, followRunEvents } from '../src/orchestrator/event-stream.js';
 import type { Topics } from '../src/orchestrator/index.js';
@@ -323,6 +323,24 @@ describe('run control', () => {
     expect(error).toBeInstanceOf(TimeoutError);
     expect(error).toMatchObject({ category: 'timeout' });
     await release();
+  });
+
+  test('the wire form of errors keeps class, category, message and fields; anything unknown is internal', () => {
+    const cases: [Error, new (...args: never[]) => Error][] = [
+      [new InvalidInputError('text must not be empty', 'text'), InvalidInputError],
+      [new NotFoundError('Run', 'r1'), NotFoundError],
+      [new ConflictError('dirty', ['a', 'b']), ConflictError],
+      [new ForbiddenError('not your card'), ForbiddenError],
+      [new TimeoutError('too slow'), TimeoutError],
+    ];
+    for (const [error, type] of cases) {
+      const back = fromWireError(JSON.parse(JSON.stringify(toWireError(error))));
+      expect(back).toBeInstanceOf(type);
+      expect({ ...back, message: back.message }).toEqual({ ...error, message: error.message });
+    }
+    expect(fromWireError(toWireError(new RangeError('boom')))).toMatchObject({ category: 'internal', message: 'boom' });
+    expect(fromWireError({ category: 'no such' as never, message: 'x' })).toMatchObject({ category: 'internal', message: 'x' });
+    expect(fromWireError({ category: 'unauthenticated', message: 'who?' })).toBeInstanceOf(RunboardError);
   });
 
   test('LocalRunControl: the same contract in one process', async () => {

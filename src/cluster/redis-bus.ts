@@ -199,7 +199,8 @@ export class RedisBus<Topics extends Record<string, unknown>> implements PubSub<
   private goLive(stream: Stream): Promise<void> {
     stream.live ??= (async () => {
       await this.link.listen(stream.channel, (message) => this.onMessage(stream, message));
-      if (!stream.reader || stream.cursor !== null) return;
+      // Dropped meanwhile (its listeners left, or the bus closed): no store read for nobody.
+      if (!stream.reader || stream.cursor !== null || this.streams.get(stream.channel) !== stream) return;
       const last = await stream.reader.lastSeq(stream.key);
       if (this.streams.get(stream.channel) !== stream || stream.cursor !== null) return;
       stream.cursor = last;

@@ -30,9 +30,11 @@ export class RedisLink {
   constructor({ url, nodeId, logger, channelPrefix = 'runboard:' }: RedisLinkOptions) {
     this.prefix = channelPrefix;
     this.logger = logger;
-    this.commands = new Redis(url, { connectionName: `runboard-${nodeId}-commands` });
+    // disconnectTimeout: closing a connection that is down otherwise keeps a 2 s timer (ioredis' AbstractConnector).
+    const options = { disconnectTimeout: 100 };
+    this.commands = new Redis(url, { ...options, connectionName: `runboard-${nodeId}-commands` });
     // Resubscribing after a reconnect is done below, awaited, so that we know when it is live again.
-    this.subscriber = new Redis(url, { connectionName: `runboard-${nodeId}-subscriber`, autoResubscribe: false });
+    this.subscriber = new Redis(url, { ...options, connectionName: `runboard-${nodeId}-subscriber`, autoResubscribe: false });
     for (const [name, connection] of [['commands', this.commands], ['subscriber', this.subscriber]] as const) {
       // ioredis reconnects by itself; without a listener an 'error' event would crash the process.
       connection.on('error', (error: Error) => this.logger.warn({ err: error, connection: name }, 'redis connection error'));
