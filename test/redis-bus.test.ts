@@ -283,7 +283,8 @@ describe('run control', () => {
     });
     expect(await a.cluster.control.send('run-1', message)).toEqual({ delivered: true, result: { ok: true, at: new Date('2026-12-01T00:00:00Z') } });
     expect(await a.cluster.control.send('run-1', { kind: 'stop' })).toEqual({ delivered: true, result: { ok: true, at: expect.any(Date) } });
-    expect(seen).toEqual([message, { kind: 'stop' }]);
+    expect(await b.cluster.control.send('run-1', { kind: 'uncommitted' })).toMatchObject({ delivered: true }); // from the owner's own node too
+    expect(seen).toEqual([message, { kind: 'stop' }, { kind: 'uncommitted' }]);
     await release();
   });
 

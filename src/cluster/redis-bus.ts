@@ -146,7 +146,7 @@ export class RedisBus<Topics extends Record<string, unknown>> implements PubSub<
   /**
    * Resolves once this node's subscription on (topic, key) is confirmed by Redis and, for a sequenced
    * topic, its relay has its starting point: from then on every entry not yet in the store reaches the
-   * local listeners. Rejects when Redis cannot be reached.
+   * local listeners. While Redis is reconnecting it waits; it rejects when ioredis gives up the command.
    */
   ready<T extends keyof Topics & string>(topic: T, key: string): Promise<void> {
     const stream = this.streams.get(this.channelOf(topic, key, this.readerOf(topic)));

@@ -39,7 +39,14 @@ export class RedisLink {
       // ioredis reconnects by itself; without a listener an 'error' event would crash the process.
       connection.on('error', (error: Error) => this.logger.warn({ err: error, connection: name }, 'redis connection error'));
     }
-    this.subscriber.on('message', (channel: string, message: string) => this.handlers.get(channel)?.(message));
+    this.subscriber.on('message', (channel: string, message: string) => {
+      try {
+        this.handlers.get(channel)?.(message);
+      } catch (error) {
+        // Thrown into ioredis' reply parser, it would break the connection for every channel.
+        this.logger.error({ err: error, channel }, 'redis message handler failed');
+      }
+    });
     this.subscriber.on('ready', () => {
       if (!this.connectedOnce) {
         this.connectedOnce = true;

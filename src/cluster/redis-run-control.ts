@@ -170,6 +170,6 @@ export class RedisRunControl implements RunControl {
     if (!pending) return;
     if (reply.outcome === 'ok') pending.resolve({ delivered: true, result: reply.result });
     else if (reply.outcome === 'not-served') pending.resolve({ delivered: false });
-    else pending.reject(fromWireError(reply.error));
+    else pending.reject(fromWireError(reply.error ?? { category: 'internal', message: 'malformed run command answer' }));
   }
 }
