@@ -82,3 +82,65 @@ export class ReadTimeoutError extends RunboardError {
     super(`reading ${what} took longer than ${budgetMs} ms (the server is busy reading git); nothing was changed, try again or ask for less at once`);
   }
 }
+
+/** A request to another process (a run's owner, say) got no answer in time; it may or may not have been carried out. */
+export class TimeoutError extends RunboardError {
+  readonly category = 'timeout';
+}
+
+/**
+ * An error as it crosses a process boundary (run control between nodes): its category and message, and
+ * the fields of the classes that carry any, so the receiver re-creates the same class (`fromWireError`).
+ */
+export interface WireError {
+  category: ErrorCategory;
+  message: string;
+  /** InvalidInputError's field. */
+  field?: string;
+  /** NotFoundError's kind and id. */
+  kind?: string;
+  id?: string;
+  /** ConflictError's paths. */
+  paths?: string[];
+}
+
+/** An error of a category whose class this module does not know (it lives elsewhere), re-created from the wire. */
+class RemoteError extends RunboardError {
+  constructor(
+    readonly category: ErrorCategory,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** How each category is re-created: tsc checks that every category has one. */
+const REVIVERS: { readonly [C in ErrorCategory]: (wire: WireError) => RunboardError } = {
+  invalid_input: (wire) => new InvalidInputError(wire.message, wire.field),
+  not_found: (wire) => (wire.kind !== undefined && wire.id !== undefined ? new NotFoundError(wire.kind, wire.id) : new RemoteError('not_found', wire.message)),
+  conflict: (wire) => new ConflictError(wire.message, wire.paths ?? []),
+  timeout: (wire) => new TimeoutError(wire.message),
+  unauthenticated: (wire) => new RemoteError('unauthenticated', wire.message),
+  forbidden: (wire) => new ForbiddenError(wire.message),
+  subscriber_too_slow: (wire) => new RemoteError('subscriber_too_slow', wire.message),
+  // Still the server's own fault on the receiving side, so still masked there.
+  internal: (wire) => new RemoteError('internal', wire.message),
+};
+
+/** `error` as it crosses to another process: anything but a RunboardError is the server's own fault (`internal`). */
+export function toWireError(error: unknown): WireError {
+  if (!(error instanceof RunboardError)) return { category: 'internal', message: error instanceof Error ? error.message : String(error) };
+  const wire: WireError = { category: error.category, message: error.message };
+  if (error instanceof InvalidInputError && error.field !== undefined) wire.field = error.field;
+  if (error instanceof NotFoundError) Object.assign(wire, { kind: error.kind, id: error.id });
+  if (error instanceof ConflictError && error.paths.length) wire.paths = [...error.paths];
+  return wire;
+}
+
+/** The error `toWireError` described, as the same class when this module has it, with the same category and message. */
+export function fromWireError(wire: WireError): RunboardError {
+  const revive = Object.hasOwn(REVIVERS, wire.category) ? REVIVERS[wire.category] : REVIVERS.internal;
+  const error = revive(wire);
+  error.message = String(wire.message); // a class that builds its message (NotFoundError) still says what the sender said
+  return error;
+}

@@ -51,6 +51,11 @@ export interface LogSource<Entry extends { readonly seq: number }> {
   /** Subscribes at once to entries as they are published (after commit); returns the unsubscribe. */
   listen(listener: (entry: Entry) => void): () => void;
   /**
+   * Resolves once that subscription is live (see PubSub.ready); the history is read only after it.
+   * Absent: live as soon as `listen` returns.
+   */
+  ready?(): Promise<void>;
+  /**
    * Whether the stream is over once `entry` has been seen (delivered, or skipped as already sent),
    * or, with `null`, once the history is sent. Absent: the stream runs until the consumer leaves.
    */
@@ -115,6 +120,9 @@ export function followLogBatches<Entry extends { readonly seq: number }>(
     async function* (control) {
       let lastSent = since;
       let over = false;
+      // A shared bus confirms the subscription later: reading history before that would miss what is
+      // published in between (neither in the history read nor delivered live).
+      if (source.ready) await source.ready();
       // History, a batch of read pages at a time, until a page comes back short.
       for (let more = true; more; ) {
         const release = await replayPages.acquire(REPLAY_SLOT_MS);
@@ -259,6 +267,7 @@ async function openRunEvents<Step>(
   const source: LogSource<RunEvent> = {
     read: (after, limit) => eventLog.read(runId, after, limit),
     listen: (listener) => bus.subscribe('run-events', runId, listener),
+    ready: () => bus.ready('run-events', runId),
     isOver: options.untilSettled
       ? (event) => {
           if (event && isTerminalEvent(event)) settled = true;
@@ -299,7 +308,12 @@ export async function followBoardEventBatches(
 
 async function openBoardEvents<Step>(boardLog: BoardLog, bus: PubSub<BoardLogTopics>, since: number, maxBuffered: number | undefined, follow: Follow<BoardEventRecord, Step>): Promise<AsyncGenerator<Step>> {
   if (!Number.isInteger(since) || since < 0) throw new InvalidInputError('since must be a seq: 0 or more', 'since');
-  const stream = follow({ read: (after, limit) => boardLog.read(after, limit), listen: (listener) => bus.subscribe('board-events', '*', listener) }, since, maxBuffered);
+  const source: LogSource<BoardEventRecord> = {
+    read: (after, limit) => boardLog.read(after, limit),
+    listen: (listener) => bus.subscribe('board-events', '*', listener),
+    ready: () => bus.ready('board-events', '*'),
+  };
+  const stream = follow(source, since, maxBuffered);
   const lastSeq = await boardLog.lastSeq();
   if (since > lastSeq) {
     await stream.return(undefined);

@@ -1,11 +1,17 @@
 /**
- * Publish/subscribe behind a small interface, so an in-memory bus can later be swapped for a
- * shared one (Redis, say) without touching callers. Listeners run synchronously, in order.
+ * Publish/subscribe behind a small interface, so the in-memory bus can be swapped for a shared one
+ * (src/cluster/redis-bus.ts) without touching callers. Listeners run synchronously, in order.
  */
 export interface PubSub<Topics extends Record<string, unknown>> {
   publish<T extends keyof Topics & string>(topic: T, key: string, payload: Topics[T]): void;
   /** Returns the function that unsubscribes. `key` '*' receives every key of the topic. */
   subscribe<T extends keyof Topics & string>(topic: T, key: string, listener: (payload: Topics[T]) => void): () => void;
+  /**
+   * Resolves once the subscriptions made so far on (topic, key) receive whatever is published from
+   * now on, on any node. `subscribe` returns at once, but a shared bus confirms a subscription later;
+   * a follower awaits this before it reads history, so nothing published in between slips through.
+   */
+  ready<T extends keyof Topics & string>(topic: T, key: string): Promise<void>;
 }
 
 export class InMemoryPubSub<Topics extends Record<string, unknown>> implements PubSub<Topics> {
@@ -16,6 +22,11 @@ export class InMemoryPubSub<Topics extends Record<string, unknown>> implements P
       // A copy: a listener may unsubscribe (or subscribe another) while we iterate.
       for (const listener of [...(this.listeners.get(channel) ?? [])]) (listener as (p: Topics[T]) => void)(payload);
     }
+  }
+
+  /** Listeners are live as soon as `subscribe` returns. */
+  ready(): Promise<void> {
+    return Promise.resolve();
   }
 
   /** How many listeners wait on one topic and key (diagnostics, and tests that check nothing leaks). */
