@@ -109,9 +109,9 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   };
   const origin: RequestOriginOptions = { loopbackBind: isLoopbackHost(config.host), tokenRequired: config.token !== null };
   /** HTTP carries credentials in a header, graphql-ws in its connection_init payload. */
-  const context = (initial: { request?: Request; connectionParams?: Record<string, unknown> }): Context => {
+  const context = async (initial: { request?: Request; connectionParams?: Record<string, unknown> }): Promise<Context> => {
     const authorization = initial.connectionParams ? initial.connectionParams.authorization : (initial.request?.headers.get('authorization') ?? undefined);
-    const principal = authenticate(authorization, auth);
+    const principal = await authenticate(authorization, auth);
     if (!principal) throw new UnauthenticatedError('missing or wrong token');
     return { orchestrator, prisma: db.client, principal, lastEventId: parseLastEventId(initial.request?.headers.get('last-event-id')) };
   };
@@ -179,7 +179,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     {
       onConnect: async (ctx) => {
         await ready;
-        if (authenticate(ctx.connectionParams?.authorization, auth)) return true;
+        if (await authenticate(ctx.connectionParams?.authorization, auth)) return true;
         // graphql-ws would close with 4403; 4401 with a reason tells the client what to fix.
         ctx.extra.socket.close(4401, 'UNAUTHENTICATED: missing or wrong token in connection_init { authorization }');
         return false;
