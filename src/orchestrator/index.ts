@@ -95,7 +95,10 @@ export class Orchestrator {
     });
     const cluster = options.cluster;
     this.nodes = cluster
-      ? new NodeRegistry({ db: options.db, nodeId: cluster.nodeId, role: cluster.role, leaseMs: cluster.leaseMs, logger, sweep: () => this.runs.interruptExpired() })
+      ? new NodeRegistry({ db: options.db, nodeId: cluster.nodeId, role: cluster.role, leaseMs: cluster.leaseMs, logger, sweep: async () => {
+          await this.runs.fenceLost();
+          await this.runs.interruptExpired();
+        } })
       : null;
     const nodes = this.nodes;
     this.runs = new Runs({

@@ -237,9 +237,9 @@ export class Runs {
   async recover(): Promise<void> {
     const cluster = this.options.cluster;
     if (cluster) {
+      if (!cluster.consumes) return; // API nodes hold no runs, and sweep none
       // Only runs whose lease expired (their node's heartbeat is stale), and this node's own from before a restart.
       await this.interruptExpired();
-      if (!cluster.consumes) return;
       // Jobs lost with a Redis restart, or dropped in a shutdown race: adding a run's job again is a no-op when it exists.
       const queued = await this.options.db.client.run.findMany({ where: { status: 'QUEUED' }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }], select: { id: true } });
       for (const run of queued) await this.queue.enqueue(run.id);
@@ -262,16 +262,42 @@ export class Runs {
   async interruptExpired(): Promise<void> {
     const cluster = this.options.cluster;
     if (!cluster || this.closed) return;
-    const alive = (await cluster.aliveNodes()).filter((id) => id !== cluster.nodeId);
-    const expired = await this.options.db.client.run.findMany({
-      where: {
-        status: { in: ['STARTING', 'RUNNING'] },
-        id: { notIn: [...this.live.keys()] },
-        OR: [{ workerId: null }, { workerId: { notIn: alive } }],
-      },
-      select: { id: true, cardId: true, status: true },
+    // Runs first, nodes second: a node that claimed one of these runs had registered before, so it is in `alive`.
+    const active = await this.options.db.client.run.findMany({
+      where: { status: { in: ['STARTING', 'RUNNING'] }, id: { notIn: [...this.live.keys()] } },
+      select: { id: true, cardId: true, status: true, workerId: true },
     });
+    if (!active.length) return;
+    const alive = new Set((await cluster.aliveNodes()).filter((id) => id !== cluster.nodeId));
+    const expired = active.filter((run) => !run.workerId || !alive.has(run.workerId));
     await Promise.all(expired.map((run) => this.interruptOrphan(run, 'the worker that ran it stopped (its lease expired)')));
+  }
+
+  /**
+   * Cluster: the runs this node drives that another node has already ended (it found this node's
+   * heartbeat stale, say after a long stall here) are ended here without a status of their own, so an
+   * agent never works on after its run was declared INTERRUPTED, and a refine elsewhere never races it.
+   */
+  async fenceLost(): Promise<void> {
+    if (!this.options.cluster || !this.live.size) return;
+    const ended = await this.options.db.client.run.findMany({
+      where: { id: { in: [...this.live.keys()] }, status: { notIn: [...ACTIVE_RUN_STATUSES] } },
+      select: { id: true, status: true },
+    });
+    await Promise.all(ended.map(async (run) => {
+      const live = this.live.get(run.id);
+      if (!live || live.phase === 'ended' || live.phase === 'stopping') return;
+      this.options.logger.warn({ runId: run.id, status: run.status }, `run ${run.id} was ended elsewhere (${run.status}) while this node drove it; ending its agent`);
+      live.phase = 'ended';
+      try {
+        live.agent?.flush();
+        if (live.agent) await live.agent.terminate(STOP_GRACE_MS);
+        await endProcessesWithEnv(RUN_ID_VARIABLE, live.id, STOP_GRACE_MS);
+      } finally {
+        this.live.delete(live.id);
+        live.resolveEnded();
+      }
+    }));
   }
 
   /**
