@@ -4,7 +4,7 @@
  * be SIGKILLed. Agents are the real pi against the scripted model server.
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { execa, type ResultPromise } from 'execa';
@@ -174,6 +174,38 @@ test('an agent token is stored hashed, works on either node while its run is act
     release();
     expect((await waitForStatus(a, runId, SETTLED)).status).toBe('SUCCEEDED');
     for (const node of [a, b]) expect((await node.gql(own, { id: runId }, token)).status).toBe(401);
+  } finally {
+    release();
+  }
+}, 180_000);
+
+test('a refine on a node whose disk lacks the session restores it from the database and sees the earlier conversation', async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  model.setScript(async (request) => {
+    if (request.lastUserText?.includes('second thoughts')) return { text: 'refined' };
+    await gate;
+    return { text: 'first answer' };
+  });
+  try {
+    const ids = [await startRun(a, 'remember one'), await startRun(a, 'remember two')];
+    const held = await waitFor('each node to hold one run', async () => {
+      const now = await holders(a);
+      return now['node-a']?.length === 1 && now['node-b']?.length === 1 ? now : undefined;
+    }, 60_000);
+    release();
+    for (const id of ids) expect((await waitForStatus(a, id, SETTLED)).status).toBe('SUCCEEDED');
+    const onB = held['node-b']![0]!;
+    const { run } = await a.ok(`query($id: ID!) { run(id: $id) { agentSession card { id } } }`, { id: onB });
+    expect(run.agentSession).toContain('runboard-node-b-');
+    const stored = await serverA.orchestrator.db.client.agentSessionFile.findMany({ where: { runId: decodeGlobalID(onB).id } });
+    expect(stored).toHaveLength(1);
+    await rm(run.agentSession); // as if node B were another machine
+    const before = model.requests.length;
+    const { startRun: refine } = await a.ok(`mutation($input: StartRunInput!) { startRun(input: $input) { id } }`, { input: { cardId: run.card.id, refineRunId: onB, prompt: 'second thoughts' } });
+    expect((await waitForStatus(a, refine.id, SETTLED)).status).toBe('SUCCEEDED');
+    const asked = model.requests.slice(before).find((request) => request.lastUserText?.includes('second thoughts'));
+    expect(JSON.stringify(asked?.messages)).toContain('first answer');
   } finally {
     release();
   }

@@ -24,6 +24,7 @@ import type { RunEventDataByType } from './run-events.js';
 import type { Playtests } from './playtest.js';
 import { LocalRunControl, type RunCommand, type RunControl } from './run-control.js';
 import { LocalRunQueue, type RunQueue } from './run-queue.js';
+import { MAX_SESSION_SNAPSHOT_BYTES, SessionSnapshots } from './session-snapshots.js';
 import { WORKSPACE_SELECT, type Workspaces } from './workspaces.js';
 
 /** Set in every agent's environment (and so its tools'): how a restarted server finds what a run left running. */
@@ -116,6 +117,9 @@ interface LiveRun {
   readonly cardId: string;
   phase: 'starting' | 'running' | 'stopping' | 'ended';
   agent: AgentSession | null;
+  /** Its driver and agent state dir, once known: a cluster worker snapshots the session with them at the end. */
+  driver: AgentDriver | null;
+  stateDir: string | null;
   /** Messages sent while the agent was being started, delivered right after the first prompt. */
   deferred: { text: string; mode: MessageMode }[];
   stderrEvents: number;
@@ -141,11 +145,13 @@ export class Runs {
   serverUrl = '';
   private readonly queue: RunQueue;
   private readonly control: RunControl;
+  private readonly snapshots: SessionSnapshots;
   private closed = false;
 
   constructor(private readonly options: RunsOptions) {
     this.queue = options.queue ?? new LocalRunQueue(options.db, options.maxConcurrentRuns ?? 4, options.logger);
     this.control = options.control ?? new LocalRunControl();
+    this.snapshots = new SessionSnapshots(options.db);
   }
 
   /** Creates a QUEUED run (its first event) and starts it when a slot is free. Returns its id. */
@@ -158,7 +164,8 @@ export class Runs {
     if (refine && input.agent && input.agent !== refine.agent) throw new ConflictError(`cannot refine run ${refine.id} with ${input.agent}: it ran ${refine.agent}, and a session continues with its own agent`);
     const driver = await this.options.agents.require(input.agent ?? refine?.agent);
     if (refine && !driver.capabilities.resume) throw new ConflictError(`cannot refine run ${refine.id}: ${driver.name} cannot resume a session (its capabilities say resume: false)`);
-    if (refine && !(await driver.canResume(refine.agentSession!))) throw new ConflictError(`cannot refine run ${refine.id}: its ${driver.name} session can no longer be resumed`);
+    // A session stored by another node's worker is restored by whichever worker takes the refine.
+    if (refine && !(await driver.canResume(refine.agentSession!)) && !(await this.snapshots.has(refine.id))) throw new ConflictError(`cannot refine run ${refine.id}: its ${driver.name} session can no longer be resumed`);
     const explicit = input.prompt?.trim();
     if (refine && !explicit) throw new InvalidInputError('a refinement needs a prompt: the feedback for the agent', 'prompt');
     const prompt = explicit || renderCardPrompt(card);
@@ -379,6 +386,8 @@ export class Runs {
       cardId,
       phase: 'starting',
       agent: null,
+      driver: null,
+      stateDir: null,
       deferred: [],
       stderrEvents: 0,
       stderrDropped: 0,
@@ -418,6 +427,11 @@ export class Runs {
       }
       const run = await this.options.db.client.run.findUniqueOrThrow({ where: { id: runId }, select: { prompt: true, agent: true, useWorktree: true, worktreePath: true, agentSession: true, refinedFromId: true } });
       const driver = this.options.agents.get(run.agent);
+      const stateDir = path.join(this.options.dataDir, 'agents', driver.name);
+      live.driver = driver;
+      live.stateDir = stateDir;
+      let resume = run.refinedFromId ? run.agentSession : null;
+      if (resume && run.refinedFromId && !(await driver.canResume(resume))) resume = (await this.snapshots.restore(run.refinedFromId, resume, stateDir)) ?? resume;
 
       let cwd = this.options.repoRoot;
       if (run.refinedFromId) {
@@ -440,8 +454,8 @@ export class Runs {
           cwd,
           env: { ...this.options.agentEnv, [RUN_ID_VARIABLE]: runId, RUNBOARD_URL: this.serverUrl, RUNBOARD_RUN_TOKEN: token },
           withhold: this.options.withheldEnv ?? ['RUNBOARD_TOKEN'],
-          resume: run.refinedFromId ? run.agentSession : null,
-          stateDir: path.join(this.options.dataDir, 'agents', driver.name),
+          resume,
+          stateDir,
         },
         {
           events: (events) => void this.append(live, events),
@@ -530,6 +544,8 @@ export class Runs {
       if (live.agent) await live.agent.terminate(STOP_GRACE_MS);
       // An agent that died by itself leaves its tools re-parented, out of reach of its process tree.
       await endProcessesWithEnv(RUN_ID_VARIABLE, live.id, STOP_GRACE_MS);
+      // In a cluster the refine may land on another node: it restores the session from the database.
+      if (this.options.cluster) await this.snapshotSession(live).catch((error: Error) => this.append(live, [{ type: 'warning', data: { message: `the agent session was not stored for a refine on another node: ${truncateText(error.message, 500)}` } }], true));
       // The terminal status is the run's last event, so cleaning up comes first.
       if (status !== 'INTERRUPTED') {
         await this.cleanUp(live.id).catch((error: Error) => this.append(live, [{ type: 'warning', data: { message: `cleanup failed: ${truncateText(error.message, 500)}` } }], true));
@@ -546,6 +562,17 @@ export class Runs {
       this.live.delete(live.id);
       live.resolveEnded();
     }
+  }
+
+  /** Stores the run's agent session files (cluster mode), or says in a warning that they are too large to. */
+  private async snapshotSession(live: LiveRun): Promise<void> {
+    if (!live.driver?.sessionFiles || !live.stateDir) return;
+    const run = await this.options.db.client.run.findUnique({ where: { id: live.id }, select: { agentSession: true } });
+    if (!run?.agentSession) return;
+    const files = await live.driver.sessionFiles(run.agentSession, live.stateDir);
+    if (!files.length) return;
+    const outcome = await this.snapshots.take(live.id, live.stateDir, files);
+    if (!outcome.stored) await this.append(live, [{ type: 'warning', data: { message: `the agent session (${outcome.bytes} bytes) is larger than ${MAX_SESSION_SNAPSHOT_BYTES} bytes and was not stored: a refine can resume it only on this node` } }], true);
   }
 
   /** cleanupOnFinish: remove the run's own worktree, keeping a branch with unmerged commits; recorded as an event unless `withEvent` is false. */

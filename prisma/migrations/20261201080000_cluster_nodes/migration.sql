@@ -10,3 +10,14 @@ CREATE TABLE "Node" (
     "startedAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
     "heartbeatAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP
 );
+
+-- A settled run's agent session files, so a refine on another node can resume it.
+CREATE TABLE "AgentSessionFile" (
+    "runId" TEXT NOT NULL,
+    "path" TEXT NOT NULL,
+    "root" TEXT NOT NULL,
+    "content" BLOB NOT NULL,
+
+    PRIMARY KEY ("runId", "path"),
+    CONSTRAINT "AgentSessionFile_runId_fkey" FOREIGN KEY ("runId") REFERENCES "Run" ("id") ON DELETE CASCADE ON UPDATE CASCADE
+);
