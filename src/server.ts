@@ -20,7 +20,10 @@ import { lockDataDir } from './orchestrator/data-dir-lock.js';
 import { Database } from './orchestrator/db.js';
 import { openRepository } from './orchestrator/git.js';
 import { checkReadiness } from './orchestrator/health.js';
-import { Orchestrator } from './orchestrator/index.js';
+import { Orchestrator, type OrchestratorClusterOptions } from './orchestrator/index.js';
+import type { NodeRole } from './orchestrator/nodes.js';
+import { LocalRunControl, type RunControl } from './orchestrator/run-control.js';
+import { BullRunQueue } from './cluster/bull-run-queue.js';
 import { graphiqlOptions, renderGraphiQLOnFirstUse } from './plugins/graphiql.js';
 import { useAgentScope } from './plugins/use-agent-scope.js';
 import { authenticate, HEALTH_PATHS, useAuthentication, type AuthenticationOptions } from './plugins/use-authentication.js';
@@ -47,6 +50,22 @@ export interface ServerOptions {
   logStream?: DestinationStream;
   /** Overrides of the socket bounds (tests shorten the stall timeout). @default maxConnections from config, the rest as in connection-guard.ts */
   connectionGuard?: Partial<Omit<ConnectionGuardOptions, 'logger'>>;
+  /** Cluster mode (issue 15): runs go through BullMQ on Redis and this node registers its heartbeat. @default embedded */
+  cluster?: ClusterServerOptions;
+}
+
+/** What makes this server a node of a cluster (the integrator maps Config's redisUrl, role, nodeId and leaseMs here). */
+export interface ClusterServerOptions {
+  redisUrl: string;
+  nodeId: string;
+  /** @default 'all' */
+  role?: NodeRole;
+  /** @default 30_000 // ms */
+  leaseMs?: number;
+  /** Commands to the node that drives a run (the Redis run control). @default LocalRunControl: commands reach only runs this node drives */
+  control?: RunControl;
+  /** BullMQ key prefix, so tests can share a Redis. @default 'runboard' */
+  queuePrefix?: string;
 }
 
 /**
@@ -95,6 +114,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     maxConcurrentRuns: config.maxConcurrentRuns,
     playtestCommand: config.playtestCommand,
     logger,
+    cluster: options.cluster ? clusterOptions(options.cluster, config, logger) : undefined,
   });
   // Before start, so the statuses start-up recovery changes are logged too.
   const stopLoggingRuns = orchestrator.bus.subscribe('run-updated', '*', ({ runId, cardId, status }) => {
@@ -109,9 +129,9 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   };
   const origin: RequestOriginOptions = { loopbackBind: isLoopbackHost(config.host), tokenRequired: config.token !== null };
   /** HTTP carries credentials in a header, graphql-ws in its connection_init payload. */
-  const context = (initial: { request?: Request; connectionParams?: Record<string, unknown> }): Context => {
+  const context = async (initial: { request?: Request; connectionParams?: Record<string, unknown> }): Promise<Context> => {
     const authorization = initial.connectionParams ? initial.connectionParams.authorization : (initial.request?.headers.get('authorization') ?? undefined);
-    const principal = authenticate(authorization, auth);
+    const principal = await authenticate(authorization, auth);
     if (!principal) throw new UnauthenticatedError('missing or wrong token');
     return { orchestrator, prisma: db.client, principal, lastEventId: parseLastEventId(initial.request?.headers.get('last-event-id')) };
   };
@@ -179,7 +199,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     {
       onConnect: async (ctx) => {
         await ready;
-        if (authenticate(ctx.connectionParams?.authorization, auth)) return true;
+        if (await authenticate(ctx.connectionParams?.authorization, auth)) return true;
         // graphql-ws would close with 4403; 4401 with a reason tells the client what to fix.
         ctx.extra.socket.close(4401, 'UNAUTHENTICATED: missing or wrong token in connection_init { authorization }');
         return false;
@@ -241,6 +261,18 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
         lock.release();
         stopLoggingRuns();
       })()),
+  };
+}
+
+/** The orchestrator's cluster parts for this node: the BullMQ run queue, with RUNBOARD_MAX_CONCURRENT_RUNS per worker. */
+function clusterOptions(cluster: ClusterServerOptions, config: Config, logger: Logger): OrchestratorClusterOptions {
+  const leaseMs = cluster.leaseMs ?? 30_000;
+  return {
+    nodeId: cluster.nodeId,
+    role: cluster.role ?? 'all',
+    leaseMs,
+    queue: new BullRunQueue({ redisUrl: cluster.redisUrl, nodeId: cluster.nodeId, leaseMs, concurrency: config.maxConcurrentRuns, logger, prefix: cluster.queuePrefix }),
+    control: cluster.control ?? new LocalRunControl(),
   };
 }
 

@@ -99,6 +99,12 @@ export interface AgentDriver {
   start(launch: AgentLaunch, sink: AgentSink): Promise<AgentSession>;
   /** Whether `reference` (from `sink.session`) can still be resumed. */
   canResume(reference: string): Promise<boolean>;
+  /**
+   * The files under `stateDir` that hold session `reference`, so that another node can restore them
+   * before a resume (session-snapshots.ts). Absent, or an empty list, for a session kept elsewhere
+   * (an id the agent's own service resumes).
+   */
+  sessionFiles?(reference: string, stateDir: string): Promise<string[]>;
   /** Whether its program is there, and its version. */
   probe(): Promise<{ available: boolean; version: string | null }>;
 }

@@ -38,6 +38,10 @@ export interface RunChanges {
   exitCode?: number | null;
   exitSignal?: string | null;
   agentPid?: number | null;
+  /** The node whose worker claimed the run (cluster mode). */
+  workerId?: string | null;
+  /** sha256 of the agent's token: set when the run is claimed, cleared when it ends. */
+  agentTokenHash?: string | null;
   worktreeMissing?: boolean;
   mergedSha?: string | null;
   playtestCommand?: string | null;
@@ -50,7 +54,7 @@ export interface RunChanges {
 
 /** The run columns a `RunChanges` may set, in the order they are written. */
 export const RUN_COLUMNS: readonly (keyof RunChanges)[] = [
-  'status', 'startedAt', 'endedAt', 'error', 'exitCode', 'exitSignal', 'agentPid', 'worktreeMissing', 'mergedSha',
+  'status', 'startedAt', 'endedAt', 'error', 'exitCode', 'exitSignal', 'agentPid', 'workerId', 'agentTokenHash', 'worktreeMissing', 'mergedSha',
   'playtestCommand', 'playtestPid', 'playtestStartedAt', 'playtestEndedAt', 'playtestExitCode', 'playtestSignal',
 ];
 

@@ -15,7 +15,10 @@ import { createLogs } from './logs.js';
 import { followBoardEventBatches, followBoardEvents, followRunEventBatches, followRunEvents, followRunUpdates } from './event-stream.js';
 import type { RepositoryInfo } from './git.js';
 import { Playtests } from './playtest.js';
+import { NodeRegistry, type ClusterNodeInfo, type NodeRole } from './nodes.js';
 import { InMemoryPubSub } from './pubsub.js';
+import type { RunControl } from './run-control.js';
+import type { RunQueue } from './run-queue.js';
 import { Runs, type RunTopics } from './runs.js';
 import type { MergeStrategy } from './git.js';
 import { Workspaces, type MergeRunResult } from './workspaces.js';
@@ -36,6 +39,22 @@ export interface OrchestratorOptions {
   playtestCommand?: readonly string[] | null;
   /** Where the orchestrator reports failures it handles itself. @default a silent logger */
   logger?: Logger;
+  /** Cluster mode: the node's identity and the shared queue and run control (the composition root builds them). @default embedded */
+  cluster?: OrchestratorClusterOptions;
+}
+
+/** What makes an orchestrator one node of a cluster. */
+export interface OrchestratorClusterOptions {
+  /** This node's id (--node-id): names it in the registry and on the runs it claims. */
+  nodeId: string;
+  /** Only worker and all nodes take runs from the queue and sweep expired leases. */
+  role: NodeRole;
+  /** A worker's lease on its runs. @default 30_000 // ms */
+  leaseMs: number;
+  /** The shared run queue (src/cluster/bull-run-queue.ts); Runs closes it at shutdown. */
+  queue: RunQueue;
+  /** Commands to whichever node drives a run; its owner (the composition root) closes it. */
+  control: RunControl;
 }
 
 export type Topics = RunEventTopics & RunTopics & BoardLogTopics;
@@ -54,6 +73,9 @@ export class Orchestrator {
   readonly runs: Runs;
   readonly playtests: Playtests;
   readonly agents: AgentCatalog;
+  /** Cluster mode only: this node's heartbeat and the registry Query.cluster reads. */
+  readonly nodes: NodeRegistry | null;
+  private readonly startedAt = new Date();
 
   constructor(options: OrchestratorOptions) {
     this.db = options.db;
@@ -71,6 +93,14 @@ export class Orchestrator {
       repoRoot: options.repository.root,
       logger,
     });
+    const cluster = options.cluster;
+    this.nodes = cluster
+      ? new NodeRegistry({ db: options.db, nodeId: cluster.nodeId, role: cluster.role, leaseMs: cluster.leaseMs, logger, sweep: async () => {
+          await this.runs.fenceLost();
+          await this.runs.interruptExpired();
+        } })
+      : null;
+    const nodes = this.nodes;
     this.runs = new Runs({
       playtests: this.playtests,
       db: options.db,
@@ -83,6 +113,13 @@ export class Orchestrator {
       agentEnv: options.agentEnv,
       maxConcurrentRuns: options.maxConcurrentRuns,
       logger,
+      ...(cluster && nodes
+        ? {
+            queue: cluster.queue,
+            control: cluster.control,
+            cluster: { nodeId: cluster.nodeId, consumes: cluster.role !== 'api', aliveNodes: () => nodes.aliveNodes(), stillAlive: (id: string) => nodes.stillAlive(id) },
+          }
+        : {}),
     });
   }
 
@@ -124,7 +161,23 @@ export class Orchestrator {
   async start(): Promise<void> {
     await this.workspaces.reconcile();
     await this.recoverInterruptedMerge(true);
+    if (this.nodes) {
+      // In a cluster, recovery touches only runs whose lease expired; other nodes' playtests are theirs.
+      await this.nodes.start();
+      await this.runs.recover();
+      return;
+    }
     await Promise.all([this.runs.recover(), this.playtests.recover()]);
+  }
+
+  /**
+   * The nodes of the cluster with the runs each holds, for Query.cluster. Embedded, this process is
+   * the one node, holding its STARTING and RUNNING runs.
+   */
+  async clusterNodes(): Promise<ClusterNodeInfo[]> {
+    if (this.nodes) return this.nodes.list();
+    const runs = await this.db.client.run.findMany({ where: { status: { in: ['STARTING', 'RUNNING'] } }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }], select: { id: true } });
+    return [{ id: 'embedded', role: 'all', startedAt: this.startedAt, heartbeatAt: new Date(), alive: true, runIds: runs.map((run) => run.id) }];
   }
 
   /**
@@ -185,6 +238,7 @@ export class Orchestrator {
   /** Ends every agent (their runs become INTERRUPTED) and every playtest, then closes the database. */
   async shutdown(): Promise<void> {
     await Promise.all([this.runs.shutdown(), this.playtests.shutdown()]);
+    await this.nodes?.stop();
     await this.db.close();
   }
 }

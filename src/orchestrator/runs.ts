@@ -7,13 +7,13 @@
  * It drives whichever agent the run names through the AgentDriver interface (agent-driver.ts): the
  * driver decides when the agent has settled, and the run then ends it.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { AgentDriver, AgentExit, AgentSession, MessageMode } from './agent-driver.js';
 import type { AgentCatalog } from './agent-catalog.js';
 import type { Logger } from '../log.js';
 import type { Database } from './db.js';
-import { ConflictError, InvalidInputError, NotFoundError } from './errors.js';
+import { ConflictError, InvalidInputError, NotFoundError, RunboardError } from './errors.js';
 import { truncateText, type EventLog, type RunChanges, type RunEventInput } from './event-log.js';
 import { worktreeExists } from './git.js';
 import { delay, endProcessesWithEnv } from './processes.js';
@@ -22,7 +22,10 @@ import type { PubSub } from './pubsub.js';
 import { ACTIVE_RUN_STATUSES, isActive, type RunStatus } from './run-status.js';
 import type { RunEventDataByType } from './run-events.js';
 import type { Playtests } from './playtest.js';
-import type { Workspaces } from './workspaces.js';
+import { LocalRunControl, type RunCommand, type RunControl } from './run-control.js';
+import { LocalRunQueue, type RunQueue } from './run-queue.js';
+import { MAX_SESSION_SNAPSHOT_BYTES, SessionSnapshots } from './session-snapshots.js';
+import { WORKSPACE_SELECT, type Workspaces } from './workspaces.js';
 
 /** Set in every agent's environment (and so its tools'): how a restarted server finds what a run left running. */
 export const RUN_ID_VARIABLE = 'RUNBOARD_RUN_ID';
@@ -59,10 +62,28 @@ export interface RunsOptions {
   agentEnv?: Readonly<Record<string, string>>;
   /** Server variables agents must not inherit (the operator token). @default ['RUNBOARD_TOKEN'] */
   withheldEnv?: readonly string[];
-  /** @default 4 */
+  /** Runs this process drives at once (embedded queue; a cluster queue is given its own). @default 4 */
   maxConcurrentRuns?: number;
   /** Where failures inside the run lifecycle are reported. */
   logger: Logger;
+  /** How QUEUED runs reach a worker. @default LocalRunQueue: the in-process pump */
+  queue?: RunQueue;
+  /** How steer, follow-up and stop reach the process that drives a run. @default LocalRunControl */
+  control?: RunControl;
+  /** Set in a cluster: this node's id and how to tell whether another node still holds its runs. @default embedded: none */
+  cluster?: RunsClusterOptions;
+}
+
+/** What runs need to know of the cluster (nodes.ts provides it). */
+export interface RunsClusterOptions {
+  /** This node's id, recorded as `Run.workerId` on the runs it claims. */
+  nodeId: string;
+  /** Whether this node takes runs from the queue (role worker or all). */
+  consumes: boolean;
+  /** Ids of the nodes whose heartbeat is younger than the lease. */
+  aliveNodes(): Promise<string[]>;
+  /** Whether `nodeId` still heartbeats: false at once when its heartbeat is stale, else waits until it would be, and looks again. */
+  stillAlive(nodeId: string): Promise<boolean>;
 }
 
 /** A run's status and summary changed; keyed by card id. */
@@ -96,12 +117,13 @@ interface LiveRun {
   readonly cardId: string;
   phase: 'starting' | 'running' | 'stopping' | 'ended';
   agent: AgentSession | null;
+  /** Its driver and agent state dir, once known: a cluster worker snapshots the session with them at the end. */
+  driver: AgentDriver | null;
+  stateDir: string | null;
   /** Messages sent while the agent was being started, delivered right after the first prompt. */
   deferred: { text: string; mode: MessageMode }[];
   stderrEvents: number;
   stderrDropped: number;
-  /** The agent's own API token, valid while the run is active. */
-  agentToken: string | null;
   readonly ended: Promise<void>;
   resolveEnded(): void;
 }
@@ -112,18 +134,24 @@ export interface AgentIdentity {
   cardId: string;
 }
 
+/** How an agent token is stored: its sha256, in hex, so the database never holds a usable token. */
+export function hashAgentToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
 export class Runs {
   private readonly live = new Map<string, LiveRun>();
-  /** Agent tokens of active runs; a token is forgotten when its run ends. */
-  private readonly agentTokens = new Map<string, AgentIdentity>();
   /** The GraphQL URL agents reach the board at (RUNBOARD_URL), known once the server listens. */
   serverUrl = '';
-  private readonly maxConcurrentRuns: number;
-  private pumping: Promise<void> = Promise.resolve();
+  private readonly queue: RunQueue;
+  private readonly control: RunControl;
+  private readonly snapshots: SessionSnapshots;
   private closed = false;
 
   constructor(private readonly options: RunsOptions) {
-    this.maxConcurrentRuns = options.maxConcurrentRuns ?? 4;
+    this.queue = options.queue ?? new LocalRunQueue(options.db, options.maxConcurrentRuns ?? 4, options.logger);
+    this.control = options.control ?? new LocalRunControl();
+    this.snapshots = new SessionSnapshots(options.db);
   }
 
   /** Creates a QUEUED run (its first event) and starts it when a slot is free. Returns its id. */
@@ -136,7 +164,8 @@ export class Runs {
     if (refine && input.agent && input.agent !== refine.agent) throw new ConflictError(`cannot refine run ${refine.id} with ${input.agent}: it ran ${refine.agent}, and a session continues with its own agent`);
     const driver = await this.options.agents.require(input.agent ?? refine?.agent);
     if (refine && !driver.capabilities.resume) throw new ConflictError(`cannot refine run ${refine.id}: ${driver.name} cannot resume a session (its capabilities say resume: false)`);
-    if (refine && !(await driver.canResume(refine.agentSession!))) throw new ConflictError(`cannot refine run ${refine.id}: its ${driver.name} session can no longer be resumed`);
+    // A session stored by another node's worker is restored by whichever worker takes the refine.
+    if (refine && !(await driver.canResume(refine.agentSession!)) && !(await this.snapshots.has(refine.id))) throw new ConflictError(`cannot refine run ${refine.id}: its ${driver.name} session can no longer be resumed`);
     const explicit = input.prompt?.trim();
     if (refine && !explicit) throw new InvalidInputError('a refinement needs a prompt: the feedback for the agent', 'prompt');
     const prompt = explicit || renderCardPrompt(card);
@@ -163,7 +192,7 @@ export class Runs {
       });
     });
     await this.record(run.id, card.id, 'QUEUED', {}, refine ? { refinedFrom: refine.id } : {});
-    this.pump();
+    await this.queue.enqueue(run.id);
     return run.id;
   }
 
@@ -172,25 +201,26 @@ export class Runs {
     const message = text.trim();
     if (!message) throw new InvalidInputError('text must not be empty', 'text');
     if (message.length > MAX_MESSAGE_CHARS) throw new InvalidInputError(`text is longer than ${MAX_MESSAGE_CHARS} characters`, 'text');
-    const live = await this.requireLive(runId, 'send a message to');
-    if (live.phase === 'starting') {
-      live.deferred.push({ text: message, mode });
-      return;
-    }
-    await this.deliver(live, message, mode);
+    // Whichever process drives the run carries it out (run control); nobody does when it is not live.
+    const outcome = await this.control.send(runId, { kind: 'message', text: message, mode });
+    if (!outcome.delivered) throw await this.notLive(runId, 'send a message to');
   }
 
   /** Stops a run: abort, then end the process tree (SIGKILL after a grace period). A QUEUED run just ends. */
   async stop(runId: string): Promise<void> {
-    const live = this.live.get(runId);
-    if (!live) {
-      const run = await this.findRun(runId);
-      if (run.status !== 'QUEUED') throw new ConflictError(`run ${runId} is ${run.status}, not active`);
-      // Only if the queue has not just started it; then it is live and stopped as such.
-      const stopped = await this.record(runId, run.cardId, 'STOPPED', { endedAt: new Date() }, { reason: 'stopped before it started' }, 'QUEUED');
-      return stopped ? undefined : this.stop(runId);
-    }
-    return this.end(live, 'STOPPED', 'stopped by request', ABORT_TIMEOUT_MS);
+    const outcome = await this.control.send(runId, { kind: 'stop' });
+    if (outcome.delivered) return;
+    const run = await this.findRun(runId);
+    if (run.status !== 'QUEUED') throw new ConflictError(isActive(run.status) ? `run ${runId} is ${run.status} but no worker holds it now; it becomes INTERRUPTED when its lease expires` : `run ${runId} is ${run.status}, not active`);
+    // Only if the queue has not just started it; then it is served (before its claim) and stopped as such.
+    const stopped = await this.record(runId, run.cardId, 'STOPPED', { endedAt: new Date() }, { reason: 'stopped before it started' }, 'QUEUED');
+    return stopped ? undefined : this.stop(runId);
+  }
+
+  /** The uncommitted changes in a live run's worktree, from the process that drives it; undefined when it is live nowhere. */
+  async uncommitted(runId: string): Promise<unknown> {
+    const outcome = await this.control.send(runId, { kind: 'uncommitted' });
+    return outcome.delivered ? outcome.result : undefined;
   }
 
   /** Deletes a settled run and its events; removes its worktree only if it owns it and no other run works there. */
@@ -212,30 +242,92 @@ export class Runs {
    * kept for a refine), and their agents, if still alive, are ended. Then the queue resumes.
    */
   async recover(): Promise<void> {
+    const cluster = this.options.cluster;
+    if (cluster) {
+      if (!cluster.consumes) return; // API nodes hold no runs, and sweep none
+      // Only runs whose lease expired (their node's heartbeat is stale), and this node's own from before a restart.
+      await this.interruptExpired();
+      // Jobs lost with a Redis restart, or dropped in a shutdown race: adding a run's job again is a no-op when it exists.
+      const queued = await this.options.db.client.run.findMany({ where: { status: 'QUEUED' }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }], select: { id: true } });
+      for (const run of queued) await this.queue.enqueue(run.id);
+      await this.queue.consume((runId) => this.drive(runId));
+      return;
+    }
     const stale = await this.options.db.client.run.findMany({
       where: { status: { in: ['STARTING', 'RUNNING'] } },
-      select: { id: true, cardId: true },
+      select: { id: true, cardId: true, status: true },
     });
-    await Promise.all(
-      stale.map(async (run) => {
-        // pi exits when its stdin closes with the server, but a running tool survives it.
-        const leftovers = await endProcessesWithEnv(RUN_ID_VARIABLE, run.id, STOP_GRACE_MS);
-        await this.record(run.id, run.cardId, 'INTERRUPTED', { endedAt: new Date(), agentPid: null }, {
-          reason: 'the server stopped while the run was active',
-          ...(leftovers ? { endedLeftoverProcesses: leftovers } : {}),
-        });
-      }),
-    );
-    this.pump();
+    await Promise.all(stale.map((run) => this.interruptOrphan(run, 'the server stopped while the run was active')));
+    await this.queue.consume((runId) => this.drive(runId));
+  }
+
+  /**
+   * Cluster sweep (any worker, periodically, and at start-up): runs STARTING or RUNNING on a node whose
+   * heartbeat is older than the lease, or on this node but not live here (it restarted), become
+   * INTERRUPTED, their leftover processes on this machine ended. Another live node's runs are never touched.
+   */
+  async interruptExpired(): Promise<void> {
+    const cluster = this.options.cluster;
+    if (!cluster || this.closed) return;
+    // Runs first, nodes second: a node that claimed one of these runs had registered before, so it is in `alive`.
+    const active = await this.options.db.client.run.findMany({
+      where: { status: { in: ['STARTING', 'RUNNING'] }, id: { notIn: [...this.live.keys()] } },
+      select: { id: true, cardId: true, status: true, workerId: true },
+    });
+    if (!active.length) return;
+    const alive = new Set((await cluster.aliveNodes()).filter((id) => id !== cluster.nodeId));
+    const expired = active.filter((run) => !run.workerId || !alive.has(run.workerId));
+    await Promise.all(expired.map((run) => this.interruptOrphan(run, 'the worker that ran it stopped (its lease expired)')));
+  }
+
+  /**
+   * Cluster: the runs this node drives that another node has already ended (it found this node's
+   * heartbeat stale, say after a long stall here) are ended here without a status of their own, so an
+   * agent never works on after its run was declared INTERRUPTED, and a refine elsewhere never races it.
+   */
+  async fenceLost(): Promise<void> {
+    if (!this.options.cluster || !this.live.size) return;
+    const ended = await this.options.db.client.run.findMany({
+      where: { id: { in: [...this.live.keys()] }, status: { notIn: [...ACTIVE_RUN_STATUSES] } },
+      select: { id: true, status: true },
+    });
+    await Promise.all(ended.map(async (run) => {
+      const live = this.live.get(run.id);
+      if (!live || live.phase === 'ended' || live.phase === 'stopping') return;
+      this.options.logger.warn({ runId: run.id, status: run.status }, `run ${run.id} was ended elsewhere (${run.status}) while this node drove it; ending its agent`);
+      live.phase = 'ended';
+      try {
+        live.agent?.flush();
+        if (live.agent) await live.agent.terminate(STOP_GRACE_MS);
+        await endProcessesWithEnv(RUN_ID_VARIABLE, live.id, STOP_GRACE_MS);
+      } finally {
+        this.live.delete(live.id);
+        live.resolveEnded();
+      }
+    }));
+  }
+
+  /**
+   * A run active in the database that no process drives: its leftover processes on this machine are
+   * ended (pi exits when its stdin closes with its server, but a running tool survives it), then it
+   * becomes INTERRUPTED, its worktree kept for a refine. Guarded by its status, so two sweepers write it once.
+   */
+  private async interruptOrphan(run: { id: string; cardId: string; status: RunStatus }, reason: string): Promise<void> {
+    const leftovers = await endProcessesWithEnv(RUN_ID_VARIABLE, run.id, STOP_GRACE_MS);
+    await this.record(run.id, run.cardId, 'INTERRUPTED', { endedAt: new Date(), agentPid: null, agentTokenHash: null }, {
+      reason,
+      ...(leftovers ? { endedLeftoverProcesses: leftovers } : {}),
+    }, run.status);
   }
 
   /** Server shutdown: active agents are ended and their runs marked INTERRUPTED; QUEUED runs wait for the next start. */
   async shutdown(): Promise<void> {
     this.closed = true;
+    const closing = this.queue.close(); // no new run from here on; a cluster queue also waits for the runs below to end
     await Promise.all(
       [...this.live.values()].map((live) => this.end(live, 'INTERRUPTED', 'the server shut down', 1_000)),
     );
-    await this.pumping;
+    await closing;
   }
 
   /** Ends a live run on request: abort what the agent is doing, then finish with `status`. Idempotent. */
@@ -248,9 +340,10 @@ export class Runs {
     return live.ended;
   }
 
-  /** The run whose agent holds `token`, while that run is active; null otherwise. */
-  agentForToken(token: string): AgentIdentity | null {
-    return this.agentTokens.get(token) ?? null;
+  /** The run whose agent holds `token`, while that run is active; null otherwise. Looked up by hash, on any node. */
+  async agentForToken(token: string): Promise<AgentIdentity | null> {
+    const run = await this.options.db.client.run.findUnique({ where: { agentTokenHash: hashAgentToken(token) }, select: { id: true, cardId: true, status: true } });
+    return run && isActive(run.status) ? { runId: run.id, cardId: run.cardId } : null;
   }
 
   /** How many runs this process drives an agent for (or is starting one). */
@@ -260,23 +353,31 @@ export class Runs {
 
   // -- starting ---------------------------------------------------------------------------------
 
-  private pump(): void {
-    this.pumping = this.pumping.then(() => this.fillSlots()).catch((error: unknown) => this.options.logger.error({ err: error }, 'the run queue failed'));
-  }
-
-  private async fillSlots(): Promise<void> {
-    while (!this.closed && this.live.size < this.maxConcurrentRuns) {
-      const next = await this.options.db.client.run.findFirst({
-        where: { status: 'QUEUED', id: { notIn: [...this.live.keys()] } },
-        orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
-        select: { id: true, cardId: true },
-      });
-      if (!next) return;
-      void this.launch(next.id, next.cardId);
+  /**
+   * What the queue calls for each run it delivers; resolves once the run has ended here. A run still
+   * QUEUED is launched. One that is not was stopped meanwhile, or is a redelivery after its worker
+   * lost the lease: it never starts an agent, and if it is still STARTING/RUNNING with no live node
+   * holding it, it becomes INTERRUPTED so that a refine can continue it.
+   */
+  private async drive(runId: string): Promise<void> {
+    const driving = this.live.get(runId);
+    if (driving) return driving.ended; // delivered again to the worker that drives it
+    const run = await this.options.db.client.run.findUnique({ where: { id: runId }, select: { cardId: true, status: true, workerId: true } });
+    if (!run) return; // deleted
+    if (run.status === 'QUEUED') {
+      if (this.closed) return; // shutting down: it stays QUEUED, and a worker enqueues it again at start-up
+      return this.launch(runId, run.cardId);
     }
+    if (run.status !== 'STARTING' && run.status !== 'RUNNING') return;
+    const cluster = this.options.cluster;
+    if (cluster && run.workerId && run.workerId !== cluster.nodeId && (await cluster.stillAlive(run.workerId))) {
+      this.options.logger.warn({ runId, workerId: run.workerId }, `run ${runId} was delivered again, but node ${run.workerId} still heartbeats and drives it`);
+      return;
+    }
+    await this.interruptOrphan({ id: runId, cardId: run.cardId, status: run.status }, 'the worker that ran it stopped (its lease expired)');
   }
 
-  /** STARTING: worktree and agent; RUNNING once the agent is up and the prompt is sent. */
+  /** STARTING: worktree and agent; RUNNING once the agent is up and the prompt is sent. Resolves once the run has ended. */
   private async launch(runId: string, cardId: string): Promise<void> {
     let resolveEnded!: () => void;
     const ended = new Promise<void>((resolve) => (resolveEnded = resolve));
@@ -285,27 +386,52 @@ export class Runs {
       cardId,
       phase: 'starting',
       agent: null,
+      driver: null,
+      stateDir: null,
       deferred: [],
       stderrEvents: 0,
       stderrDropped: 0,
-      agentToken: null,
       ended,
       resolveEnded,
     };
     this.live.set(runId, live); // before any await: the queue counts it at once
-
+    // Served before the claim: a stop that finds nobody serving it can then rely on the QUEUED status write.
+    let release: () => Promise<void>;
     try {
-      const claimed = await this.record(runId, cardId, 'STARTING', {}, {}, 'QUEUED');
+      release = await this.control.serve(runId, (command) => this.handle(live, command));
+    } catch (error) {
+      this.live.delete(runId);
+      live.phase = 'ended';
+      live.resolveEnded();
+      throw error;
+    }
+    await this.startAgent(live);
+    await live.ended;
+    await release().catch((error: unknown) => this.options.logger.warn({ err: error, runId }, `releasing run ${runId}'s control failed`));
+  }
+
+  /** The body of `launch`: claim, worktree, agent, first prompt. */
+  private async startAgent(live: LiveRun): Promise<void> {
+    const { id: runId, cardId } = live;
+    try {
+      // The agent's token exists from the claim on, stored hashed; the run's end clears it.
+      const token = randomBytes(32).toString('base64url');
+      const claim = { agentTokenHash: hashAgentToken(token), ...(this.options.cluster ? { workerId: this.options.cluster.nodeId } : {}) };
+      const claimed = await this.record(runId, cardId, 'STARTING', claim, {}, 'QUEUED');
       if (!claimed) {
         // Stopped or deleted while queued: give the slot to the next one.
         this.live.delete(runId);
         live.phase = 'ended';
         live.resolveEnded();
-        this.pump();
         return;
       }
       const run = await this.options.db.client.run.findUniqueOrThrow({ where: { id: runId }, select: { prompt: true, agent: true, useWorktree: true, worktreePath: true, agentSession: true, refinedFromId: true } });
       const driver = this.options.agents.get(run.agent);
+      const stateDir = path.join(this.options.dataDir, 'agents', driver.name);
+      live.driver = driver;
+      live.stateDir = stateDir;
+      let resume = run.refinedFromId ? run.agentSession : null;
+      if (resume && run.refinedFromId && !(await driver.canResume(resume))) resume = (await this.snapshots.restore(run.refinedFromId, resume, stateDir)) ?? resume;
 
       let cwd = this.options.repoRoot;
       if (run.refinedFromId) {
@@ -322,17 +448,14 @@ export class Runs {
         return;
       }
 
-      const token = randomBytes(32).toString('base64url');
-      this.agentTokens.set(token, { runId, cardId });
-      live.agentToken = token;
       const agent = await driver.start(
         {
           runId,
           cwd,
           env: { ...this.options.agentEnv, [RUN_ID_VARIABLE]: runId, RUNBOARD_URL: this.serverUrl, RUNBOARD_RUN_TOKEN: token },
           withhold: this.options.withheldEnv ?? ['RUNBOARD_TOKEN'],
-          resume: run.refinedFromId ? run.agentSession : null,
-          stateDir: path.join(this.options.dataDir, 'agents', driver.name),
+          resume,
+          stateDir,
         },
         {
           events: (events) => void this.append(live, events),
@@ -359,6 +482,29 @@ export class Runs {
       await delay(200, live.ended);
       if (live.phase === 'ended' || live.phase === 'stopping') return;
       await this.finish(live, 'FAILED', { error: truncateText((error as Error).message, 2_000) });
+    }
+  }
+
+  /** A command for this live run, from run control: what `sendMessage`, `stop` and `uncommitted` ask of the process that drives it. */
+  private async handle(live: LiveRun, command: RunCommand): Promise<unknown> {
+    switch (command.kind) {
+      case 'message':
+        if (live.phase === 'starting') {
+          live.deferred.push({ text: command.text, mode: command.mode });
+          return null;
+        }
+        if (live.phase !== 'running') throw await this.notLive(live.id, 'send a message to');
+        await this.deliver(live, command.text, command.mode);
+        return null;
+      case 'stop':
+        await this.end(live, 'STOPPED', 'stopped by request', ABORT_TIMEOUT_MS);
+        return null;
+      case 'uncommitted': {
+        const run = await this.options.db.client.run.findUniqueOrThrow({ where: { id: live.id }, select: WORKSPACE_SELECT });
+        return this.options.workspaces.uncommitted(run);
+      }
+      default:
+        throw new InvalidInputError(`unknown run command ${(command as { kind: string }).kind}`);
     }
   }
 
@@ -391,14 +537,15 @@ export class Runs {
   private async finish(live: LiveRun, status: 'SUCCEEDED' | 'FAILED' | 'STOPPED' | 'INTERRUPTED', outcome: { reason?: string; error?: string; exitCode?: number | null; exitSignal?: string | null }): Promise<void> {
     if (live.phase === 'ended') return live.ended;
     live.agent?.flush(); // text the agent wrote before this goes first
-    live.phase = 'ended';
-    if (live.agentToken) this.agentTokens.delete(live.agentToken); // the agent's access ends with its run
+    live.phase = 'ended'; // the agent's token dies with the status write below, and is refused already once the run is not active
     try {
       if (live.stderrDropped) await this.append(live, [{ type: 'warning', data: { message: `${live.stderrDropped} more stderr lines were not recorded` } }], true);
       // The process tree is gone before the terminal status is visible: a client that sees STOPPED can rely on it.
       if (live.agent) await live.agent.terminate(STOP_GRACE_MS);
       // An agent that died by itself leaves its tools re-parented, out of reach of its process tree.
       await endProcessesWithEnv(RUN_ID_VARIABLE, live.id, STOP_GRACE_MS);
+      // In a cluster the refine may land on another node: it restores the session from the database.
+      if (this.options.cluster) await this.snapshotSession(live).catch((error: Error) => this.append(live, [{ type: 'warning', data: { message: `the agent session was not stored for a refine on another node: ${truncateText(error.message, 500)}` } }], true));
       // The terminal status is the run's last event, so cleaning up comes first.
       if (status !== 'INTERRUPTED') {
         await this.cleanUp(live.id).catch((error: Error) => this.append(live, [{ type: 'warning', data: { message: `cleanup failed: ${truncateText(error.message, 500)}` } }], true));
@@ -407,15 +554,25 @@ export class Runs {
       this.options.logger.error({ err: error, runId: live.id }, `ending run ${live.id} failed before its final status; recording ${status} anyway`);
     }
     try {
-      const fields = { endedAt: new Date(), agentPid: null, error: outcome.error ?? null, exitCode: outcome.exitCode ?? null, exitSignal: outcome.exitSignal ?? null };
+      const fields = { endedAt: new Date(), agentPid: null, agentTokenHash: null, error: outcome.error ?? null, exitCode: outcome.exitCode ?? null, exitSignal: outcome.exitSignal ?? null };
       await this.recordFinal(live, status, fields, { ...(outcome.reason ? { reason: outcome.reason } : {}), ...(outcome.error ? { error: outcome.error } : {}) });
     } catch (error) {
       this.options.logger.error({ err: error, runId: live.id }, `run ${live.id}'s final status could not be written at all; it stays active until the next restart`);
     } finally {
       this.live.delete(live.id);
       live.resolveEnded();
-      this.pump();
     }
+  }
+
+  /** Stores the run's agent session files (cluster mode), or says in a warning that they are too large to. */
+  private async snapshotSession(live: LiveRun): Promise<void> {
+    if (!live.driver?.sessionFiles || !live.stateDir) return;
+    const run = await this.options.db.client.run.findUnique({ where: { id: live.id }, select: { agentSession: true } });
+    if (!run?.agentSession) return;
+    const files = await live.driver.sessionFiles(run.agentSession, live.stateDir);
+    if (!files.length) return;
+    const outcome = await this.snapshots.take(live.id, live.stateDir, files);
+    if (!outcome.stored) await this.append(live, [{ type: 'warning', data: { message: `the agent session (${outcome.bytes} bytes) is larger than ${MAX_SESSION_SNAPSHOT_BYTES} bytes and was not stored: a refine can resume it only on this node` } }], true);
   }
 
   /** cleanupOnFinish: remove the run's own worktree, keeping a branch with unmerged commits; recorded as an event unless `withEvent` is false. */
@@ -485,11 +642,10 @@ export class Runs {
     return run;
   }
 
-  private async requireLive(runId: string, action: string): Promise<LiveRun> {
-    const live = this.live.get(runId);
-    if (live && (live.phase === 'starting' || live.phase === 'running')) return live;
+  /** The CONFLICT for a command to a run that no process drives (NotFoundError for an unknown one). */
+  private async notLive(runId: string, action: string): Promise<RunboardError> {
     const run = await this.findRun(runId);
-    throw new ConflictError(`cannot ${action} run ${runId}: it is ${run.status === 'QUEUED' ? 'still QUEUED' : run.status}`);
+    return new ConflictError(`cannot ${action} run ${runId}: it is ${run.status === 'QUEUED' ? 'still QUEUED' : run.status}`);
   }
 
   /** The run to refine, or a CONFLICT that says what is wrong with it. */

@@ -12,18 +12,18 @@ import type { Principal } from '../schema/auth.js';
 export interface AuthenticationOptions {
   /** RUNBOARD_TOKEN; undefined when not set. */
   operatorToken?: string;
-  /** The run an agent token belongs to, while that run is active. */
-  agentForToken(token: string): { runId: string; cardId: string } | null;
+  /** The run an agent token belongs to, while that run is active (a database lookup, so any node answers it). */
+  agentForToken(token: string): Promise<{ runId: string; cardId: string } | null>;
   /** Whether a path is served without a token (health checks, the board UI's page and assets). GraphiQL's page is public by its own rule below. @default /healthz and /readyz */
   isPublic?: (pathname: string) => boolean;
 }
 
 /** The principal for an `Authorization` value (header or connection_init field), or null when it is refused. */
-export function authenticate(authorization: unknown, options: AuthenticationOptions): Principal | null {
+export async function authenticate(authorization: unknown, options: AuthenticationOptions): Promise<Principal | null> {
   const token = typeof authorization === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1] : undefined;
   if (token === undefined) return options.operatorToken === undefined && authorization == null ? { kind: 'operator' } : null;
   if (options.operatorToken !== undefined && sameSecret(token, options.operatorToken)) return { kind: 'operator' };
-  const agent = options.agentForToken(token);
+  const agent = await options.agentForToken(token);
   return agent ? { kind: 'agent', ...agent } : null;
 }
 
@@ -40,11 +40,11 @@ export const HEALTH_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz']
 export function useAuthentication(options: AuthenticationOptions): Plugin {
   const isPublic = options.isPublic ?? ((pathname: string) => HEALTH_PATHS.has(pathname));
   return {
-    onRequest({ request, url, endResponse, fetchAPI }) {
+    async onRequest({ request, url, endResponse, fetchAPI }) {
       if (isPublic(url.pathname)) return;
       const wantsGraphiQL = request.method === 'GET' && (request.headers.get('accept') ?? '').includes('text/html') && !url.searchParams.has('query');
       if (wantsGraphiQL) return;
-      if (authenticate(request.headers.get('authorization') ?? undefined, options)) return;
+      if (await authenticate(request.headers.get('authorization') ?? undefined, options)) return;
       const body = { errors: [{ message: 'missing or wrong token: send Authorization: Bearer <token>', extensions: { code: 'UNAUTHENTICATED' } }] };
       endResponse(new fetchAPI.Response(JSON.stringify(body), { status: 401, headers: { 'content-type': 'application/json', 'www-authenticate': 'Bearer' } }));
     },

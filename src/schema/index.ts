@@ -12,6 +12,7 @@ import './review.js';
 import './repository.js';
 import './subscriptions.js';
 import './playtest.js';
+import './cluster.js';
 
 export const schema = builder.toSchema({ sortSchema: true });
 export type { Context } from './context.js';

@@ -53,6 +53,12 @@ export class PiDriver implements AgentDriver {
     return existsSync(sessionFile);
   }
 
+  /** pi's session is one JSON-lines file, under the state dir unless a refine resumed one from elsewhere. */
+  async sessionFiles(sessionFile: string, stateDir: string): Promise<string[]> {
+    const inside = !path.relative(stateDir, sessionFile).startsWith('..') && path.isAbsolute(sessionFile);
+    return inside && existsSync(sessionFile) ? [sessionFile] : [];
+  }
+
   probe(): Promise<{ available: boolean; version: string | null }> {
     return probeVersion(this.command);
   }
