@@ -1522,8 +1522,12 @@ export async function branchTips(clonePath: string, branch: string): Promise<{ l
   return { local: tips.get(local) ?? null, pushed: tips.get(pushed) ?? null };
 }
 
-/** What a push did. `REJECTED_STALE`: the remote's branch was not what we expected (someone else moved it). */
-export type PushOutcome = 'PUSHED' | 'UP_TO_DATE' | 'REJECTED_NON_FAST_FORWARD' | 'REJECTED_STALE' | 'REJECTED';
+/**
+ * What a push did. `REJECTED_MOVED`: not a fast-forward of the remote's branch, or another push was
+ * updating it at that moment (the remote could not lock or update the ref). `REJECTED_STALE`: the
+ * remote's branch was not the expected sha (someone else moved it).
+ */
+export type PushOutcome = 'PUSHED' | 'UP_TO_DATE' | 'REJECTED_MOVED' | 'REJECTED_STALE' | 'REJECTED';
 
 /** Where to push and what the remote's branch must be for the push to go through. */
 export interface PushInput {
@@ -1561,7 +1565,11 @@ export async function pushCommit(input: PushInput): Promise<{ outcome: PushOutco
     if (!line) throw new GitError(`git push reported nothing for ${target}`, 'UNKNOWN', 1, stdout);
     const [flag, , summary = ''] = line.split('\t');
     if (flag === '!') {
-      const outcome = /stale info/.test(summary) ? 'REJECTED_STALE' : /non-fast-forward|fetch first/.test(summary) ? 'REJECTED_NON_FAST_FORWARD' : 'REJECTED';
+      const outcome = /stale info/.test(summary)
+        ? 'REJECTED_STALE'
+        : /non-fast-forward|fetch first|failed to update ref|failed to lock|cannot lock ref/.test(summary)
+          ? 'REJECTED_MOVED'
+          : 'REJECTED';
       return { outcome, detail: summary.trim() };
     }
     await runGit(['update-ref', trackingRef(branch), sha], { cwd: clonePath, objectsOnly: true, writes: true });
@@ -1656,8 +1664,8 @@ export async function mergeAndPush(input: RemoteMergeInput): Promise<MergeResult
         const how = strategy === 'MERGE' ? 'merge commit' : 'squashed';
         return { ok: true, sha: mergeSha, conflictingPaths: [], message: `merged ${branch} into ${into} (${how}) as ${mergeSha.slice(0, 12)} and pushed it` };
       }
-      if (pushed.outcome === 'REJECTED_NON_FAST_FORWARD' && attempt === 1) continue; // another merge landed first: merge onto it
-      const why = pushed.outcome === 'REJECTED_NON_FAST_FORWARD' ? `${into} kept moving on the remote` : `the remote refused the push (${pushed.detail})`;
+      if (pushed.outcome === 'REJECTED_MOVED' && attempt === 1) continue; // another merge landed first: merge onto it
+      const why = pushed.outcome === 'REJECTED_MOVED' ? `${into} kept moving on the remote` : `the remote refused the push (${pushed.detail})`;
       throw new ConflictError(`${why} while ${branch} was being merged; ${into} was not changed, try again`);
     }
   });
