@@ -35,6 +35,8 @@ export interface OrchestratorOptions {
   playtestCommand?: readonly string[] | null;
   /** Where the orchestrator reports failures it handles itself. @default a silent logger */
   logger?: Logger;
+  /** Runs' git workspaces: in cluster mode a RemoteWorkspaces (remote-workspaces.ts). @default the main checkout's */
+  workspaces?: Workspaces;
 }
 
 export type Topics = RunEventTopics & RunTopics & BoardLogTopics;
@@ -63,7 +65,7 @@ export class Orchestrator {
     this.eventLog = new EventLog(options.db, this.bus, this.boardLog);
     const logger = options.logger ?? createLogger({ level: 'silent' });
     this.board = new Board(options.db, this.boardLog, this.eventLog);
-    this.workspaces = new Workspaces(options.db, options.repository.root, options.dataDir);
+    this.workspaces = options.workspaces ?? new Workspaces(options.db, options.repository.root, options.dataDir);
     this.playtests = new Playtests({
       db: options.db,
       eventLog: this.eventLog,

@@ -15,7 +15,6 @@ import type { Logger } from '../log.js';
 import type { Database } from './db.js';
 import { ConflictError, InvalidInputError, NotFoundError } from './errors.js';
 import { truncateText, type EventLog, type RunChanges, type RunEventInput } from './event-log.js';
-import { worktreeExists } from './git.js';
 import { delay, endProcessesWithEnv } from './processes.js';
 import { AGENT_PROMPT_SELECT, renderCardPrompt } from './prompt.js';
 import type { PubSub } from './pubsub.js';
@@ -309,8 +308,7 @@ export class Runs {
 
       let cwd = this.options.repoRoot;
       if (run.refinedFromId) {
-        if (!run.worktreePath || !(await worktreeExists(run.worktreePath))) throw new ConflictError('the worktree to refine in is gone');
-        cwd = run.worktreePath;
+        cwd = await this.options.workspaces.worktreeFor(runId);
       } else if (run.useWorktree) {
         cwd = (await this.options.workspaces.create(runId)).path;
       }
@@ -335,7 +333,10 @@ export class Runs {
           stateDir: path.join(this.options.dataDir, 'agents', driver.name),
         },
         {
-          events: (events) => void this.append(live, events),
+          events: (events) => {
+            void this.append(live, events);
+            this.options.workspaces.publishSoon(runId); // it may have committed: the remote of record gets the branch
+          },
           stderr: (line) => this.onStderr(live, line),
           session: (reference) => void this.options.db.write((tx) => tx.run.update({ where: { id: runId }, data: { agentSession: reference } })).catch(() => undefined),
           settled: (outcome) => {
@@ -399,6 +400,8 @@ export class Runs {
       if (live.agent) await live.agent.terminate(STOP_GRACE_MS);
       // An agent that died by itself leaves its tools re-parented, out of reach of its process tree.
       await endProcessesWithEnv(RUN_ID_VARIABLE, live.id, STOP_GRACE_MS);
+      // The branch as the agent left it reaches the remote of record (cluster mode) before cleanup and the final status.
+      await this.options.workspaces.publishBranch(live.id).catch((error: Error) => this.append(live, [{ type: 'warning', data: { message: `pushing the branch failed: ${truncateText(error.message, 500)}` } }], true));
       // The terminal status is the run's last event, so cleaning up comes first.
       if (status !== 'INTERRUPTED') {
         await this.cleanUp(live.id).catch((error: Error) => this.append(live, [{ type: 'warning', data: { message: `cleanup failed: ${truncateText(error.message, 500)}` } }], true));
@@ -502,7 +505,7 @@ export class Runs {
     if (target.cardId !== cardId) throw new ConflictError(`cannot refine run ${runId}: it belongs to another card`);
     if (isActive(target.status)) throw new ConflictError(`cannot refine run ${runId}: it is still ${target.status}`);
     if (!target.agentSession) throw new ConflictError(`cannot refine run ${runId}: it has no agent session to resume`);
-    if (!target.worktreePath || !(await worktreeExists(target.worktreePath))) throw new ConflictError(`cannot refine run ${runId}: its worktree is gone`);
+    if (!target.worktreePath || !(await this.options.workspaces.canRefineIn(target))) throw new ConflictError(`cannot refine run ${runId}: its worktree is gone`);
     const busy = await this.activeRunIn(target.worktreePath);
     if (busy) throw new ConflictError(`cannot refine run ${runId}: run ${busy} is already working in its worktree`);
     return target;
