@@ -123,8 +123,10 @@ test('a worktree commit is pushed and the other node reviews it from the branch 
   owners.set(runId, a);
   const held = await b.uncommitted(run);
   expect(held?.files).toEqual([{ path: 'notes.txt', previousPath: null, status: 'ADDED', additions: 1, deletions: 0, binary: false }]);
+  expect(await b.uncommittedUnavailable(run)).toBeNull();
   owners.delete(runId);
   expect(await b.uncommitted(run)).toBeNull();
+  expect(await b.uncommittedUnavailable(run)).toMatch(/^no worker holds the run now/);
   expect((await a.uncommitted(run))?.files.map((f) => f.path)).toEqual(['notes.txt']); // a's own worktree
 });
 

@@ -259,6 +259,19 @@ export class RemoteWorkspaces extends Workspaces {
     return this.uncommittedOnThisNode(run.branch, maxBytes);
   }
 
+  /**
+   * Why `uncommitted` is null: no worktree of its own, or no worker answers for it and this node
+   * has no copy (the work is on the disk of the worker that ran it).
+   */
+  override async uncommittedUnavailable(run: RunWorkspaceRef): Promise<string | null> {
+    if (!run.worktreePath || !run.branch) return 'the run has no worktree of its own';
+    const active = await this.db.client.run.findFirst({ where: { branch: run.branch, status: { in: [...ACTIVE_RUN_STATUSES] } }, select: { id: true } });
+    // Asked for one byte of patch: whether its worker answers is what matters.
+    if (active && this.options.askOwner && (await this.options.askOwner(active.id, 1)).delivered) return null;
+    if (await git.worktreeExists(this.localPath(run.branch))) return null;
+    return 'no worker holds the run now: its uncommitted work stays on the disk of the worker that ran it, and only commits are pushed';
+  }
+
   /** Worker side of the RunControl 'uncommitted' command: this node's worktree of the run's branch. */
   override async uncommittedHere(runId: string, maxBytes?: number | null): Promise<git.UncommittedChanges | null> {
     const run = await this.db.client.run.findUnique({ where: { id: runId }, select: { branch: true } });

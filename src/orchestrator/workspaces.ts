@@ -196,6 +196,12 @@ export class Workspaces {
     }
   }
 
+  /** Why `uncommitted` answers null for this run, or null when it does not: it has no worktree of its own, or the worktree is gone. */
+  async uncommittedUnavailable(run: RunWorkspaceRef): Promise<string | null> {
+    if (!run.worktreePath) return 'the run has no worktree of its own';
+    return (await git.worktreeExists(run.worktreePath)) ? null : 'its worktree is gone';
+  }
+
   /**
    * Merges the run's branch into the main checkout, which must be on the branch the run started
    * from. Refused while the run is active. On success the new commit is recorded on the run. The
