@@ -1432,6 +1432,13 @@ export interface CloneInfo {
 }
 
 /**
+ * Settings for every command that talks to the remote. The remote is named by the URL runboard
+ * holds, never by the clone's `remote.origin.url`, which an agent working in a worktree can edit;
+ * and git's `ext::` transport (a command line as a URL) stays off whatever the clone's config says.
+ */
+const TRANSPORT_CONFIG: Readonly<Record<string, string>> = { 'protocol.ext.allow': 'never' };
+
+/**
  * Makes (or reopens) the node's bare clone of `remote` at `clonePath`. Nothing is fetched yet:
  * branches are fetched when used. InvalidInputError when `clonePath` holds something else, or a
  * clone of another remote.
@@ -1465,9 +1472,9 @@ export async function openClone(remoteText: string, clonePath: string): Promise<
 }
 
 /** The remote's default branch (what its HEAD names), or null when it does not say. */
-export async function remoteDefaultBranch(clonePath: string): Promise<string | null> {
+export async function remoteDefaultBranch({ clonePath, remote }: CloneInfo): Promise<string | null> {
   return remoteLocks.run(clonePath, async () => {
-    const { stdout } = await runGit(['ls-remote', '--symref', '--', REMOTE_NAME, 'HEAD'], { cwd: clonePath, writes: true });
+    const { stdout } = await runGit(['ls-remote', '--symref', '--', remote, 'HEAD'], { cwd: clonePath, writes: true, config: TRANSPORT_CONFIG });
     const match = /^ref: refs\/heads\/(\S+)\tHEAD$/m.exec(stdout);
     return match ? match[1] : null;
   });
@@ -1477,14 +1484,14 @@ export async function remoteDefaultBranch(clonePath: string): Promise<string | n
  * Fetches `branches` from the remote into their tracking refs (forced: the remote is the record).
  * Returns the branches the remote does not have (their tracking refs are left as they were).
  */
-export async function fetchBranches(clonePath: string, branches: readonly string[]): Promise<string[]> {
+export async function fetchBranches({ clonePath, remote }: CloneInfo, branches: readonly string[]): Promise<string[]> {
   const wanted = unique(branches);
   for (const branch of wanted) checkRefText(branch, 'branch');
   return remoteLocks.run(clonePath, async () => {
     const fetch = (names: readonly string[]) =>
       runGit(
-        ['fetch', '--quiet', '--no-tags', '--no-write-fetch-head', '--no-recurse-submodules', '--', REMOTE_NAME, ...names.map((b) => `+refs/heads/${b}:${trackingRef(b)}`)],
-        { cwd: clonePath, writes: true },
+        ['fetch', '--quiet', '--no-tags', '--no-write-fetch-head', '--no-recurse-submodules', '--', remote, ...names.map((b) => `+refs/heads/${b}:${trackingRef(b)}`)],
+        { cwd: clonePath, writes: true, config: TRANSPORT_CONFIG },
       );
     try {
       await fetch(wanted);
@@ -1531,7 +1538,7 @@ export type PushOutcome = 'PUSHED' | 'UP_TO_DATE' | 'REJECTED_MOVED' | 'REJECTED
 
 /** Where to push and what the remote's branch must be for the push to go through. */
 export interface PushInput {
-  clonePath: string;
+  clone: CloneInfo;
   /** The commit to push. */
   sha: string;
   /** The remote's branch to set. */
@@ -1550,15 +1557,15 @@ export interface PushInput {
  * error; an unreachable remote is a GitError.
  */
 export async function pushCommit(input: PushInput): Promise<{ outcome: PushOutcome; detail: string }> {
-  const { clonePath, sha, branch } = input;
+  const { clone: { clonePath, remote }, sha, branch } = input;
   checkRefText(branch, 'branch');
   if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(sha)) throw new InvalidInputError(`${sha} is not a commit id`, 'sha');
   const target = `refs/heads/${branch}`;
   const lease = input.expect === undefined ? [] : [`--force-with-lease=${target}:${input.expect ?? ''}`];
   return remoteLocks.run(clonePath, async () => {
     const { stdout } = await runGit(
-      ['push', '--porcelain', '--no-verify', '--no-signed', '--no-follow-tags', '--no-recurse-submodules', ...lease, '--', REMOTE_NAME, `${sha}:${target}`],
-      { cwd: clonePath, writes: true, okExitCodes: [1] },
+      ['push', '--porcelain', '--no-verify', '--no-signed', '--no-follow-tags', '--no-recurse-submodules', ...lease, '--', remote, `${sha}:${target}`],
+      { cwd: clonePath, writes: true, okExitCodes: [1], config: TRANSPORT_CONFIG },
     );
     // Porcelain: "<flag>\t<from>:<to>\t<summary>" per ref; "!" is a refusal, "=" up to date.
     const line = stdout.split('\n').find((l) => l.split('\t')[1]?.endsWith(`:${target}`));
@@ -1615,7 +1622,7 @@ export async function worktreeFromRemote(input: { clonePath: string; worktreesDi
 
 /** What to merge into which branch of the remote, through the node's clone. */
 export interface RemoteMergeInput {
-  clonePath: string;
+  clone: CloneInfo;
   /** The run's branch, as pushed. */
   branch: string;
   /** The remote's branch to merge into. */
@@ -1634,7 +1641,8 @@ export interface RemoteMergeInput {
  * them within the process.
  */
 export async function mergeAndPush(input: RemoteMergeInput): Promise<MergeResult> {
-  const { clonePath, branch, into, strategy } = input;
+  const { clone, branch, into, strategy } = input;
+  const { clonePath } = clone;
   if (strategy !== 'MERGE' && strategy !== 'SQUASH') throw new InvalidInputError(`unknown merge strategy ${String(strategy)}`, 'strategy');
   checkRefText(branch, 'branch');
   checkRefText(into, 'branch');
@@ -1644,7 +1652,7 @@ export async function mergeAndPush(input: RemoteMergeInput): Promise<MergeResult
   }
   return mergeLocks.run(clonePath, async () => {
     for (let attempt = 1; ; attempt++) {
-      const missing = await fetchBranches(clonePath, [into, branch]);
+      const missing = await fetchBranches(clone, [into, branch]);
       if (missing.includes(into)) throw new ConflictError(`the remote has no branch ${into} to merge into`);
       if (missing.includes(branch)) throw new NotFoundError('branch', branch);
       const [intoSha, branchSha] = await Promise.all([resolveCommit(clonePath, into, 'tracking'), resolveCommit(clonePath, branch, 'tracking')]);
@@ -1659,7 +1667,7 @@ export async function mergeAndPush(input: RemoteMergeInput): Promise<MergeResult
       }
       const parents = strategy === 'MERGE' ? [intoSha, branchSha] : [intoSha];
       const mergeSha = await commitTree(clonePath, merged.tree, parents, message, await fallbackIdentity(clonePath));
-      const pushed = await pushCommit({ clonePath, sha: mergeSha, branch: into });
+      const pushed = await pushCommit({ clone, sha: mergeSha, branch: into });
       if (pushed.outcome === 'PUSHED' || pushed.outcome === 'UP_TO_DATE') {
         const how = strategy === 'MERGE' ? 'merge commit' : 'squashed';
         return { ok: true, sha: mergeSha, conflictingPaths: [], message: `merged ${branch} into ${into} (${how}) as ${mergeSha.slice(0, 12)} and pushed it` };

@@ -56,17 +56,19 @@ export class RemoteWorkspaces extends Workspaces {
   /** The remote of record, as the clone names it (a path made absolute). */
   readonly remote: string;
   readonly baseBranch: string;
+  private readonly clone: git.CloneInfo;
   private readonly options: RemoteWorkspacesOptions;
   /** One publish of a run's branch at a time; each is cheap when the branch has not moved. */
   private readonly publishing = new KeyedMutex();
   private readonly publishTimers = new Map<string, NodeJS.Timeout>();
-  /** Review fetches by branch: when the last one started, and its promise. */
+  /** Review fetches by the branches fetched: when the last one started, and its promise. */
   private readonly fetches = new Map<string, { at: number; done: Promise<void> }>();
 
   private constructor(options: RemoteWorkspacesOptions, clone: git.CloneInfo, baseBranch: string) {
     super(options.db, clone.clonePath, options.dataDir);
     this.options = options;
     this.remote = clone.remote;
+    this.clone = clone;
     this.baseBranch = baseBranch;
   }
 
@@ -76,9 +78,9 @@ export class RemoteWorkspaces extends Workspaces {
    */
   static async open(options: RemoteWorkspacesOptions): Promise<RemoteWorkspaces> {
     const clone = await git.openClone(options.remote, path.join(options.dataDir, 'repository.git'));
-    const baseBranch = options.baseBranch ?? (await git.remoteDefaultBranch(clone.clonePath));
+    const baseBranch = options.baseBranch ?? (await git.remoteDefaultBranch(clone));
     if (!baseBranch) throw new ConflictError(`${clone.remote} names no default branch; configure the base branch`);
-    const missing = await git.fetchBranches(clone.clonePath, [baseBranch]);
+    const missing = await git.fetchBranches(clone, [baseBranch]);
     if (missing.length) throw new ConflictError(`${clone.remote} has no branch ${baseBranch}`);
     return new RemoteWorkspaces(options, clone, baseBranch);
   }
@@ -101,7 +103,7 @@ export class RemoteWorkspaces extends Workspaces {
   override async create(runId: string): Promise<git.CreatedWorktree> {
     const run = await this.db.client.run.findUnique({ where: { id: runId }, select: { card: { select: { title: true } } } });
     if (!run) throw new NotFoundError('Run', runId);
-    if ((await git.fetchBranches(this.repoRoot, [this.baseBranch])).length) throw new ConflictError(`${this.remote} has no branch ${this.baseBranch}`);
+    if ((await git.fetchBranches(this.clone, [this.baseBranch])).length) throw new ConflictError(`${this.remote} has no branch ${this.baseBranch}`);
     const start = { branch: this.baseBranch, sha: (await git.trackingSha(this.repoRoot, this.baseBranch))! };
     const created = await git.createWorktree({ repoRoot: this.repoRoot, worktreesDir: this.worktreesDir, title: run.card.title, runId, start });
     await this.recordWorktree(runId, created);
@@ -115,7 +117,7 @@ export class RemoteWorkspaces extends Workspaces {
     const run = await this.db.client.run.findUnique({ where: { id: runId }, select: { branch: true, worktreePath: true } });
     if (!run) throw new NotFoundError('Run', runId);
     if (!run.branch) throw new ConflictError('the run to refine has no branch to continue');
-    if ((await git.fetchBranches(this.repoRoot, [run.branch])).length) throw new ConflictError(`branch ${run.branch} is not on the remote`);
+    if ((await git.fetchBranches(this.clone, [run.branch])).length) throw new ConflictError(`branch ${run.branch} is not on the remote`);
     const worktreePath = await git.worktreeFromRemote({ clonePath: this.repoRoot, worktreesDir: this.worktreesDir, branch: run.branch });
     if (worktreePath !== run.worktreePath) {
       await this.db.write((tx) => tx.run.update({ where: { id: runId }, data: { worktreePath, worktreeMissing: false } }));
@@ -177,33 +179,34 @@ export class RemoteWorkspaces extends Workspaces {
   private async push(branch: string): Promise<void> {
     const { local, pushed } = await git.branchTips(this.repoRoot, branch);
     if (!local || local === pushed) return;
-    const { outcome, detail } = await git.pushCommit({ clonePath: this.repoRoot, sha: local, branch, expect: pushed });
+    const { outcome, detail } = await git.pushCommit({ clone: this.clone, sha: local, branch, expect: pushed });
     if (outcome === 'REJECTED_STALE') throw new ConflictError(`branch ${branch} on the remote was moved by someone else; this node's commits were not pushed`);
     if (outcome !== 'PUSHED' && outcome !== 'UP_TO_DATE') throw new ConflictError(`the remote refused branch ${branch}: ${detail}`);
   }
 
   // -- review, from the branch as pushed ----------------------------------------------------------
 
-  /** Fetches the run's branch and base, unless a fetch of them started less than REVIEW_FETCH_THROTTLE_MS ago (or still runs). */
-  private refresh(run: BranchedRun): Promise<void> {
+  /** Fetches `branches`, unless a fetch of the same ones started less than REVIEW_FETCH_THROTTLE_MS ago (or still runs). */
+  private refresh(branches: readonly string[]): Promise<void> {
+    const key = branches.join('\0');
     const now = Date.now();
-    const known = this.fetches.get(run.branch);
+    const known = this.fetches.get(key);
     if (known && now - known.at < REVIEW_FETCH_THROTTLE_MS) return known.done;
     if (this.fetches.size >= MAX_REMEMBERED_FETCHES) {
-      for (const [branch, entry] of this.fetches) if (now - entry.at >= REVIEW_FETCH_THROTTLE_MS) this.fetches.delete(branch);
+      for (const [old, entry] of this.fetches) if (now - entry.at >= REVIEW_FETCH_THROTTLE_MS) this.fetches.delete(old);
     }
-    const done = git.fetchBranches(this.repoRoot, [run.branch, run.baseBranch ?? this.baseBranch]).then(() => undefined);
+    const done = git.fetchBranches(this.clone, branches).then(() => undefined);
     const entry = { at: now, done };
-    this.fetches.set(run.branch, entry);
+    this.fetches.set(key, entry);
     // A failed fetch is not reused: the next read tries again.
-    done.catch(() => this.fetches.get(run.branch) === entry && this.fetches.delete(run.branch));
+    done.catch(() => this.fetches.get(key) === entry && this.fetches.delete(key));
     return done;
   }
 
   /** `read` over the run's branch as pushed, fetched first, all in one review read. */
   private reviewPushed<T>(run: BranchedRun, what: string, read: (range: git.BranchRange) => Promise<T>): Promise<T> {
     return git.reviewRead(what, async () => {
-      await this.refresh(run);
+      await this.refresh([run.branch, run.baseBranch ?? this.baseBranch]);
       return read({ repoRoot: this.repoRoot, branch: run.branch, base: run.baseSha, tracking: true });
     });
   }
@@ -211,7 +214,7 @@ export class RemoteWorkspaces extends Workspaces {
   /** The base branch as last fetched from the remote: there is no main checkout in cluster mode. */
   override async repositoryStatus(): Promise<git.RepositoryStatus> {
     const headSha = await git.reviewRead(`the remote's ${this.baseBranch}`, async () => {
-      await git.fetchBranches(this.repoRoot, [this.baseBranch]);
+      await this.refresh([this.baseBranch]);
       return git.trackingSha(this.repoRoot, this.baseBranch);
     });
     if (!headSha) throw new ConflictError(`${this.remote} has no branch ${this.baseBranch}`);
@@ -299,7 +302,7 @@ export class RemoteWorkspaces extends Workspaces {
     const run = await this.mergeTarget(runId);
     const into = run.baseBranch ?? this.baseBranch;
     return this.options.withLock(`runboard:merge:${this.remote}`, async () => {
-      const result = await git.mergeAndPush({ clonePath: this.repoRoot, branch: run.branch, into, strategy, message: mergeMessage(run.card, run, strategy) });
+      const result = await git.mergeAndPush({ clone: this.clone, branch: run.branch, into, strategy, message: mergeMessage(run.card, run, strategy) });
       if (result.ok) await this.db.write((tx) => tx.run.update({ where: { id: runId }, data: { mergedSha: result.sha } }));
       return { ...result, runId };
     });
