@@ -13,7 +13,9 @@ import { RemoteWorkspaces, type OwnerAnswer } from '../src/orchestrator/remote-w
 import { WORKSPACE_SELECT, type MergeRunResult } from '../src/orchestrator/workspaces.js';
 import { git, makeRepo, removeDirs, tempDir } from './helpers/repo.js';
 
-let dirs: string[] = [];
+/** Each test runs dozens of git commands, several over the remote; a busy machine makes that slow. */
+const SLOW = 120_000;
+const dirs: string[] = [];
 let db: Database;
 let remote: string;
 /** Runs that `serve` marks live on a node, as RunControl would route the 'uncommitted' command. */
@@ -39,7 +41,8 @@ const askOwner = async (runId: string, maxBytes: number | null): Promise<OwnerAn
 async function node(name: string, lock = withLock): Promise<RemoteWorkspaces> {
   const dataDir = path.join(await tempDir(`runboard-node-${name}-`), 'data');
   dirs.push(path.dirname(dataDir));
-  return RemoteWorkspaces.open({ db, dataDir, remote, withLock: lock, askOwner });
+  // Every review read fetches (no throttle), so a push shows at once; agent activity pushes within 100 ms.
+  return RemoteWorkspaces.open({ db, dataDir, remote, withLock: lock, askOwner, reviewFetchThrottleMs: 0, publishThrottleMs: 100 });
 }
 
 beforeAll(async () => {
@@ -50,11 +53,11 @@ beforeAll(async () => {
   const dbDir = await tempDir('runboard-db-');
   dirs.push(seed, root, dbDir);
   db = await Database.open({ url: `file:${path.join(dbDir, 'runboard.db')}` });
-});
+}, SLOW);
 afterAll(async () => {
   await db?.close();
   await removeDirs(...dirs);
-});
+}, SLOW);
 
 /** A card and a run row, as startRun makes them; `status` SUCCEEDED unless said. */
 async function newRun(title: string, status: 'SUCCEEDED' | 'RUNNING' = 'SUCCEEDED', refine?: string) {
@@ -72,6 +75,15 @@ async function commitIn(dir: string, files: Record<string, string>, message: str
   await git(dir, 'add', '-A');
   await git(dir, '-c', 'user.name=Agent', '-c', 'user.email=agent@example.com', 'commit', '-q', '-m', message);
   return git(dir, 'rev-parse', 'HEAD');
+}
+
+/** Two settled runs, one made on each node, each with `files` committed and pushed. */
+async function publishedRuns(a: RemoteWorkspaces, b: RemoteWorkspaces, [title1, files1]: [string, Record<string, string>], [title2, files2]: [string, Record<string, string>]) {
+  const [one, two] = [await newRun(title1), await newRun(title2)];
+  await commitIn((await a.create(one)).path, files1, title1);
+  await commitIn((await b.create(two)).path, files2, title2);
+  await Promise.all([a.publishBranch(one), b.publishBranch(two)]);
+  return [one, two];
 }
 
 const remoteSha = (branch: string) => git(remote, 'rev-parse', `refs/heads/${branch}`).catch(() => null);
@@ -101,11 +113,9 @@ test('a worktree commit is pushed and the other node reviews it from the branch 
   await eventually(async () => (await remoteSha(created.branch)) === first);
   // A commit not pushed yet is not what review shows: the branch as pushed is.
   const second = await commitIn(created.path, { 'jump.rs': 'fn jump() { fly() }\n' }, 'Jump higher');
-  await new Promise((resolve) => setTimeout(resolve, 2_100)); // past the review fetch throttle
   expect((await b.commits(await ref(runId)))!.map((c) => c.sha)).toEqual([first]);
   await a.publishBranch(runId); // as the run does when it settles
   expect(await remoteSha(created.branch)).toBe(second);
-  await new Promise((resolve) => setTimeout(resolve, 2_100));
 
   const run = await ref(runId);
   expect((await b.commits(run))!.map((c) => c.subject)).toEqual(['Jump higher', 'Add jump']);
@@ -128,7 +138,7 @@ test('a worktree commit is pushed and the other node reviews it from the branch 
   expect(await b.uncommitted(run)).toBeNull();
   expect(await b.uncommittedUnavailable(run)).toMatch(/^no worker holds the run now/);
   expect((await a.uncommitted(run))?.files.map((f) => f.path)).toEqual(['notes.txt']); // a's own worktree
-});
+}, SLOW);
 
 test('an amended commit replaces the pushed one, but a push over another node\'s newer push is refused', async () => {
   const [a, b] = [await node('a'), await node('b')];
@@ -148,17 +158,11 @@ test('an amended commit replaces the pushed one, but a push over another node\'s
   await git(worktree, '-c', 'user.name=Agent', '-c', 'user.email=agent@example.com', 'commit', '-q', '--amend', '-m', 'One, amended again');
   await expect(a.publishBranch(runId)).rejects.toThrow(ConflictError);
   expect(await remoteSha(branch)).toBe(newer);
-});
+}, SLOW);
 
 test('two merges at once are serialized cluster-wide and both land', async () => {
   const [a, b] = [await node('a'), await node('b')];
-  const one = await newRun('Feature one');
-  const two = await newRun('Feature two');
-  const w1 = await a.create(one);
-  const w2 = await b.create(two);
-  await commitIn(w1.path, { 'one.txt': '1\n' }, 'One');
-  await commitIn(w2.path, { 'two.txt': '2\n' }, 'Two');
-  await Promise.all([a.publishBranch(one), b.publishBranch(two)]);
+  const [one, two] = await publishedRuns(a, b, ['Feature one', { 'one.txt': '1\n' }], ['Feature two', { 'two.txt': '2\n' }]);
   const before = await remoteSha('main');
 
   mostHolders = 0;
@@ -175,18 +179,12 @@ test('two merges at once are serialized cluster-wide and both land', async () =>
   // Merging again: nothing to do, and the remote stays.
   expect(await a.merge(one, 'MERGE')).toMatchObject({ ok: false, message: expect.stringContaining('already merged') });
   expect(await remoteSha('main')).toBe(main);
-});
+}, SLOW);
 
 test('without the cluster lock, a merge whose push loses the race re-merges onto the winner, or changes nothing', async () => {
   const noLock = <T>(_name: string, fn: () => Promise<T>) => fn();
   const [a, b] = [await node('a', noLock), await node('b', noLock)];
-  const one = await newRun('Race one');
-  const two = await newRun('Race two');
-  const w1 = await a.create(one);
-  const w2 = await b.create(two);
-  await commitIn(w1.path, { 'race-one.txt': '1\n' }, 'Race one');
-  await commitIn(w2.path, { 'race-two.txt': '2\n' }, 'Race two');
-  await Promise.all([a.publishBranch(one), b.publishBranch(two)]);
+  const [one, two] = await publishedRuns(a, b, ['Race one', { 'race-one.txt': '1\n' }], ['Race two', { 'race-two.txt': '2\n' }]);
   const before = (await remoteSha('main'))!;
   // Usually both land (the loser refetches and merges onto the winner); if the remote moved again
   // before its second push, it is a CONFLICT that pushed nothing.
@@ -200,24 +198,18 @@ test('without the cluster lock, a merge whose push loses the race re-merges onto
     const shown = await git(remote, 'show', `${main}:${file}`).catch(() => null);
     expect(shown).toBe(landed.includes(r) ? (file === 'race-one.txt' ? '1' : '2') : null);
   }
-});
+}, SLOW);
 
 test('of two conflicting merges at once one lands, and the other leaves the remote\'s base as the first left it', async () => {
   const [a, b] = [await node('a'), await node('b')];
-  const one = await newRun('Readme one');
-  const two = await newRun('Readme two');
-  const w1 = await a.create(one);
-  const w2 = await b.create(two);
-  await commitIn(w1.path, { 'README.md': '# one\n' }, 'Readme one');
-  await commitIn(w2.path, { 'README.md': '# two\n' }, 'Readme two');
-  await Promise.all([a.publishBranch(one), b.publishBranch(two)]);
+  const [one, two] = await publishedRuns(a, b, ['Readme one', { 'README.md': '# one\n' }], ['Readme two', { 'README.md': '# two\n' }]);
   const results = await Promise.all([a.merge(one, 'MERGE'), b.merge(two, 'MERGE')]);
   const landed = results.filter((r) => r.ok);
   const refused = results.filter((r) => !r.ok);
   expect(landed).toHaveLength(1);
   expect(refused).toEqual([expect.objectContaining({ ok: false, sha: null, conflictingPaths: ['README.md'], message: expect.stringContaining('main was not touched') })]);
   expect(await remoteSha('main')).toBe(landed[0].sha);
-});
+}, SLOW);
 
 test('a conflicting merge leaves the remote\'s base branch unchanged', async () => {
   const a = await node('a');
@@ -238,7 +230,7 @@ test('a conflicting merge leaves the remote\'s base branch unchanged', async () 
   expect(result).toMatchObject({ ok: false, sha: null, conflictingPaths: ['src/main.rs'] });
   expect(await git(remote, 'for-each-ref')).toBe(refsBefore);
   expect((await db.client.run.findUniqueOrThrow({ where: { id: runId } })).mergedSha).toBeNull();
-});
+}, SLOW);
 
 test('a refine on the other node re-creates the worktree from the pushed branch, and the first node catches up', async () => {
   const [a, b] = [await node('a'), await node('b')];
@@ -265,7 +257,7 @@ test('a refine on the other node re-creates the worktree from the pushed branch,
   // And a node with no copy of it at all makes one too.
   const c = await node('c');
   expect(await readFile(path.join(await c.worktreeFor(again), 'level.txt'), 'utf8')).toBe('level 2\n');
-});
+}, SLOW);
 
 test('a node reopens its clone, and refuses a directory that is not its clone', async () => {
   const a = await node('a');
@@ -274,4 +266,4 @@ test('a node reopens its clone, and refuses a directory that is not its clone', 
   const other = await makeRepo();
   dirs.push(other);
   await expect(RemoteWorkspaces.open({ db, dataDir: path.dirname(a.worktreesDir), remote: other, withLock })).rejects.toThrow(/is a clone of/);
-});
+}, SLOW);

@@ -50,6 +50,10 @@ export interface RemoteWorkspacesOptions {
   askOwner?: (runId: string, maxBytes: number | null) => Promise<OwnerAnswer>;
   /** Where failed background pushes are reported. */
   logger?: Logger;
+  /** @default PUBLISH_THROTTLE_MS // ms */
+  publishThrottleMs?: number;
+  /** @default REVIEW_FETCH_THROTTLE_MS // ms */
+  reviewFetchThrottleMs?: number;
 }
 
 export class RemoteWorkspaces extends Workspaces {
@@ -157,7 +161,7 @@ export class RemoteWorkspaces extends Workspaces {
     const timer = setTimeout(() => {
       this.publishTimers.delete(runId);
       this.publishBranch(runId).catch((error: unknown) => this.options.logger?.warn({ err: error, runId }, `pushing run ${runId}'s branch failed; the next commit or its end tries again`));
-    }, PUBLISH_THROTTLE_MS);
+    }, this.options.publishThrottleMs ?? PUBLISH_THROTTLE_MS);
     timer.unref();
     this.publishTimers.set(runId, timer);
   }
@@ -188,12 +192,13 @@ export class RemoteWorkspaces extends Workspaces {
 
   /** Fetches `branches`, unless a fetch of the same ones started less than REVIEW_FETCH_THROTTLE_MS ago (or still runs). */
   private refresh(branches: readonly string[]): Promise<void> {
+    const throttleMs = this.options.reviewFetchThrottleMs ?? REVIEW_FETCH_THROTTLE_MS;
     const key = branches.join('\0');
     const now = Date.now();
     const known = this.fetches.get(key);
-    if (known && now - known.at < REVIEW_FETCH_THROTTLE_MS) return known.done;
+    if (known && now - known.at < throttleMs) return known.done;
     if (this.fetches.size >= MAX_REMEMBERED_FETCHES) {
-      for (const [old, entry] of this.fetches) if (now - entry.at >= REVIEW_FETCH_THROTTLE_MS) this.fetches.delete(old);
+      for (const [old, entry] of this.fetches) if (now - entry.at >= throttleMs) this.fetches.delete(old);
     }
     const done = git.fetchBranches(this.clone, branches).then(() => undefined);
     const entry = { at: now, done };
