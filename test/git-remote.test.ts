@@ -4,14 +4,18 @@
  * database, as cluster nodes share Postgres. The cluster lock is an in-process mutex here.
  */
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Database } from '../src/orchestrator/db.js';
 import { ConflictError } from '../src/orchestrator/errors.js';
 import { KeyedMutex } from '../src/orchestrator/lock.js';
 import { RemoteWorkspaces, type OwnerAnswer } from '../src/orchestrator/remote-workspaces.js';
 import { WORKSPACE_SELECT, type MergeRunResult } from '../src/orchestrator/workspaces.js';
+import { createAgentCatalog } from '../src/agents/index.js';
+import { Orchestrator } from '../src/orchestrator/index.js';
+import { makePiEnvironment, startModelServer } from './helpers/model-server.js';
 import { git, makeRepo, removeDirs, tempDir } from './helpers/repo.js';
+import { waitFor } from './helpers/runs.js';
 
 /** Each test runs dozens of git commands, several over the remote; a busy machine makes that slow. */
 const SLOW = 120_000;
@@ -266,4 +270,57 @@ test('a node reopens its clone, and refuses a directory that is not its clone', 
   const other = await makeRepo();
   dirs.push(other);
   await expect(RemoteWorkspaces.open({ db, dataDir: path.dirname(a.worktreesDir), remote: other, withLock })).rejects.toThrow(/is a clone of/);
+}, SLOW);
+
+test('runs on two workers: the agent\'s commit reaches the remote, and a refine on the other worker continues the pushed branch', async () => {
+  // The agent commits a file named by the prompt, then says it is done.
+  const model = await startModelServer((request) => {
+    if (request.messages.at(-1)?.role === 'tool') return { text: 'Done.' };
+    const file = request.lastUserText?.includes('more') ? 'more.txt' : 'first.txt';
+    const command = `echo hi > ${file} && git add -A && git -c user.name=Agent -c user.email=agent@example.com commit -q -m "Add ${file}"`;
+    return { toolCalls: [{ name: 'bash', arguments: { command } }] };
+  });
+  const pi = await makePiEnvironment(model);
+  const agents = createAgentCatalog({ piArgs: pi.args, agentEnv: pi.env });
+  const worker = async (name: string) => {
+    const workspaces = await node(name);
+    const dataDir = path.dirname(workspaces.worktreesDir);
+    return new Orchestrator({ db, repository: await workspaces.repositoryInfo(), dataDir, agents, agentEnv: pi.env, workspaces });
+  };
+  const [a, b] = [await worker('a'), await worker('b')];
+  const settled = (runId: string) =>
+    waitFor(`run ${runId} to settle`, async () => {
+      const run = await db.client.run.findUniqueOrThrow({ where: { id: runId } });
+      return ['SUCCEEDED', 'FAILED', 'STOPPED', 'INTERRUPTED'].includes(run.status) ? run : undefined;
+    }, 60_000);
+  try {
+    const card = await db.client.card.create({ data: { title: 'Two workers', position: 0 } });
+    const first = await settled(await a.runs.start({ cardId: card.id }));
+    expect(first).toMatchObject({ status: 'SUCCEEDED', error: null });
+    expect(await git(remote, 'log', '-1', '--format=%s', first.branch!)).toBe('Add first.txt');
+
+    // Worker a stops taking runs; the refine goes to worker b, which has never seen the worktree. On
+    // another machine worker a's directories would not exist: nor do they here.
+    await a.runs.shutdown();
+    await rm(first.worktreePath!, { recursive: true });
+    // pi's session names the directory it ran in, and pi refuses to resume it elsewhere. Moving a
+    // session between workers is not git's part (the run queue's session snapshot is): here the
+    // session file is where pi left it, pointed at the directory worker b will use.
+    const [header, ...rest] = (await readFile(first.agentSession!, 'utf8')).split('\n');
+    const session = JSON.parse(header);
+    expect(session.cwd).toBe(first.worktreePath);
+    session.cwd = path.join(b.workspaces.worktreesDir, path.basename(first.worktreePath!));
+    await writeFile(first.agentSession!, [JSON.stringify(session), ...rest].join('\n'));
+    const refine = await settled(await b.runs.start({ cardId: card.id, refineRunId: first.id, prompt: 'Add more' }));
+    expect(refine).toMatchObject({ status: 'SUCCEEDED', error: null, branch: first.branch });
+    expect(refine.worktreePath!.startsWith(b.workspaces.worktreesDir + path.sep)).toBe(true);
+    expect(await readFile(path.join(refine.worktreePath!, 'first.txt'), 'utf8')).toBe('hi\n');
+    expect(await git(remote, 'log', '--format=%s', `${first.baseSha}..${first.branch}`)).toBe('Add more.txt\nAdd first.txt');
+    // Worker a reviews the run from the branch as pushed.
+    expect((await a.workspaces.commits(await ref(first.id)))!.map((c) => c.subject)).toEqual(['Add more.txt', 'Add first.txt']);
+  } finally {
+    await Promise.all([a.runs.shutdown(), b.runs.shutdown()]);
+    await model.close();
+    await pi.cleanup();
+  }
 }, SLOW);
