@@ -221,6 +221,10 @@ test('a conflicting merge leaves the remote\'s base branch unchanged', async () 
   const { path: worktree } = await a.create(runId);
   await commitIn(worktree, { 'src/main.rs': 'fn main() { run() }\n' }, 'Run');
   await a.publishBranch(runId);
+  // Uncommitted work in this node's worktree would not be merged: refused, as with the main checkout.
+  await writeFile(path.join(worktree, 'draft.txt'), 'draft\n');
+  await expect(a.merge(runId, 'MERGE')).rejects.toMatchObject({ category: 'conflict', paths: ['draft.txt'] });
+  await rm(path.join(worktree, 'draft.txt'));
   // Someone pushes to main directly meanwhile, changing the same line.
   const elsewhere = await tempDir('runboard-elsewhere-');
   dirs.push(elsewhere);

@@ -1223,13 +1223,7 @@ export async function merge(input: MergeInput): Promise<MergeResult> {
     }
     const mainChanges = unique([...main.conflicted, ...main.staged, ...main.unstaged]);
     if (mainChanges.length > 0) throw new ConflictError(`${repoRoot} has uncommitted changes to tracked files`, mainChanges);
-    if (worktreePath && (await worktreeExists(worktreePath))) {
-      const run = await scanStatus(worktreePath);
-      const runChanges = unique([...run.conflicted, ...run.staged, ...run.unstaged, ...run.untracked]);
-      if (runChanges.length > 0) {
-        throw new ConflictError(`the run's worktree ${worktreePath} has uncommitted changes`, runChanges);
-      }
-    }
+    await refuseUncommitted(worktreePath);
     const into = main.branch;
     if (await isAncestor(repoRoot, branchSha, main.headSha)) {
       return notMerged(`${branch} is already merged into ${into}; nothing to merge`);
@@ -1256,6 +1250,14 @@ export async function merge(input: MergeInput): Promise<MergeResult> {
     const how = strategy === 'MERGE' ? 'merge commit' : 'squashed';
     return { ok: true, sha: plan.mergeSha, conflictingPaths: [], message: `merged ${branch} into ${into} (${how}) as ${plan.mergeSha.slice(0, 12)}` };
   });
+}
+
+/** ConflictError, naming the files, when the run's worktree (if it still exists) has uncommitted changes: they would not be merged. */
+async function refuseUncommitted(worktreePath: string | null): Promise<void> {
+  if (!worktreePath || !(await worktreeExists(worktreePath))) return;
+  const run = await scanStatus(worktreePath);
+  const runChanges = unique([...run.conflicted, ...run.staged, ...run.unstaged, ...run.untracked]);
+  if (runChanges.length > 0) throw new ConflictError(`the run's worktree ${worktreePath} has uncommitted changes`, runChanges);
 }
 
 /** How far an interrupted merge got, and what `finishInterruptedMerge` did about it. */
@@ -1628,6 +1630,8 @@ export interface RemoteMergeInput {
   /** The remote's branch to merge into. */
   into: string;
   strategy: MergeStrategy;
+  /** The run's worktree on this node, if it has one: refused (ConflictError) while it has uncommitted changes. */
+  worktreePath?: string | null;
   /** @default "Merge branch '<branch>'" */
   message?: string;
 }
@@ -1651,6 +1655,7 @@ export async function mergeAndPush(input: RemoteMergeInput): Promise<MergeResult
     throw new InvalidInputError('merge message must be non-empty text', 'message');
   }
   return mergeLocks.run(clonePath, async () => {
+    await refuseUncommitted(input.worktreePath ? path.resolve(input.worktreePath) : null);
     for (let attempt = 1; ; attempt++) {
       const missing = await fetchBranches(clone, [into, branch]);
       if (missing.includes(into)) throw new ConflictError(`the remote has no branch ${into} to merge into`);

@@ -300,14 +300,16 @@ export class RemoteWorkspaces extends Workspaces {
 
   /**
    * Merges the run's branch as pushed into the remote's base branch (the one it started from), one
-   * merge at a time across the cluster, and records the merge commit on the run. Nothing touches a
+   * merge at a time across the cluster, and records the merge commit on the run. Refused while this
+   * node's worktree of the branch, if it has one, holds uncommitted changes (as in the main checkout;
+   * another node's worktree cannot be seen). Nothing touches a
    * checkout, so there is no journal: the push either moved the remote's branch or it did not.
    */
   override async merge(runId: string, strategy: git.MergeStrategy): Promise<MergeRunResult> {
     const run = await this.mergeTarget(runId);
     const into = run.baseBranch ?? this.baseBranch;
     return this.options.withLock(`runboard:merge:${this.remote}`, async () => {
-      const result = await git.mergeAndPush({ clone: this.clone, branch: run.branch, into, strategy, message: mergeMessage(run.card, run, strategy) });
+      const result = await git.mergeAndPush({ clone: this.clone, branch: run.branch, into, strategy, worktreePath: this.localPath(run.branch), message: mergeMessage(run.card, run, strategy) });
       if (result.ok) await this.db.write((tx) => tx.run.update({ where: { id: runId }, data: { mergedSha: result.sha } }));
       return { ...result, runId };
     });
