@@ -42,11 +42,11 @@ const askOwner = async (runId: string, maxBytes: number | null): Promise<OwnerAn
   return owner ? { delivered: true, result: JSON.parse(JSON.stringify(await owner.uncommittedHere(runId, maxBytes))) } : { delivered: false };
 };
 
-async function node(name: string, lock = withLock): Promise<RemoteWorkspaces> {
+async function node(name: string, lock = withLock, publishThrottleMs = 100): Promise<RemoteWorkspaces> {
   const dataDir = path.join(await tempDir(`runboard-node-${name}-`), 'data');
   dirs.push(path.dirname(dataDir));
-  // Every review read fetches (no throttle), so a push shows at once; agent activity pushes within 100 ms.
-  return RemoteWorkspaces.open({ db, dataDir, remote, withLock: lock, askOwner, reviewFetchThrottleMs: 0, publishThrottleMs: 100 });
+  // Every review read fetches (no throttle), so a push shows at once.
+  return RemoteWorkspaces.open({ db, dataDir, remote, withLock: lock, askOwner, reviewFetchThrottleMs: 0, publishThrottleMs });
 }
 
 beforeAll(async () => {
@@ -142,6 +142,20 @@ test('a worktree commit is pushed and the other node reviews it from the branch 
   expect(await b.uncommitted(run)).toBeNull();
   expect(await b.uncommittedUnavailable(run)).toMatch(/^no worker holds the run now/);
   expect((await a.uncommitted(run))?.files.map((f) => f.path)).toEqual(['notes.txt']); // a's own worktree
+}, SLOW);
+
+test('agent activity pushes the branch at once, and activity while that throttles is pushed when it is over', async () => {
+  const a = await node('a', withLock, 1_000);
+  const runId = await newRun('Throttled', 'RUNNING');
+  const { path: worktree, branch } = await a.create(runId);
+  const one = await commitIn(worktree, { 'one.txt': '1\n' }, 'One');
+  a.publishSoon(runId);
+  await eventually(async () => (await remoteSha(branch)) === one);
+  const two = await commitIn(worktree, { 'two.txt': '2\n' }, 'Two');
+  a.publishSoon(runId);
+  a.publishSoon(runId);
+  await eventually(async () => (await remoteSha(branch)) === two);
+  a.close();
 }, SLOW);
 
 test('an amended commit replaces the pushed one, but a push over another node\'s newer push is refused', async () => {

@@ -3,7 +3,8 @@
  * own bare clone under its data dir (git.ts, "A node's clone of the remote of record"). Nothing here
  * assumes another node's filesystem:
  * - a run's worktree is created from the remote's base branch as fetched, and its branch is pushed
- *   at once, as the agent commits (`publishSoon`, throttled) and when the run settles;
+ *   at once, as the agent commits (`publishSoon`: checked on its activity, throttled) and when the
+ *   run settles;
  * - review reads fetch the run's branch and base (throttled, in the review pool and budget) and read
  *   them as pushed, so every node gives the same answer;
  * - uncommitted work is asked of the worker whose agent works in the worktree (`askOwner`), and is
@@ -22,8 +23,8 @@ import { KeyedMutex } from './lock.js';
 import { ACTIVE_RUN_STATUSES } from './run-status.js';
 import { hasBranch, mergeMessage, Workspaces, WORKSPACE_SELECT, type BranchedRun, type InterruptedMerge, type MergeRunResult, type RunWorkspaceRef } from './workspaces.js';
 
-/** Between the agent's activity and the check (and push) of its branch; activity meanwhile waits for the same push. @default 2_000 // ms */
-export const PUBLISH_THROTTLE_MS = 2_000;
+/** After a check (and push) of a run's branch, the agent's activity waits this long for the next one. @default 500 // ms */
+export const PUBLISH_THROTTLE_MS = 500;
 /** A review read reuses a fetch of the same branch this recent, or still running. @default 2_000 // ms */
 export const REVIEW_FETCH_THROTTLE_MS = 2_000;
 /** Branches whose last fetch time is remembered for the throttle; older entries are dropped beyond this. @default 1_000 */
@@ -64,7 +65,8 @@ export class RemoteWorkspaces extends Workspaces {
   private readonly options: RemoteWorkspacesOptions;
   /** One publish of a run's branch at a time; each is cheap when the branch has not moved. */
   private readonly publishing = new KeyedMutex();
-  private readonly publishTimers = new Map<string, NodeJS.Timeout>();
+  /** Runs whose branch was checked less than PUBLISH_THROTTLE_MS ago, and whether activity came since. */
+  private readonly publishCooldowns = new Map<string, { timer: NodeJS.Timeout; pending: boolean }>();
   /** Review fetches by the branches fetched: when the last one started, and its promise. */
   private readonly fetches = new Map<string, { at: number; done: Promise<void> }>();
 
@@ -155,21 +157,36 @@ export class RemoteWorkspaces extends Workspaces {
 
   // -- publishing a run's branch --------------------------------------------------------------------
 
-  /** The agent did something (it may have committed): check the branch, and push it if it moved, within PUBLISH_THROTTLE_MS. */
+  /**
+   * The agent did something (it may have committed): check the branch at once, and push it if it
+   * moved; activity within the next PUBLISH_THROTTLE_MS leads to one more check when it is over.
+   */
   override publishSoon(runId: string): void {
-    if (this.publishTimers.has(runId)) return;
-    const timer = setTimeout(() => {
-      this.publishTimers.delete(runId);
-      this.publishBranch(runId).catch((error: unknown) => this.options.logger?.warn({ err: error, runId }, `pushing run ${runId}'s branch failed; the next commit or its end tries again`));
-    }, this.options.publishThrottleMs ?? PUBLISH_THROTTLE_MS);
-    timer.unref();
-    this.publishTimers.set(runId, timer);
+    const cooling = this.publishCooldowns.get(runId);
+    if (cooling) {
+      cooling.pending = true;
+      return;
+    }
+    const entry = {
+      pending: false,
+      timer: setTimeout(() => {
+        this.publishCooldowns.delete(runId);
+        if (entry.pending) this.publishSoon(runId);
+      }, this.options.publishThrottleMs ?? PUBLISH_THROTTLE_MS),
+    };
+    entry.timer.unref();
+    this.publishCooldowns.set(runId, entry);
+    this.publish(runId).catch((error: unknown) => this.options.logger?.warn({ err: error, runId }, `pushing run ${runId}'s branch failed; its next activity or its end tries again`));
   }
 
   /** Pushes the run's branch now if it moved since the last push (at settle; `publishSoon` in between). */
   override async publishBranch(runId: string): Promise<void> {
-    clearTimeout(this.publishTimers.get(runId));
-    this.publishTimers.delete(runId);
+    clearTimeout(this.publishCooldowns.get(runId)?.timer);
+    this.publishCooldowns.delete(runId);
+    return this.publish(runId);
+  }
+
+  private publish(runId: string): Promise<void> {
     return this.publishing.run(runId, async () => {
       const run = await this.db.client.run.findUnique({ where: { id: runId }, select: { branch: true } });
       if (run?.branch) await this.push(run.branch);
@@ -322,7 +339,7 @@ export class RemoteWorkspaces extends Workspaces {
 
   /** Stops pending background pushes (shutdown; a settling run pushes with `publishBranch` itself). */
   close(): void {
-    for (const timer of this.publishTimers.values()) clearTimeout(timer);
-    this.publishTimers.clear();
+    for (const { timer } of this.publishCooldowns.values()) clearTimeout(timer);
+    this.publishCooldowns.clear();
   }
 }
