@@ -9,10 +9,10 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { createClusterBus, storeReaders, RedisBus, RedisLink, type ClusterBus, type LogStore, type SequencedReaders } from '../src/cluster/index.js';
 import { createLogger } from '../src/log.js';
-import { BoardLog } from '../src/orchestrator/board-log.js';
+import { createLogs } from '../src/orchestrator/logs.js';
 import { Database } from '../src/orchestrator/db.js';
 import { ConflictError, ForbiddenError, fromWireError, InvalidInputError, NotFoundError, RunboardError, TimeoutError, toWireError } from '../src/orchestrator/errors.js';
-import { EventLog } from '../src/orchestrator/event-log.js';
+import type { EventLog } from '../src/orchestrator/event-log.js';
 import { followBoardEvents, followRunEvents } from '../src/orchestrator/event-stream.js';
 import type { Topics } from '../src/orchestrator/index.js';
 import { InMemoryPubSub, type PubSub } from '../src/orchestrator/pubsub.js';
@@ -60,8 +60,7 @@ async function cluster(count: number, options: { pollMs?: number; runControlTime
     const relayed = { 'run-events': 0, 'board-events': 0 };
     const readers = countReads(storeReaders(() => store), relayed);
     const node = await createClusterBus({ redisUrl: services.redisUrl, nodeId: `node-${i}`, logger, readers, channelPrefix, ...options });
-    const boardLog = new BoardLog(db, node.bus);
-    store = { db, boardLog, eventLog: new EventLog(db, node.bus, boardLog) };
+    store = { db, ...createLogs(db, node.bus) };
     opened.push(async () => {
       await node.close();
       await db.close();
@@ -89,7 +88,7 @@ async function silentLog(): Promise<EventLog> {
   const db = await Database.open({ url: dbFile });
   opened.push(() => db.close());
   const bus = new InMemoryPubSub<Topics>();
-  return new EventLog(db, bus, new BoardLog(db, bus));
+  return createLogs(db, bus).eventLog;
 }
 
 async function makeRun(node: Node): Promise<{ runId: string; cardId: string }> {

@@ -39,7 +39,7 @@ const UNTRACKED_COUNT_BYTES = 1024 * 1024;
 // Running git
 
 /** What went wrong in a failed git command, read once from its output by `classifyFailure`. */
-export type GitErrorKind = 'NOT_A_REPOSITORY' | 'CONFLICT' | 'DIRTY' | 'BAD_REVISION' | 'LOCKED' | 'TIMEOUT' | 'UNKNOWN';
+export type GitErrorKind = 'NOT_A_REPOSITORY' | 'CONFLICT' | 'DIRTY' | 'BAD_REVISION' | 'NOT_ON_REMOTE' | 'LOCKED' | 'TIMEOUT' | 'UNKNOWN';
 
 /** A git command failed in a way the caller did not expect. `kind` says how. */
 export class GitError extends RunboardError {
@@ -59,6 +59,7 @@ export class GitError extends RunboardError {
 function classifyFailure(output: string, timedOut: boolean): GitErrorKind {
   if (timedOut) return 'TIMEOUT';
   if (/not a git repository/i.test(output)) return 'NOT_A_REPOSITORY';
+  if (/couldn't find remote ref/i.test(output)) return 'NOT_ON_REMOTE';
   // Another git process holds a lock: "Unable to create '…/index.lock': File exists", "cannot lock ref".
   if (/\.lock'?: File exists|cannot lock ref|Another git process seems to be running/i.test(output)) return 'LOCKED';
   if (/^CONFLICT \(|Automatic merge failed|unmerged files|resolve your current index/im.test(output)) return 'CONFLICT';
@@ -366,16 +367,16 @@ function checkRefText(value: string, field: string): void {
   }
 }
 
-/** Resolves a local branch (`refs/heads/…`) or, for `base`, any revision, to a commit sha. */
-async function resolveCommit(cwd: string, name: string, kind: 'branch' | 'base'): Promise<string> {
-  checkRefText(name, kind);
-  const ref = kind === 'branch' ? `refs/heads/${name}` : name;
+/** Resolves a local branch (`refs/heads/…`), a branch as last fetched from the remote (`tracking`), or, for `base`, any revision, to a commit sha. */
+async function resolveCommit(cwd: string, name: string, kind: 'branch' | 'tracking' | 'base'): Promise<string> {
+  checkRefText(name, kind === 'tracking' ? 'branch' : kind);
+  const ref = kind === 'branch' ? `refs/heads/${name}` : kind === 'tracking' ? trackingRef(name) : name;
   const { stdout, exitCode } = await runGit(['rev-parse', '--verify', '--quiet', '--end-of-options', `${ref}^{commit}`], {
     cwd,
     objectsOnly: true,
     okExitCodes: [1],
   });
-  if (exitCode !== 0) throw new NotFoundError(kind === 'branch' ? 'branch' : 'revision', name);
+  if (exitCode !== 0) throw new NotFoundError(kind === 'base' ? 'revision' : 'branch', name);
   return stdout.trim();
 }
 
@@ -665,6 +666,8 @@ export interface CreateWorktreeInput {
   /** Card title, used for the branch name. */
   title: string;
   runId: string;
+  /** Start the branch here instead of at the main checkout's HEAD (a clone's fetched base branch). */
+  start?: { branch: string | null; sha: string };
 }
 
 /** A new worktree on a new branch. */
@@ -676,6 +679,14 @@ export interface CreatedWorktree {
   baseSha: string;
 }
 
+/** `<worktreesDir>/<last segment of the branch>`: where a run's worktree lives, on any node. */
+export function worktreePathFor(worktreesDir: string, branch: string, field = 'branch'): string {
+  const dir = path.resolve(worktreesDir);
+  const worktreePath = path.resolve(dir, branch.slice(branch.lastIndexOf('/') + 1));
+  if (!worktreePath.startsWith(dir + path.sep)) throw new InvalidInputError(`worktree path ${worktreePath} would leave ${dir}`, field);
+  return worktreePath;
+}
+
 /**
  * Creates branch `branchNameFor(title, runId)` at the main checkout's HEAD and checks it out in
  * `<worktreesDir>/<last segment of the branch>`. ConflictError when the branch or directory exists.
@@ -684,13 +695,10 @@ export async function createWorktree(input: CreateWorktreeInput): Promise<Create
   const branch = branchNameFor(input.title, input.runId);
   await validateBranchName(branch);
   const worktreesDir = path.resolve(input.worktreesDir);
-  const worktreePath = path.resolve(worktreesDir, branch.slice(branch.lastIndexOf('/') + 1));
-  if (!worktreePath.startsWith(worktreesDir + path.sep)) {
-    throw new InvalidInputError(`worktree path ${worktreePath} would leave ${worktreesDir}`, 'title');
-  }
+  const worktreePath = worktreePathFor(worktreesDir, branch, 'title');
   const cwd = input.repoRoot;
   return withLocks([cwd, worktreePath], async () => {
-    const head = await readHead(cwd);
+    const head = input.start ? { branch: input.start.branch, headSha: input.start.sha } : await readHead(cwd);
     if (await pathExists(worktreePath)) throw new ConflictError(`${worktreePath} already exists`, [worktreePath]);
     const existing = await runGit(['show-ref', '--verify', '--quiet', `refs/heads/${branch}`], { cwd, objectsOnly: true, okExitCodes: [1] });
     if (existing.exitCode === 0) throw new ConflictError(`branch ${branch} already exists`);
@@ -705,8 +713,10 @@ export interface RemoveWorktreeInput {
   repoRoot: string;
   path: string;
   branch: string;
-  /** Keep the branch when it has commits the main checkout's HEAD lacks. @default true */
+  /** Keep the branch when it has commits the main checkout's HEAD (or `against`) lacks. @default true */
   keepBranchIfUnmerged?: boolean;
+  /** What "merged" is measured against, as a full ref (a clone has no HEAD of its own). @default the main checkout's HEAD */
+  against?: string;
 }
 
 /** What `removeWorktree` did. */
@@ -745,8 +755,8 @@ export async function removeWorktree(input: RemoveWorktreeInput): Promise<Remove
 
     const tip = await branchSha(repoRoot, branch);
     if (!tip) return { worktreeRemoved, branchDeleted: false, unmergedCommits: 0 };
-    const head = await readHead(repoRoot);
-    const { stdout } = await runGit(['rev-list', '--count', `${head.headSha}..${tip}`], { cwd: repoRoot, objectsOnly: true });
+    const against = input.against ? await resolveCommit(repoRoot, input.against, 'base') : (await readHead(repoRoot)).headSha;
+    const { stdout } = await runGit(['rev-list', '--count', `${against}..${tip}`], { cwd: repoRoot, objectsOnly: true });
     const unmergedCommits = Number(stdout.trim());
     const checkedOutElsewhere = (await listWorktrees(repoRoot)).some((w) => w.branch === branch);
     if (checkedOutElsewhere || (unmergedCommits > 0 && keepBranchIfUnmerged)) {
@@ -765,11 +775,13 @@ export interface BranchRange {
   repoRoot: string;
   branch: string;
   base: string;
+  /** Read `branch` as last fetched from the remote of record (`fetchBranches`), not the local branch. @default false */
+  tracking?: boolean;
 }
 
-async function resolveRange({ repoRoot, branch, base }: BranchRange): Promise<{ branchSha: string; baseSha: string }> {
+async function resolveRange({ repoRoot, branch, base, tracking = false }: BranchRange): Promise<{ branchSha: string; baseSha: string }> {
   const [branchSha, baseSha] = await Promise.all([
-    resolveCommit(repoRoot, branch, 'branch'),
+    resolveCommit(repoRoot, branch, tracking ? 'tracking' : 'branch'),
     resolveCommit(repoRoot, base, 'base'),
   ]);
   return { branchSha, baseSha };
@@ -1211,13 +1223,7 @@ export async function merge(input: MergeInput): Promise<MergeResult> {
     }
     const mainChanges = unique([...main.conflicted, ...main.staged, ...main.unstaged]);
     if (mainChanges.length > 0) throw new ConflictError(`${repoRoot} has uncommitted changes to tracked files`, mainChanges);
-    if (worktreePath && (await worktreeExists(worktreePath))) {
-      const run = await scanStatus(worktreePath);
-      const runChanges = unique([...run.conflicted, ...run.staged, ...run.unstaged, ...run.untracked]);
-      if (runChanges.length > 0) {
-        throw new ConflictError(`the run's worktree ${worktreePath} has uncommitted changes`, runChanges);
-      }
-    }
+    await refuseUncommitted(worktreePath);
     const into = main.branch;
     if (await isAncestor(repoRoot, branchSha, main.headSha)) {
       return notMerged(`${branch} is already merged into ${into}; nothing to merge`);
@@ -1244,6 +1250,14 @@ export async function merge(input: MergeInput): Promise<MergeResult> {
     const how = strategy === 'MERGE' ? 'merge commit' : 'squashed';
     return { ok: true, sha: plan.mergeSha, conflictingPaths: [], message: `merged ${branch} into ${into} (${how}) as ${plan.mergeSha.slice(0, 12)}` };
   });
+}
+
+/** ConflictError, naming the files, when the run's worktree (if it still exists) has uncommitted changes: they would not be merged. */
+async function refuseUncommitted(worktreePath: string | null): Promise<void> {
+  if (!worktreePath || !(await worktreeExists(worktreePath))) return;
+  const run = await scanStatus(worktreePath);
+  const runChanges = unique([...run.conflicted, ...run.staged, ...run.unstaged, ...run.untracked]);
+  if (runChanges.length > 0) throw new ConflictError(`the run's worktree ${worktreePath} has uncommitted changes`, runChanges);
 }
 
 /** How far an interrupted merge got, and what `finishInterruptedMerge` did about it. */
@@ -1378,3 +1392,296 @@ function isOpenByAnyProcess(file: string): boolean {
   }
   return false;
 }
+
+// ---------------------------------------------------------------------------------------------
+// A node's clone of the remote of record
+//
+// In cluster mode the repository of record is a git remote, and each node keeps its own bare clone
+// under its data dir (nothing is shared between nodes' filesystems). Run worktrees are added to
+// that clone; a run's branch is pushed to the remote as it moves; review reads fetch the branch
+// into `refs/remotes/origin/…` and read it from there, so every node answers from the branch as
+// pushed. A merge is computed in the clone's object store (merge-tree + commit-tree, no work
+// tree) and reaches the remote by a normal push, which the remote applies atomically or refuses:
+// a conflict or a refused push leaves the remote's base branch as it was.
+// Fetches and pushes of one clone are serialized (they update the same tracking refs).
+
+/** The name the clone gives the remote of record. */
+export const REMOTE_NAME = 'origin';
+
+const remoteLocks = new KeyedMutex();
+
+/** `refs/remotes/origin/<branch>`: the branch as last fetched from (or pushed to) the remote. */
+export function trackingRef(branch: string): string {
+  return `refs/remotes/${REMOTE_NAME}/${branch}`;
+}
+
+/** A remote given as a path (not a URL or `host:path`) is made absolute, so the clone finds it from anywhere. */
+function normaliseRemote(remote: string): string {
+  if (typeof remote !== 'string' || remote.trim() === '' || remote.includes('\0') || /[\r\n]/.test(remote) || remote.startsWith('-')) {
+    throw new InvalidInputError('the remote of record must be a URL or a path', 'repo');
+  }
+  const isUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(remote);
+  const scpLike = /^[^/]+:/.test(remote) && !path.isAbsolute(remote);
+  return isUrl || scpLike ? remote : path.resolve(remote);
+}
+
+/** The node's clone of a remote, as `openClone` found or made it. */
+export interface CloneInfo {
+  /** The bare clone under the node's data dir. */
+  clonePath: string;
+  /** The remote's URL or absolute path. */
+  remote: string;
+}
+
+/**
+ * Settings for every command that talks to the remote. The remote is named by the URL runboard
+ * holds, never by the clone's `remote.origin.url`, which an agent working in a worktree can edit;
+ * and git's `ext::` transport (a command line as a URL) stays off whatever the clone's config says.
+ */
+const TRANSPORT_CONFIG: Readonly<Record<string, string>> = { 'protocol.ext.allow': 'never' };
+
+/**
+ * Makes (or reopens) the node's bare clone of `remote` at `clonePath`. Nothing is fetched yet:
+ * branches are fetched when used. InvalidInputError when `clonePath` holds something else, or a
+ * clone of another remote.
+ */
+export async function openClone(remoteText: string, clonePath: string): Promise<CloneInfo> {
+  const remote = normaliseRemote(remoteText);
+  const target = path.resolve(clonePath);
+  return withLocks([target], async () => {
+    if (await pathExists(target)) {
+      // Only the clone itself: git would otherwise find a repository the data dir happens to sit in.
+      const gitDir = await runGit(['rev-parse', '--absolute-git-dir'], { cwd: target, objectsOnly: true }).catch(() => null);
+      if (!gitDir || (await canonicalPath(gitDir.stdout.trim())) !== (await canonicalPath(target))) {
+        throw new InvalidInputError(`${target} exists and is not runboard's clone`, 'repo');
+      }
+      const url = await runGit(['config', '--get', `remote.${REMOTE_NAME}.url`], { cwd: target, objectsOnly: true, okExitCodes: [1] }).catch((error) => {
+        if (error instanceof GitError) throw new InvalidInputError(`${target} exists and is not runboard's clone`, 'repo');
+        throw error;
+      });
+      if (url.stdout.trim() !== remote) throw new InvalidInputError(`${target} is a clone of ${url.stdout.trim() || 'nothing'}, not ${remote}`, 'repo');
+      return { clonePath: await fs.realpath(target), remote };
+    }
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    const temporary = `${target}.tmp-${process.pid}`;
+    await fs.rm(temporary, { recursive: true, force: true });
+    await runGit(['init', '--quiet', '--bare', temporary], { cwd: path.dirname(target), objectsOnly: true, writes: true });
+    await runGit(['remote', 'add', '--', REMOTE_NAME, remote], { cwd: temporary, objectsOnly: true, writes: true });
+    // Renamed into place once complete, so a node stopped half way does not leave a clone without a remote.
+    await fs.rename(temporary, target);
+    return { clonePath: await fs.realpath(target), remote };
+  });
+}
+
+/** The remote's default branch (what its HEAD names), or null when it does not say. */
+export async function remoteDefaultBranch({ clonePath, remote }: CloneInfo): Promise<string | null> {
+  return remoteLocks.run(clonePath, async () => {
+    const { stdout } = await runGit(['ls-remote', '--symref', '--', remote, 'HEAD'], { cwd: clonePath, writes: true, config: TRANSPORT_CONFIG });
+    const match = /^ref: refs\/heads\/(\S+)\tHEAD$/m.exec(stdout);
+    return match ? match[1] : null;
+  });
+}
+
+/**
+ * Fetches `branches` from the remote into their tracking refs (forced: the remote is the record).
+ * Returns the branches the remote does not have (their tracking refs are left as they were).
+ */
+export async function fetchBranches({ clonePath, remote }: CloneInfo, branches: readonly string[]): Promise<string[]> {
+  const wanted = unique(branches);
+  for (const branch of wanted) checkRefText(branch, 'branch');
+  return remoteLocks.run(clonePath, async () => {
+    const fetch = (names: readonly string[]) =>
+      runGit(
+        ['fetch', '--quiet', '--no-tags', '--no-write-fetch-head', '--no-recurse-submodules', '--', remote, ...names.map((b) => `+refs/heads/${b}:${trackingRef(b)}`)],
+        { cwd: clonePath, writes: true, config: TRANSPORT_CONFIG },
+      );
+    try {
+      await fetch(wanted);
+      return [];
+    } catch (error) {
+      if (!(error instanceof GitError) || error.kind !== 'NOT_ON_REMOTE') throw error;
+    }
+    // One of them is missing, and a fetch with a missing ref fetches nothing: one at a time then.
+    const missing: string[] = [];
+    for (const branch of wanted) {
+      await fetch([branch]).catch((error) => {
+        if (!(error instanceof GitError) || error.kind !== 'NOT_ON_REMOTE') throw error;
+        missing.push(branch);
+      });
+    }
+    return missing;
+  });
+}
+
+/** The sha of `branch` as last fetched from (or pushed to) the remote, or null when there is none. */
+export async function trackingSha(clonePath: string, branch: string): Promise<string | null> {
+  return resolveCommit(clonePath, branch, 'tracking').catch((error) => {
+    if (error instanceof NotFoundError) return null;
+    throw error;
+  });
+}
+
+/** A run's branch here (`local`) and as last fetched or pushed (`pushed`), in one cheap look; null where absent. */
+export async function branchTips(clonePath: string, branch: string): Promise<{ local: string | null; pushed: string | null }> {
+  checkRefText(branch, 'branch');
+  const local = `refs/heads/${branch}`;
+  const pushed = trackingRef(branch);
+  const { stdout } = await runGit(['for-each-ref', '--format=%(objectname) %(refname)', local, pushed], { cwd: clonePath, objectsOnly: true });
+  const tips = new Map(stdout.split('\n').filter(Boolean).map((line) => [line.slice(line.indexOf(' ') + 1), line.slice(0, line.indexOf(' '))]));
+  return { local: tips.get(local) ?? null, pushed: tips.get(pushed) ?? null };
+}
+
+/**
+ * What a push did. `REJECTED_MOVED`: not a fast-forward of the remote's branch, or another push was
+ * updating it at that moment (the remote could not lock or update the ref). `REJECTED_STALE`: the
+ * remote's branch was not the expected sha (someone else moved it).
+ */
+export type PushOutcome = 'PUSHED' | 'UP_TO_DATE' | 'REJECTED_MOVED' | 'REJECTED_STALE' | 'REJECTED';
+
+/** Where to push and what the remote's branch must be for the push to go through. */
+export interface PushInput {
+  clone: CloneInfo;
+  /** The commit to push. */
+  sha: string;
+  /** The remote's branch to set. */
+  branch: string;
+  /**
+   * Replace the remote's branch only if it is this sha (null: only if it does not exist), even when
+   * the push is not a fast-forward (a run's branch whose commit the agent amended). Without it, a
+   * normal push: only a fast-forward is accepted.
+   */
+  expect?: string | null;
+}
+
+/**
+ * Pushes `sha` to the remote's `branch` and, when the remote took it, moves the tracking ref too.
+ * A refusal (not a fast-forward, a stale expectation, the remote's own hooks) is an outcome, not an
+ * error; an unreachable remote is a GitError.
+ */
+export async function pushCommit(input: PushInput): Promise<{ outcome: PushOutcome; detail: string }> {
+  const { clone: { clonePath, remote }, sha, branch } = input;
+  checkRefText(branch, 'branch');
+  if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(sha)) throw new InvalidInputError(`${sha} is not a commit id`, 'sha');
+  const target = `refs/heads/${branch}`;
+  const lease = input.expect === undefined ? [] : [`--force-with-lease=${target}:${input.expect ?? ''}`];
+  return remoteLocks.run(clonePath, async () => {
+    const { stdout } = await runGit(
+      ['push', '--porcelain', '--no-verify', '--no-signed', '--no-follow-tags', '--no-recurse-submodules', ...lease, '--', remote, `${sha}:${target}`],
+      { cwd: clonePath, writes: true, okExitCodes: [1], config: TRANSPORT_CONFIG },
+    );
+    // Porcelain: "<flag>\t<from>:<to>\t<summary>" per ref; "!" is a refusal, "=" up to date.
+    const line = stdout.split('\n').find((l) => l.split('\t')[1]?.endsWith(`:${target}`));
+    if (!line) throw new GitError(`git push reported nothing for ${target}`, 'UNKNOWN', 1, stdout);
+    const [flag, , summary = ''] = line.split('\t');
+    if (flag === '!') {
+      const outcome = /stale info/.test(summary)
+        ? 'REJECTED_STALE'
+        : /non-fast-forward|fetch first|failed to update ref|failed to lock|cannot lock ref/.test(summary)
+          ? 'REJECTED_MOVED'
+          : 'REJECTED';
+      return { outcome, detail: summary.trim() };
+    }
+    await runGit(['update-ref', trackingRef(branch), sha], { cwd: clonePath, objectsOnly: true, writes: true });
+    return { outcome: flag === '=' ? 'UP_TO_DATE' : 'PUSHED', detail: summary.trim() };
+  });
+}
+
+/**
+ * The worktree of a run's `branch` on this node, at `<worktreesDir>/<last segment>`, made from the
+ * branch as pushed when this node lacks it (a refine on another worker), or brought forward to it
+ * when this node's copy is behind. The local branch keeps commits not yet pushed (it is ahead);
+ * ConflictError when it has diverged from the remote's, or the remote lacks the branch.
+ * Call `fetchBranches` first.
+ */
+export async function worktreeFromRemote(input: { clonePath: string; worktreesDir: string; branch: string }): Promise<string> {
+  const { clonePath, branch } = input;
+  checkRefText(branch, 'branch');
+  const worktreePath = worktreePathFor(input.worktreesDir, branch);
+  return withLocks([clonePath, worktreePath], async () => {
+    const pushed = await trackingSha(clonePath, branch);
+    if (!pushed) throw new ConflictError(`branch ${branch} is not on the remote`);
+    const local = await branchSha(clonePath, branch);
+    const diverged = () => new ConflictError(`branch ${branch} here has diverged from the remote's; nothing was changed`);
+    if (await worktreeExists(worktreePath)) {
+      if (local === pushed || (local && (await isAncestor(clonePath, pushed, local)))) return worktreePath; // as pushed, or ahead
+      if (!local || !(await isAncestor(clonePath, local, pushed))) throw diverged();
+      // Behind (another worker refined the run since): fast-forward; git refuses, writing nothing, over local edits.
+      await runGit(['merge', '--ff-only', '--quiet', '--no-stat', '--no-autostash', '--no-verify-signatures', pushed], { cwd: worktreePath, writes: true });
+      return worktreePath;
+    }
+    let start = pushed;
+    if (local && local !== pushed) {
+      if (await isAncestor(clonePath, pushed, local)) start = local;
+      else if (!(await isAncestor(clonePath, local, pushed))) throw diverged();
+    }
+    if (await pathExists(worktreePath)) throw new ConflictError(`${worktreePath} already exists`, [worktreePath]);
+    await runGit(['worktree', 'prune'], { cwd: clonePath, writes: true });
+    await fs.mkdir(path.dirname(worktreePath), { recursive: true });
+    await runGit(['worktree', 'add', '--quiet', '-B', branch, '--', worktreePath, start], { cwd: clonePath, writes: true });
+    return worktreePath;
+  });
+}
+
+/** What to merge into which branch of the remote, through the node's clone. */
+export interface RemoteMergeInput {
+  clone: CloneInfo;
+  /** The run's branch, as pushed. */
+  branch: string;
+  /** The remote's branch to merge into. */
+  into: string;
+  strategy: MergeStrategy;
+  /** The run's worktree on this node, if it has one: refused (ConflictError) while it has uncommitted changes. */
+  worktreePath?: string | null;
+  /** @default "Merge branch '<branch>'" */
+  message?: string;
+}
+
+/**
+ * Merges the remote's `branch` into its `into` (a merge commit, or one squashed commit), computed in
+ * the clone's object store, then pushes `into` normally (no force). If the push is refused because
+ * `into` moved meanwhile (another merge), fetches and tries once more; then CONFLICT. A conflicting,
+ * empty or already-merged merge returns `ok: false`. Whenever the result is not ok, or an error is
+ * thrown, the remote's `into` is as it was. Callers serialize merges cluster-wide; this serializes
+ * them within the process.
+ */
+export async function mergeAndPush(input: RemoteMergeInput): Promise<MergeResult> {
+  const { clone, branch, into, strategy } = input;
+  const { clonePath } = clone;
+  if (strategy !== 'MERGE' && strategy !== 'SQUASH') throw new InvalidInputError(`unknown merge strategy ${String(strategy)}`, 'strategy');
+  checkRefText(branch, 'branch');
+  checkRefText(into, 'branch');
+  const message = input.message ?? `Merge branch '${branch}'`;
+  if (typeof message !== 'string' || message.trim() === '' || message.includes('\0')) {
+    throw new InvalidInputError('merge message must be non-empty text', 'message');
+  }
+  return mergeLocks.run(clonePath, async () => {
+    await refuseUncommitted(input.worktreePath ? path.resolve(input.worktreePath) : null);
+    for (let attempt = 1; ; attempt++) {
+      const missing = await fetchBranches(clone, [into, branch]);
+      if (missing.includes(into)) throw new ConflictError(`the remote has no branch ${into} to merge into`);
+      if (missing.includes(branch)) throw new NotFoundError('branch', branch);
+      const [intoSha, branchSha] = await Promise.all([resolveCommit(clonePath, into, 'tracking'), resolveCommit(clonePath, branch, 'tracking')]);
+      if (await isAncestor(clonePath, branchSha, intoSha)) return notMerged(`${branch} is already merged into ${into}; nothing to merge`);
+      const merged = await mergeTrees(clonePath, intoSha, branchSha);
+      if (merged.conflicts.length > 0) {
+        const files = merged.conflicts.length === 1 ? '1 file' : `${merged.conflicts.length} files`;
+        return notMerged(`merging ${branch} into ${into} conflicts in ${files}; ${into} was not touched`, merged.conflicts);
+      }
+      if (strategy === 'SQUASH' && merged.tree === (await treeOf(clonePath, intoSha))) {
+        return notMerged(`squashing ${branch} changes nothing: its changes are already on ${into}`);
+      }
+      const parents = strategy === 'MERGE' ? [intoSha, branchSha] : [intoSha];
+      const mergeSha = await commitTree(clonePath, merged.tree, parents, message, await fallbackIdentity(clonePath));
+      const pushed = await pushCommit({ clone, sha: mergeSha, branch: into });
+      if (pushed.outcome === 'PUSHED' || pushed.outcome === 'UP_TO_DATE') {
+        const how = strategy === 'MERGE' ? 'merge commit' : 'squashed';
+        return { ok: true, sha: mergeSha, conflictingPaths: [], message: `merged ${branch} into ${into} (${how}) as ${mergeSha.slice(0, 12)} and pushed it` };
+      }
+      if (pushed.outcome === 'REJECTED_MOVED' && attempt === 1) continue; // another merge landed first: merge onto it
+      const why = pushed.outcome === 'REJECTED_MOVED' ? `${into} kept moving on the remote` : `the remote refused the push (${pushed.detail})`;
+      throw new ConflictError(`${why} while ${branch} was being merged; ${into} was not changed, try again`);
+    }
+  });
+}
+
+const mergeLocks = new KeyedMutex();

@@ -39,6 +39,8 @@ export interface OrchestratorOptions {
   playtestCommand?: readonly string[] | null;
   /** Where the orchestrator reports failures it handles itself. @default a silent logger */
   logger?: Logger;
+  /** Runs' git workspaces: in cluster mode a RemoteWorkspaces (remote-workspaces.ts). @default the main checkout's */
+  workspaces?: Workspaces;
   /** Cluster mode: the node's identity and the shared queue and run control (the composition root builds them). @default embedded */
   cluster?: OrchestratorClusterOptions;
 }
@@ -85,7 +87,7 @@ export class Orchestrator {
     ({ boardLog: this.boardLog, eventLog: this.eventLog } = createLogs(options.db, this.bus));
     const logger = options.logger ?? createLogger({ level: 'silent' });
     this.board = new Board(options.db, this.boardLog, this.eventLog);
-    this.workspaces = new Workspaces(options.db, options.repository.root, options.dataDir);
+    this.workspaces = options.workspaces ?? new Workspaces(options.db, options.repository.root, options.dataDir);
     this.playtests = new Playtests({
       db: options.db,
       eventLog: this.eventLog,

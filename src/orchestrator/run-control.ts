@@ -10,7 +10,7 @@ import { ConflictError } from './errors.js';
 export type RunCommand =
   | { kind: 'message'; text: string; mode: MessageMode }
   | { kind: 'stop' }
-  | { kind: 'uncommitted' }; // the owner reports the worktree's uncommitted changes (result: unknown JSON)
+  | { kind: 'uncommitted'; maxBytes?: number | null }; // the owner reports the worktree's uncommitted changes (result: unknown JSON)
 
 /** The owner's side: carries out one command and returns its result (JSON-safe, since it may cross nodes). */
 export type RunCommandHandler = (command: RunCommand) => Promise<unknown>;

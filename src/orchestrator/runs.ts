@@ -15,14 +15,13 @@ import type { Logger } from '../log.js';
 import type { Database } from './db.js';
 import { ConflictError, InvalidInputError, NotFoundError, RunboardError } from './errors.js';
 import { truncateText, type EventLog, type RunChanges, type RunEventInput } from './event-log.js';
-import { worktreeExists } from './git.js';
 import { delay, endProcessesWithEnv } from './processes.js';
 import { AGENT_PROMPT_SELECT, renderCardPrompt } from './prompt.js';
 import type { PubSub } from './pubsub.js';
 import { ACTIVE_RUN_STATUSES, isActive, type RunStatus } from './run-status.js';
 import type { RunEventDataByType } from './run-events.js';
 import type { Playtests } from './playtest.js';
-import { LocalRunControl, type RunCommand, type RunControl } from './run-control.js';
+import { LocalRunControl, type RunCommand, type RunCommandOutcome, type RunControl } from './run-control.js';
 import { LocalRunQueue, type RunQueue } from './run-queue.js';
 import { MAX_SESSION_SNAPSHOT_BYTES, SessionSnapshots } from './session-snapshots.js';
 import { WORKSPACE_SELECT, type Workspaces } from './workspaces.js';
@@ -218,9 +217,8 @@ export class Runs {
   }
 
   /** The uncommitted changes in a live run's worktree, from the process that drives it; undefined when it is live nowhere. */
-  async uncommitted(runId: string): Promise<unknown> {
-    const outcome = await this.control.send(runId, { kind: 'uncommitted' });
-    return outcome.delivered ? outcome.result : undefined;
+  uncommitted(runId: string, maxBytes: number | null = null): Promise<RunCommandOutcome> {
+    return this.control.send(runId, { kind: 'uncommitted', maxBytes });
   }
 
   /** Deletes a settled run and its events; removes its worktree only if it owns it and no other run works there. */
@@ -435,8 +433,7 @@ export class Runs {
 
       let cwd = this.options.repoRoot;
       if (run.refinedFromId) {
-        if (!run.worktreePath || !(await worktreeExists(run.worktreePath))) throw new ConflictError('the worktree to refine in is gone');
-        cwd = run.worktreePath;
+        cwd = await this.options.workspaces.worktreeFor(runId);
       } else if (run.useWorktree) {
         cwd = (await this.options.workspaces.create(runId)).path;
       }
@@ -458,7 +455,10 @@ export class Runs {
           stateDir,
         },
         {
-          events: (events) => void this.append(live, events),
+          events: (events) => {
+            void this.append(live, events);
+            this.options.workspaces.publishSoon(runId); // it may have committed: the remote of record gets the branch
+          },
           stderr: (line) => this.onStderr(live, line),
           session: (reference) => void this.options.db.write((tx) => tx.run.update({ where: { id: runId }, data: { agentSession: reference } })).catch(() => undefined),
           settled: (outcome) => {
@@ -499,10 +499,8 @@ export class Runs {
       case 'stop':
         await this.end(live, 'STOPPED', 'stopped by request', ABORT_TIMEOUT_MS);
         return null;
-      case 'uncommitted': {
-        const run = await this.options.db.client.run.findUniqueOrThrow({ where: { id: live.id }, select: WORKSPACE_SELECT });
-        return this.options.workspaces.uncommitted(run);
-      }
+      case 'uncommitted':
+        return this.options.workspaces.uncommittedHere(live.id, command.maxBytes);
       default:
         throw new InvalidInputError(`unknown run command ${(command as { kind: string }).kind}`);
     }
@@ -544,6 +542,8 @@ export class Runs {
       if (live.agent) await live.agent.terminate(STOP_GRACE_MS);
       // An agent that died by itself leaves its tools re-parented, out of reach of its process tree.
       await endProcessesWithEnv(RUN_ID_VARIABLE, live.id, STOP_GRACE_MS);
+      // The branch as the agent left it reaches the remote of record (cluster mode) before cleanup and the final status.
+      await this.options.workspaces.publishBranch(live.id).catch((error: Error) => this.append(live, [{ type: 'warning', data: { message: `pushing the branch failed: ${truncateText(error.message, 500)}` } }], true));
       // In a cluster the refine may land on another node: it restores the session from the database.
       if (this.options.cluster) await this.snapshotSession(live).catch((error: Error) => this.append(live, [{ type: 'warning', data: { message: `the agent session was not stored for a refine on another node: ${truncateText(error.message, 500)}` } }], true));
       // The terminal status is the run's last event, so cleaning up comes first.
@@ -658,7 +658,7 @@ export class Runs {
     if (target.cardId !== cardId) throw new ConflictError(`cannot refine run ${runId}: it belongs to another card`);
     if (isActive(target.status)) throw new ConflictError(`cannot refine run ${runId}: it is still ${target.status}`);
     if (!target.agentSession) throw new ConflictError(`cannot refine run ${runId}: it has no agent session to resume`);
-    if (!target.worktreePath || !(await worktreeExists(target.worktreePath))) throw new ConflictError(`cannot refine run ${runId}: its worktree is gone`);
+    if (!target.worktreePath || !(await this.options.workspaces.canRefineIn(target))) throw new ConflictError(`cannot refine run ${runId}: its worktree is gone`);
     const busy = await this.activeRunIn(target.worktreePath);
     if (busy) throw new ConflictError(`cannot refine run ${runId}: run ${busy} is already working in its worktree`);
     return target;

@@ -20,7 +20,7 @@ export interface RunWorkspaceRef {
 }
 
 /** A run ref with a branch, i.e. a run that worked in a worktree of its own. */
-type BranchedRun = RunWorkspaceRef & { branch: string; baseSha: string };
+export type BranchedRun = RunWorkspaceRef & { branch: string; baseSha: string };
 
 export const WORKSPACE_SELECT = { id: true, branch: true, baseBranch: true, baseSha: true, worktreePath: true } as const;
 
@@ -56,8 +56,9 @@ export class Workspaces {
   private readonly journalPath: string;
 
   constructor(
-    private readonly db: Database,
-    private readonly repoRoot: string,
+    protected readonly db: Database,
+    /** The main checkout; in cluster mode (RemoteWorkspaces), the node's bare clone of the remote. */
+    protected readonly repoRoot: string,
     dataDir: string,
   ) {
     this.worktreesDir = path.join(dataDir, 'worktrees');
@@ -69,13 +70,50 @@ export class Workspaces {
     const run = await this.db.client.run.findUnique({ where: { id: runId }, select: { card: { select: { title: true } } } });
     if (!run) throw new NotFoundError('Run', runId);
     const created = await git.createWorktree({ repoRoot: this.repoRoot, worktreesDir: this.worktreesDir, title: run.card.title, runId });
+    await this.recordWorktree(runId, created);
+    return created;
+  }
+
+  /** Records a new worktree and branch on the run that owns them. */
+  protected async recordWorktree(runId: string, created: git.CreatedWorktree): Promise<void> {
     await this.db.write((tx) =>
       tx.run.update({
         where: { id: runId },
         data: { branch: created.branch, baseBranch: created.baseBranch, baseSha: created.baseSha, worktreePath: created.path, ownsWorktree: true, worktreeMissing: false },
       }),
     );
-    return created;
+  }
+
+  /**
+   * The worktree a refinement continues in: here, the one recorded on the run, which must still
+   * exist. (In cluster mode the worker re-creates it from the pushed branch when it lacks it.)
+   */
+  async worktreeFor(runId: string): Promise<string> {
+    const run = await this.db.client.run.findUnique({ where: { id: runId }, select: { worktreePath: true } });
+    if (!run) throw new NotFoundError('Run', runId);
+    if (!run.worktreePath || !(await git.worktreeExists(run.worktreePath))) throw new ConflictError('the worktree to refine in is gone');
+    return run.worktreePath;
+  }
+
+  /** Whether a refinement of `run` can have a worktree to work in (here: it still exists). */
+  async canRefineIn(run: Pick<RunWorkspaceRef, 'branch' | 'worktreePath'>): Promise<boolean> {
+    return run.worktreePath !== null && (await git.worktreeExists(run.worktreePath));
+  }
+
+  /**
+   * The agent may have committed: publish the run's branch soon (throttled). Here nothing to do:
+   * the main checkout's repository is the repository of record.
+   */
+  publishSoon(_runId: string): void {}
+
+  /** Publishes the run's branch now (at settle). Here nothing to do; see `publishSoon`. */
+  async publishBranch(_runId: string): Promise<void> {}
+
+  /** Worker side of the RunControl 'uncommitted' command: the run's uncommitted work in this process's worktree. */
+  async uncommittedHere(runId: string, maxBytes?: number | null): Promise<git.UncommittedChanges | null> {
+    const run = await this.db.client.run.findUnique({ where: { id: runId }, select: WORKSPACE_SELECT });
+    if (!run) throw new NotFoundError('Run', runId);
+    return this.uncommitted(run, maxBytes);
   }
 
   /** Removes a worktree the run owns, with its branch unless that has unmerged commits (then kept and reported). */
@@ -158,19 +196,19 @@ export class Workspaces {
     }
   }
 
+  /** Why `uncommitted` answers null for this run, or null when it does not: it has no worktree of its own, or the worktree is gone. */
+  async uncommittedUnavailable(run: RunWorkspaceRef): Promise<string | null> {
+    if (!run.worktreePath) return 'the run has no worktree of its own';
+    return (await git.worktreeExists(run.worktreePath)) ? null : 'its worktree is gone';
+  }
+
   /**
    * Merges the run's branch into the main checkout, which must be on the branch the run started
    * from. Refused while the run is active. On success the new commit is recorded on the run. The
    * plan is journaled before main is touched, so a server stopped mid-merge finds it at start-up.
    */
   async merge(runId: string, strategy: git.MergeStrategy): Promise<MergeRunResult> {
-    const run = await this.db.client.run.findUnique({
-      where: { id: runId },
-      select: { ...WORKSPACE_SELECT, status: true, card: { select: { title: true, description: true } } },
-    });
-    if (!run) throw new NotFoundError('Run', runId);
-    if (isActive(run.status as RunStatus)) throw new ConflictError(`run ${runId} is still ${run.status}; wait for it to settle or stop it before merging`);
-    if (!hasBranch(run)) throw new ConflictError(`run ${runId} worked in the main checkout, so it has no branch to merge`);
+    const run = await this.mergeTarget(runId);
     if (await this.readJournal()) {
       throw new ConflictError('an earlier merge into the main checkout was interrupted and is not resolved yet (another git process holds its lock); try again');
     }
@@ -196,6 +234,18 @@ export class Workspaces {
       if (journaled && error instanceof ConflictError) await this.clearJournal();
       throw error;
     }
+  }
+
+  /** The run to merge, with its card; CONFLICT while it is active or when it has no branch. */
+  protected async mergeTarget(runId: string) {
+    const run = await this.db.client.run.findUnique({
+      where: { id: runId },
+      select: { ...WORKSPACE_SELECT, status: true, card: { select: { title: true, description: true } } },
+    });
+    if (!run) throw new NotFoundError('Run', runId);
+    if (isActive(run.status as RunStatus)) throw new ConflictError(`run ${runId} is still ${run.status}; wait for it to settle or stop it before merging`);
+    if (!hasBranch(run)) throw new ConflictError(`run ${runId} worked in the main checkout, so it has no branch to merge`);
+    return run;
   }
 
   /**
@@ -247,11 +297,13 @@ export class Workspaces {
   }
 }
 
-function hasBranch(run: RunWorkspaceRef): run is BranchedRun {
+/** Whether the run worked on a branch of its own. */
+export function hasBranch(run: RunWorkspaceRef): run is BranchedRun {
   return run.branch !== null && run.baseSha !== null;
 }
 
-function mergeMessage(card: { title: string; description: string }, run: BranchedRun, strategy: git.MergeStrategy): string {
+/** The commit message of a run's merge: the card's title and description, and where it came from. */
+export function mergeMessage(card: { title: string; description: string }, run: BranchedRun, strategy: git.MergeStrategy): string {
   const description = card.description.trim().slice(0, MESSAGE_DESCRIPTION_CHARS);
   const origin = `runboard run ${run.id}, branch ${run.branch}`;
   const subject = strategy === 'MERGE' ? `Merge "${card.title}" (${run.branch})` : card.title;

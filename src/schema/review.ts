@@ -128,6 +128,13 @@ builder.prismaObjectFields(Run, (t) => ({
     select: WORKSPACE_SELECT,
     resolve: (run, { maxBytes }, ctx) => ctx.orchestrator.workspaces.uncommitted(run, maxBytes),
   }),
+  uncommittedUnavailable: t.string({
+    ...GIT_FIELD,
+    nullable: true,
+    description: 'Why `uncommitted` is null: the run has no worktree of its own, its worktree is gone, or (in a cluster) no worker holds the run, so its uncommitted work is on a disk no node can read. Null when `uncommitted` answers.',
+    select: WORKSPACE_SELECT,
+    resolve: (run, _args, ctx) => ctx.orchestrator.workspaces.uncommittedUnavailable(run),
+  }),
 }));
 
 const MergeRunResult = builder.objectRef<{ ok: boolean; sha: string | null; conflictingPaths: string[]; message: string; runId: string }>('MergeRunResult').implement({
