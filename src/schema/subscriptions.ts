@@ -1,5 +1,5 @@
 /** Live views: a run's event stream from any seq, and run status changes for a board. */
-import { MAX_BATCH, SubscriberTooSlowError } from '../orchestrator/event-stream.js';
+import { HAND_OVER_LIVE, MAX_BATCH, SubscriberTooSlowError, type HandsOverLive } from '../orchestrator/event-stream.js';
 import { requireCardAccess, requireRunAccess } from './auth.js';
 import { builder } from './builder.js';
 import { Card } from './card.js';
@@ -82,5 +82,7 @@ export function endWithError<T>(stream: AsyncGenerator<T>): AsyncIterableIterato
     [Symbol.asyncIterator]() {
       return this;
     },
+    // Kept for use-shared-subscriptions: a too-slow sink ends the stream through `next` above all the same.
+    ...(HAND_OVER_LIVE in stream ? { [HAND_OVER_LIVE]: (stream as AsyncGenerator<T> & HandsOverLive<T>)[HAND_OVER_LIVE] } : {}),
   };
 }
