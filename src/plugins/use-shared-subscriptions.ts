@@ -45,6 +45,14 @@ export interface SharedSubscriptionsOptions {
  */
 export const MAX_SOCKET_BUFFERED_BYTES = 1_048_576;
 
+/** What the shared path did since start, per process (diagnostics, and tests that check it was taken). */
+export const fanOutCounters = {
+  /** Event results computed: once per event and sharing key for live events, once per subscriber for history. */
+  executed: 0,
+  /** Messages written straight from a publish. */
+  sentDirectly: 0,
+};
+
 export function useSharedSubscriptions({ fields = ['runEvents'], startArgument = 'since' }: SharedSubscriptionsOptions = {}): Plugin {
   const shared = new Set(fields);
   return {
@@ -121,12 +129,17 @@ const serialized = new WeakMap<ExecutionResult, string>();
 
 /** The event's result for this sharing key: executed by the first subscriber that needs it. */
 function executeOnce(args: ExecutionArgs, key: string, event: unknown): ExecutionResult | Promise<ExecutionResult> {
-  if (event === null || typeof event !== 'object') return execute({ ...args, rootValue: event });
+  if (event === null || typeof event !== 'object') return executeEvent(args, event);
   let byKey = results.get(event);
   if (!byKey) results.set(event, (byKey = new Map()));
   let result = byKey.get(key);
-  if (!result) byKey.set(key, (result = execute({ ...args, rootValue: event })));
+  if (!result) byKey.set(key, (result = executeEvent(args, event)));
   return result;
+}
+
+function executeEvent(args: ExecutionArgs, event: unknown): ExecutionResult | Promise<ExecutionResult> {
+  fanOutCounters.executed++;
+  return execute({ ...args, rootValue: event });
 }
 
 function jsonOf(result: ExecutionResult): string {
@@ -144,7 +157,9 @@ async function subscribeShared(args: ExecutionArgs, key: string): Promise<Execut
     (source as HandsOverLive<object>)[HAND_OVER_LIVE]((event) => {
       const result = executeOnce(args, key, event);
       if (result instanceof Promise || result.errors) return 'declined';
-      return writer(jsonOf(result));
+      const delivery = writer(jsonOf(result));
+      if (delivery === 'sent') fanOutCounters.sentDirectly++;
+      return delivery;
     });
   }
   return mapResults(source[Symbol.asyncIterator](), (event) => executeOnce(args, key, event));
