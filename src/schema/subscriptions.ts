@@ -13,7 +13,7 @@ builder.subscriptionFields((t) => ({
 
 By default the stream stays open after the run settles, until you leave: a playtest's output, a merge and a worktree removal come later. With \`untilSettled: true\` it ends after the run's terminal StatusChangedEvent (SUCCEEDED, FAILED, STOPPED or INTERRUPTED), and after a running playtest's PlaytestExitedEvent; for a run already settled, once the history after \`since\` is sent. A refinement is a new run: follow the run that startRun(refineRunId) returns, or watch runUpdated for the card.
 
-If the connection drops, resubscribe with the last seq you received as \`since\`: nothing is lost or repeated. Over SSE every message carries \`id: <seq>\`, and an EventSource that reconnects with \`Last-Event-ID\` continues after that seq. A subscriber that falls more than 1,000 events behind is ended with a SUBSCRIBER_TOO_SLOW error whose \`extensions.resumeFrom\` is the seq to resubscribe with. NOT_FOUND for an unknown run; BAD_USER_INPUT for a \`since\` past the run's lastSeq.`,
+If the connection drops, resubscribe with the last seq you received as \`since\`: nothing is lost or repeated. Over SSE every message carries \`id: <seq>\`, and an EventSource that reconnects with \`Last-Event-ID\` continues after that seq. A subscriber that falls more than 1,000 events behind (over WebSocket, once live: that has more than 1 MiB of messages waiting on its connection) is ended with a SUBSCRIBER_TOO_SLOW error whose \`extensions.resumeFrom\` is the seq to resubscribe with. NOT_FOUND for an unknown run; BAD_USER_INPUT for a \`since\` past the run's lastSeq.`,
     args: {
       runId: t.arg.globalID({ for: Run, required: true }),
       since: t.arg.int({ defaultValue: 0 }),
