@@ -4,6 +4,8 @@
  * seq to resume from. Raw graphql-transport-ws clients, so the test sees the frames as sent.
  */
 import WebSocket from 'ws';
+import { followRunEvents, HAND_OVER_LIVE, SubscriberTooSlowError, type HandsOverLive, type LiveDelivery } from '../src/orchestrator/event-stream.js';
+import type { RunEvent } from '../src/orchestrator/run-events.js';
 import { fanOutCounters } from '../src/plugins/use-shared-subscriptions.js';
 import { makeActiveRun } from './helpers/events.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
@@ -53,11 +55,15 @@ const payloadOf = (frame: string) => (JSON.parse(frame) as { payload?: { data?: 
 const seqsOf = (frames: string[]) => frames.flatMap((frame) => payloadOf(frame)?.data?.runEvents.seq ?? []);
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-/** Appends `count` texts one transaction at a time, yielding between them, then (unless told) the terminal status. */
-async function write(runId: string, count: number, { text = 'chunk', terminal = true } = {}): Promise<void> {
+/**
+ * Appends `count` texts, `perAppend` to a transaction (published together, so live subscribers also
+ * see bursts), yielding between appends, then (unless told) the terminal status.
+ */
+async function write(runId: string, count: number, { text = 'chunk', terminal = true, perAppend = 1 } = {}): Promise<void> {
   const log = t.server.orchestrator.eventLog;
-  for (let i = 0; i < count; i++) {
-    await log.append(runId, [{ type: 'assistant_text', data: { text: `${text} ${i}` } }]);
+  for (let i = 0; i < count; i += perAppend) {
+    const texts = Array.from({ length: Math.min(perAppend, count - i) }, (_, j) => ({ type: 'assistant_text' as const, data: { text: `${text} ${i + j}` } }));
+    await log.append(runId, texts);
     if (i % 10 === 0) await new Promise((resolve) => setImmediate(resolve));
   }
   if (terminal) await log.append(runId, [{ type: 'status', data: { status: 'SUCCEEDED' } }], { status: 'SUCCEEDED' });
@@ -65,16 +71,16 @@ async function write(runId: string, count: number, { text = 'chunk', terminal = 
 
 test('subscribers of one document get byte-identical frames, each event once, across the replay -> live hand-over', async () => {
   const run = await makeActiveRun(t, 'shared');
-  await write(run.id, 100, { terminal: false }); // history before anyone subscribes
+  await write(run.id, 400, { terminal: false, perAppend: 20 }); // history before anyone subscribes
   const before = { ...fanOutCounters };
-  const writing = write(run.id, 300); // …and a writer still going while they replay
+  const writing = write(run.id, 600, { perAppend: 5 }); // …and a writer still going while they replay
   const fromStart = await Promise.all(Array.from({ length: 5 }, () => subscribe({ id: run.globalId })));
   const fromFifty = await subscribe({ id: run.globalId, since: 50 }); // another since shares the live results too
   await writing;
   await Promise.all([...fromStart, fromFifty].map((subscriber) => subscriber.completed));
 
   const [first] = fromStart;
-  expect(seqsOf(first.frames)).toEqual(range(1, 401));
+  expect(seqsOf(first.frames)).toEqual(range(1, 1_001));
   expect(JSON.parse(first.frames.at(-1)!)).toEqual({ id: '1', type: 'complete' });
   for (const other of fromStart) expect(other.frames).toEqual(first.frames); // byte for byte, replayed or live
   expect(fromFifty.frames).toEqual(first.frames.slice(50));
@@ -83,7 +89,7 @@ test('subscribers of one document get byte-identical frames, each event once, ac
   const executed = fanOutCounters.executed - before.executed;
   const delivered = [...fromStart, fromFifty].reduce((sum, subscriber) => sum + seqsOf(subscriber.frames).length, 0);
   expect(sent).toBeGreaterThan(0);
-  expect(executed).toBeLessThanOrEqual(delivered - sent + 301); // history once per subscriber, each live event once
+  expect(executed).toBeLessThanOrEqual(delivered - sent + 601); // history once per subscriber, each live event once
   for (const subscriber of [...fromStart, fromFifty]) subscriber.socket.close();
 });
 
@@ -112,4 +118,47 @@ test('a subscriber that stops reading is cut with resumeFrom, while the others g
   await resumed.completed;
   expect([...received, ...seqsOf(resumed.frames)]).toEqual(range(1, 1_002));
   for (const subscriber of [fast, slow, resumed]) subscriber.socket.close();
+});
+
+test('the hand-over: only a pull that finds nothing buffered hands live events to the sink; declined ones come back through the stream', async () => {
+  const run = await makeActiveRun(t, 'hand-over');
+  const { db, eventLog, bus } = t.server.orchestrator;
+  const text = (n: number) => Array.from({ length: n }, () => ({ type: 'assistant_text' as const, data: { text: 'x' } }));
+  await eventLog.append(run.id, text(5));
+  const sunk: number[] = [];
+  let answer: LiveDelivery = 'sent';
+  const follow = (await followRunEvents(db, eventLog, bus, run.id, { untilSettled: true })) as AsyncGenerator<RunEvent> & HandsOverLive<RunEvent>;
+  follow[HAND_OVER_LIVE]((event) => {
+    if (answer === 'sent') sunk.push(event.seq);
+    return answer;
+  });
+  const pulled: number[] = [];
+  const pull = async () => pulled.push((await follow.next()).value!.seq);
+  for (let i = 0; i < 5; i++) await pull(); // the history
+  await eventLog.append(run.id, text(3)); // 6-8 wait in the buffer
+  await pull(); // 6: something was buffered, so no hand-over…
+  await eventLog.append(run.id, text(1)); // …and 9 is buffered behind 7 and 8, not sent ahead of them
+  for (let i = 0; i < 3; i++) await pull();
+  expect([pulled, sunk]).toEqual([[1, 2, 3, 4, 5, 6, 7, 8, 9], []]);
+  const ending = follow.next(); // finds nothing buffered: hands over
+  await eventLog.append(run.id, text(2));
+  expect(sunk).toEqual([10, 11]);
+  answer = 'declined';
+  await eventLog.append(run.id, text(1)); // declined: 12 comes through the stream…
+  expect((await ending).value.seq).toBe(12);
+  answer = 'sent';
+  const last = follow.next(); // …and the next pull hands over again
+  await eventLog.append(run.id, [{ type: 'status', data: { status: 'SUCCEEDED' } }], { status: 'SUCCEEDED' });
+  expect(sunk).toEqual([10, 11, 13]);
+  expect(await last).toEqual({ done: true, value: undefined }); // the terminal status ends the stream
+
+  const other = await makeActiveRun(t, 'cut');
+  await eventLog.append(other.id, text(1));
+  const cut = (await followRunEvents(db, eventLog, bus, other.id)) as AsyncGenerator<RunEvent> & HandsOverLive<RunEvent>;
+  let room = 2;
+  cut[HAND_OVER_LIVE](() => (room-- > 0 ? 'sent' : 'full'));
+  expect((await cut.next()).value!.seq).toBe(1);
+  const cutting = cut.next(); // finds nothing buffered: hands over
+  await eventLog.append(other.id, text(5)); // 2 and 3 are sent, then the sink is full
+  await expect(cutting).rejects.toEqual(new SubscriberTooSlowError(3));
 });
