@@ -12,6 +12,9 @@
  *   JSON.stringify and no wait for the write per subscriber; the writes of one tick are corked.
  *   A result with errors is declined, and takes the usual path, where errors are masked.
  *
+ * Sharing relies on the bus handing every listener the same event object; a bus that gives each
+ * follower its own copy still works, with one execution per subscriber.
+ *
  * A shared field's result must not depend on who asks (its selection resolves from the event alone):
  * it is executed with the context of whichever subscriber came first. Authorization stays in the
  * field's `subscribe`, which runs for every subscriber.
@@ -53,6 +56,11 @@ export const fanOutCounters = {
   sentDirectly: 0,
 };
 
+/**
+ * Shares the execution of `fields`' events between subscribers (and so the root field's argument
+ * mapping, such as the run id's global-id decode: once per event and sharing key, not per subscriber),
+ * and hands caught-up subscriptions to the context's LiveWriter when the transport gives one.
+ */
 export function useSharedSubscriptions({ fields = ['runEvents'], startArgument = 'since' }: SharedSubscriptionsOptions = {}): Plugin {
   const shared = new Set(fields);
   return {
