@@ -135,13 +135,21 @@ const results = new WeakMap<object, Map<string, ExecutionResult | Promise<Execut
 /** The JSON of a shared result, written once. */
 const serialized = new WeakMap<ExecutionResult, string>();
 
-/** The event's result for this sharing key: executed by the first subscriber that needs it. */
-function executeOnce(args: ExecutionArgs, key: string, event: unknown): ExecutionResult | Promise<ExecutionResult> {
+/**
+ * The event's result for this sharing key: the one made for it already, else a new one, kept for the
+ * subscribers after this one when `keep`. Live events handed over are kept; those pulled through the
+ * stream, mostly history that each subscriber reads for itself, are not: keeping them costs more
+ * (a map per event for the collector) than it saves.
+ */
+function executeOnce(args: ExecutionArgs, key: string, event: unknown, keep: boolean): ExecutionResult | Promise<ExecutionResult> {
   if (event === null || typeof event !== 'object') return executeEvent(args, event);
   let byKey = results.get(event);
+  const made = byKey?.get(key);
+  if (made) return made;
+  const result = executeEvent(args, event);
+  if (!keep) return result;
   if (!byKey) results.set(event, (byKey = new Map()));
-  let result = byKey.get(key);
-  if (!result) byKey.set(key, (result = executeEvent(args, event)));
+  byKey.set(key, result);
   return result;
 }
 
@@ -163,14 +171,14 @@ async function subscribeShared(args: ExecutionArgs, key: string): Promise<Execut
   const writer = (args.contextValue as SharedSubscriptionContext | undefined)?.liveNext;
   if (writer && HAND_OVER_LIVE in source) {
     (source as HandsOverLive<object>)[HAND_OVER_LIVE]((event) => {
-      const result = executeOnce(args, key, event);
+      const result = executeOnce(args, key, event, true);
       if (result instanceof Promise || result.errors) return 'declined';
       const delivery = writer(jsonOf(result));
       if (delivery === 'sent') fanOutCounters.sentDirectly++;
       return delivery;
     });
   }
-  return mapResults(source[Symbol.asyncIterator](), (event) => executeOnce(args, key, event));
+  return mapResults(source[Symbol.asyncIterator](), (event) => executeOnce(args, key, event, false));
 }
 
 /** Each event of `source` as its result. `return()` reaches the source at once, even while a `next()` waits. */
