@@ -32,6 +32,7 @@ import { useHealth } from './plugins/use-health.js';
 import { useLimits } from './plugins/use-limits.js';
 import { useRequestLog, type TransportContext } from './plugins/use-request-log.js';
 import { malformedTarget, refusal, useRequestOrigin, type RequestOriginOptions } from './plugins/use-request-origin.js';
+import { graphqlWsNext, useSharedSubscriptions } from './plugins/use-shared-subscriptions.js';
 import { useVariableErrorCodes } from './plugins/use-variable-error-codes.js';
 import { loadWebApp, useWebApp } from './plugins/use-web-app.js';
 import { UnauthenticatedError } from './schema/auth.js';
@@ -157,6 +158,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       useSSEEventIds(),
       ...useLimits({ maxDepth: config.maxDepth, maxAliases: config.maxAliases, maxDirectives: config.maxDirectives, maxCost: config.maxCost }),
       useAgentScope(),
+      useSharedSubscriptions(), // after the plugins that may refuse a subscription
       useVariableErrorCodes(),
       useRequestLog({ logger, errorCode: codeOf }), // after useVariableErrorCodes, so it sees the codes that plugin adds
     ],
@@ -206,9 +208,11 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       },
       execute: (args) => (args.rootValue as EnvelopedRoot).execute(args),
       subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args),
-      onSubscribe: async (ctx, _id, params) => {
+      onSubscribe: async (ctx, id, params) => {
         const transport: TransportContext['transport'] = 'ws';
-        const enveloped = yoga.getEnveloped({ ...ctx, connectionParams: ctx.connectionParams ?? {}, req: ctx.extra.request, socket: ctx.extra.socket, params, transport });
+        // liveNext: a caught-up runEvents subscription is written to straight from the publish (use-shared-subscriptions.ts).
+        const liveNext = graphqlWsNext(ctx.extra.socket, ctx.extra.request.socket, id);
+        const enveloped = yoga.getEnveloped({ ...ctx, connectionParams: ctx.connectionParams ?? {}, req: ctx.extra.request, socket: ctx.extra.socket, params, transport, liveNext });
         const args: ExecutionArgs = {
           schema: enveloped.schema,
           operationName: params.operationName,

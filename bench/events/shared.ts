@@ -45,7 +45,9 @@ export interface Child {
 
 /** Forks `bench/events/<name>.ts` under tsx and waits for its first message (`ready`). */
 export async function startChild(name: string): Promise<Child> {
-  const child = fork(path.join(import.meta.dirname, `${name}.ts`), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // BENCH_CPU_PROF=<dir>: each child writes V8 CPU profiles (one per thread) to <dir>/<name> when it exits.
+  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.join(process.env.BENCH_CPU_PROF, name)}`] : [];
+  const child = fork(path.join(import.meta.dirname, `${name}.ts`), [], { execArgv: ['--import', 'tsx', ...profile], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const waiting = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
   let next = 0;
   await new Promise<void>((resolve, reject) => {

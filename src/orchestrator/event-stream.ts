@@ -62,6 +62,31 @@ export interface LogSource<Entry extends { readonly seq: number }> {
   isOver?(entry: Entry | null): boolean;
 }
 
+/** What a LiveSink did with one entry. */
+export type LiveDelivery = 'sent' | 'declined' | 'full';
+
+/**
+ * Takes a caught-up follower's live entries straight from the publish: synchronously, in seq order,
+ * each once, with no async step per subscriber. It answers 'sent' once the entry is on its way;
+ * 'declined' to have this entry, and the ones after it, go through the stream as usual (the follow
+ * hands over again once caught up); 'full' when its consumer is too far behind: the follow then ends
+ * with SubscriberTooSlowError from the last entry sent. A throw counts as 'declined'.
+ */
+export type LiveSink<Entry> = (entry: Entry) => LiveDelivery;
+
+/** The method of a follow (followLog, followLogBatches) that hands its live entries to a sink once it has caught up. */
+export const HAND_OVER_LIVE = Symbol('runboard.handOverLive');
+
+/**
+ * A follow that can hand over: from the first pull that finds nothing buffered, live entries go to
+ * the sink instead of the stream, until it declines one. A pull means everything yielded before it
+ * was consumed, so the sink's entries come after them. The stream itself then only ends: after
+ * `isOver`, when the sink is full (SubscriberTooSlowError), or when the consumer leaves.
+ */
+export interface HandsOverLive<Entry> {
+  [HAND_OVER_LIVE](sink: LiveSink<Entry>): void;
+}
+
 /** Most entries one message of a batched follow carries. @default 2_000 */
 export const MAX_BATCH = 2_000;
 
@@ -90,7 +115,7 @@ const ONE_BY_ONE: BatchSizes = { history: REPLAY_PAGE, live: 1 };
  * so or the consumer leaves. Throws SubscriberTooSlowError (with the resume seq) when the consumer
  * falls more than `maxBuffered` live entries behind.
  */
-export function followLog<Entry extends { readonly seq: number }>(source: LogSource<Entry>, since: number, maxBuffered = MAX_BUFFERED_EVENTS): AsyncGenerator<Entry> {
+export function followLog<Entry extends { readonly seq: number }>(source: LogSource<Entry>, since: number, maxBuffered = MAX_BUFFERED_EVENTS): AsyncGenerator<Entry> & HandsOverLive<Entry> {
   return oneByOne(followLogBatches(source, since, maxBuffered, ONE_BY_ONE));
 }
 
@@ -104,13 +129,38 @@ export function followLogBatches<Entry extends { readonly seq: number }>(
   since: number,
   maxBuffered = MAX_BUFFERED_EVENTS,
   sizes: BatchSizes = perMessage(),
-): AsyncGenerator<Entry[]> {
+): AsyncGenerator<Entry[]> & HandsOverLive<Entry> {
   const buffer: Entry[] = [];
   let overflowed = false;
-  return feed<Entry[]>(
+  // Shared with the listener, which sends straight to the sink once handed over.
+  let lastSent = since;
+  let over = false;
+  let sink: LiveSink<Entry> | null = null;
+  let handedOver = false;
+  /** One live entry to the sink; false when declined, to be buffered instead. */
+  const sendDirectly = (entry: Entry): boolean => {
+    if (entry.seq > lastSent) {
+      let delivery: LiveDelivery;
+      try {
+        delivery = sink!(entry);
+      } catch {
+        delivery = 'declined';
+      }
+      if (delivery === 'declined') return (handedOver = false);
+      if (delivery === 'full') return (overflowed = true);
+      lastSent = entry.seq;
+    }
+    if (source.isOver?.(entry)) over = true; // also when skipped, as below
+    return true;
+  };
+  const stream = feed<Entry[]>(
     (notify) =>
       source.listen((entry) => {
-        if (overflowed) return;
+        if (overflowed || over) return;
+        if (handedOver && sendDirectly(entry)) {
+          if (overflowed || over) notify(); // the stream only wakes to end
+          return;
+        }
         if (buffer.length >= maxBuffered) {
           overflowed = true;
           buffer.length = 0; // free the memory now; the subscriber resumes from history
@@ -118,8 +168,6 @@ export function followLogBatches<Entry extends { readonly seq: number }>(
         notify();
       }),
     async function* (control) {
-      let lastSent = since;
-      let over = false;
       // A shared bus confirms the subscription later: reading history before that would miss what is
       // published in between (neither in the history read nor delivered live).
       if (source.ready) await source.ready();
@@ -149,9 +197,11 @@ export function followLogBatches<Entry extends { readonly seq: number }>(
       if (over || source.isOver?.(null)) return;
       // Live.
       for (;;) {
-        if (control.closed) return;
+        if (control.closed || over) return;
         if (overflowed) throw new SubscriberTooSlowError(lastSent);
         if (buffer.length === 0) {
+          // Caught up, and everything yielded so far consumed: the sink takes it from here.
+          if (sink) handedOver = true;
           await control.wait();
           continue;
         }
@@ -173,13 +223,14 @@ export function followLogBatches<Entry extends { readonly seq: number }>(
       }
     },
   );
+  return Object.assign(stream, { [HAND_OVER_LIVE]: (live: LiveSink<Entry>) => void (sink = live) });
 }
 
 /**
  * The entries of a stream of batches, one at a time. A plain iterator, not a generator: `return()`
  * must reach the batches at once even while a `next()` waits for live entries.
  */
-function oneByOne<T>(batches: AsyncGenerator<T[]>): AsyncGenerator<T> {
+function oneByOne<T>(batches: AsyncGenerator<T[]> & HandsOverLive<T>): AsyncGenerator<T> & HandsOverLive<T> {
   let batch: T[] = [];
   let index = 0;
   const leave = async <R>(value: R): Promise<IteratorResult<T, R>> => {
@@ -205,7 +256,8 @@ function oneByOne<T>(batches: AsyncGenerator<T[]>): AsyncGenerator<T> {
       return this;
     },
     [Symbol.asyncDispose]: async () => void (await leave(undefined)),
-  } as AsyncGenerator<T>;
+    [HAND_OVER_LIVE]: (sink: LiveSink<T>) => batches[HAND_OVER_LIVE](sink),
+  } as AsyncGenerator<T> & HandsOverLive<T>;
 }
 
 export interface FollowRunOptions {

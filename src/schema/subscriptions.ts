@@ -1,5 +1,5 @@
 /** Live views: a run's event stream from any seq, and run status changes for a board. */
-import { MAX_BATCH, SubscriberTooSlowError } from '../orchestrator/event-stream.js';
+import { HAND_OVER_LIVE, MAX_BATCH, SubscriberTooSlowError, type HandsOverLive } from '../orchestrator/event-stream.js';
 import { requireCardAccess, requireRunAccess } from './auth.js';
 import { builder } from './builder.js';
 import { Card } from './card.js';
@@ -13,7 +13,7 @@ builder.subscriptionFields((t) => ({
 
 By default the stream stays open after the run settles, until you leave: a playtest's output, a merge and a worktree removal come later. With \`untilSettled: true\` it ends after the run's terminal StatusChangedEvent (SUCCEEDED, FAILED, STOPPED or INTERRUPTED), and after a running playtest's PlaytestExitedEvent; for a run already settled, once the history after \`since\` is sent. A refinement is a new run: follow the run that startRun(refineRunId) returns, or watch runUpdated for the card.
 
-If the connection drops, resubscribe with the last seq you received as \`since\`: nothing is lost or repeated. Over SSE every message carries \`id: <seq>\`, and an EventSource that reconnects with \`Last-Event-ID\` continues after that seq. A subscriber that falls more than 1,000 events behind is ended with a SUBSCRIBER_TOO_SLOW error whose \`extensions.resumeFrom\` is the seq to resubscribe with. NOT_FOUND for an unknown run; BAD_USER_INPUT for a \`since\` past the run's lastSeq.`,
+If the connection drops, resubscribe with the last seq you received as \`since\`: nothing is lost or repeated. Over SSE every message carries \`id: <seq>\`, and an EventSource that reconnects with \`Last-Event-ID\` continues after that seq. A subscriber that falls more than 1,000 events behind (over WebSocket, once live: that has more than 1 MiB of messages waiting on its connection) is ended with a SUBSCRIBER_TOO_SLOW error whose \`extensions.resumeFrom\` is the seq to resubscribe with. NOT_FOUND for an unknown run; BAD_USER_INPUT for a \`since\` past the run's lastSeq.`,
     args: {
       runId: t.arg.globalID({ for: Run, required: true }),
       since: t.arg.int({ defaultValue: 0 }),
@@ -82,5 +82,7 @@ export function endWithError<T>(stream: AsyncGenerator<T>): AsyncIterableIterato
     [Symbol.asyncIterator]() {
       return this;
     },
+    // Kept for use-shared-subscriptions: a too-slow sink ends the stream through `next` above all the same.
+    ...(HAND_OVER_LIVE in stream ? { [HAND_OVER_LIVE]: (stream as AsyncGenerator<T> & HandsOverLive<T>)[HAND_OVER_LIVE] } : {}),
   };
 }

@@ -1,0 +1,205 @@
+/**
+ * Fan-out once, not per subscriber. Many clients follow the same run with the same document; each
+ * live event is then executed once per distinct (document, operation, variables other than `since`),
+ * serialized once, and the same bytes go to every subscriber that shares them.
+ *
+ * - Execution: for the root fields in `fields`, the plugin replaces yoga's subscribe with one that
+ *   maps each source event through a memo keyed by the event object (the bus hands every listener the
+ *   same one) and the sharing key. Over SSE and for history the results then flow as before.
+ * - Delivery: a transport that can write a prepared `next` message puts a LiveWriter in the context
+ *   (graphql-ws does, see graphqlWsNext). Once a follow has caught up (event-stream.ts, HAND_OVER_LIVE),
+ *   its live events go from the publish straight to that writer: no async iterator chain, no
+ *   JSON.stringify and no wait for the write per subscriber; the writes of one tick are corked.
+ *   A result with errors is declined, and takes the usual path, where errors are masked.
+ *
+ * Sharing relies on the bus handing every listener the same event object; a bus that gives each
+ * follower its own copy still works, with one execution per subscriber.
+ *
+ * A shared field's result must not depend on who asks (its selection resolves from the event alone):
+ * it is executed with the context of whichever subscriber came first. Authorization stays in the
+ * field's `subscribe`, which runs for every subscriber.
+ */
+import type { Writable } from 'node:stream';
+import { createSourceEventStream, execute, getOperationAST, Kind, print, visit, type DocumentNode, type ExecutionArgs, type ExecutionResult } from 'graphql';
+import { isAsyncIterable, type Plugin } from 'graphql-yoga';
+import WebSocket from 'ws';
+import { HAND_OVER_LIVE, type HandsOverLive, type LiveDelivery } from '../orchestrator/event-stream.js';
+
+/** Sends one serialized `next` payload (an ExecutionResult's JSON) to one subscriber; never throws. */
+export type LiveWriter = (payload: string) => LiveDelivery;
+
+/** What a transport adds to a subscription's context to take shared results directly. */
+export interface SharedSubscriptionContext {
+  /** Absent over SSE: results go through yoga's own writer. */
+  liveNext?: LiveWriter;
+}
+
+export interface SharedSubscriptionsOptions {
+  /** Root subscription fields whose events are shared; each resolves its selection from the event alone. @default ['runEvents'] */
+  fields?: readonly string[];
+  /** The argument left out of the sharing key: it picks where a follow starts, not what an event looks like. @default 'since' */
+  startArgument?: string;
+}
+
+/**
+ * Bytes one WebSocket may have waiting to be written before a shared subscription on it is cut as
+ * too slow (SUBSCRIBER_TOO_SLOW with resumeFrom): about a thousand typical events.
+ * @default 1_048_576 // bytes
+ */
+export const MAX_SOCKET_BUFFERED_BYTES = 1_048_576;
+
+/** What the shared path did since start, per process (diagnostics, and tests that check it was taken). */
+export const fanOutCounters = {
+  /** Event results computed: once per event and sharing key for live events, once per subscriber for history. */
+  executed: 0,
+  /** Messages written straight from a publish. */
+  sentDirectly: 0,
+};
+
+/**
+ * Shares the execution of `fields`' events between subscribers (and so the root field's argument
+ * mapping, such as the run id's global-id decode: once per event and sharing key, not per subscriber),
+ * and hands caught-up subscriptions to the context's LiveWriter when the transport gives one.
+ */
+export function useSharedSubscriptions({ fields = ['runEvents'], startArgument = 'since' }: SharedSubscriptionsOptions = {}): Plugin {
+  const shared = new Set(fields);
+  return {
+    onSubscribe({ args, setSubscribeFn }) {
+      const key = sharingKey(args, shared, startArgument);
+      if (key !== null) setSubscribeFn((subscribeArgs) => subscribeShared(subscribeArgs, key));
+    },
+  };
+}
+
+/**
+ * A writer of graphql-ws `next` messages for subscription `id` on `socket` (`raw` is its TCP socket,
+ * corked for the rest of the tick): the same bytes graphql-ws's own stringifyMessage would send.
+ * 'full' once more than `maxBufferedBytes` wait to be written; 'declined' when the socket is not open.
+ */
+export function graphqlWsNext(socket: WebSocket, raw: Writable, id: string, maxBufferedBytes = MAX_SOCKET_BUFFERED_BYTES): LiveWriter {
+  const prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+  return (payload) => {
+    if (socket.readyState !== WebSocket.OPEN) return 'declined';
+    if (socket.bufferedAmount > maxBufferedBytes) return 'full';
+    corkForTick(raw);
+    socket.send(`${prefix}${payload}}`);
+    return 'sent';
+  };
+}
+
+/** Streams corked until the end of this tick: one write (writev) for everything sent to each in it. */
+const corked = new WeakSet<Writable>();
+
+function corkForTick(stream: Writable): void {
+  if (corked.has(stream)) return;
+  corked.add(stream);
+  stream.cork();
+  process.nextTick(uncork, stream);
+}
+
+function uncork(stream: Writable): void {
+  corked.delete(stream);
+  stream.uncork();
+}
+
+/** Printed documents, so that equal texts parsed twice still share. */
+const printed = new WeakMap<DocumentNode, string>();
+
+/**
+ * What subscriptions that may share results have in common, or null when this one may not: a
+ * subscription whose only root selection is a shared field. Its start argument's variable is left
+ * out, unless the document uses that variable anywhere else.
+ */
+function sharingKey(args: ExecutionArgs, fields: ReadonlySet<string>, startArgument: string): string | null {
+  const operation = getOperationAST(args.document, args.operationName);
+  if (operation?.operation !== 'subscription' || operation.selectionSet.selections.length !== 1) return null;
+  const [field] = operation.selectionSet.selections;
+  if (field?.kind !== Kind.FIELD || !fields.has(field.name.value)) return null;
+  const start = field.arguments?.find((argument) => argument.name.value === startArgument)?.value;
+  const variables: Record<string, unknown> = { ...args.variableValues };
+  if (start?.kind === Kind.VARIABLE && uses(args.document, start.name.value) === 1) delete variables[start.name.value];
+  let text = printed.get(args.document);
+  if (text === undefined) printed.set(args.document, (text = print(args.document)));
+  return `${args.operationName ?? ''}\n${JSON.stringify(variables)}\n${text}`;
+}
+
+/** How many times the document refers to variable `name`. */
+function uses(document: DocumentNode, name: string): number {
+  let count = 0;
+  visit(document, { Variable: (node) => void (node.name.value === name && count++) });
+  return count - 1; // its definition
+}
+
+/** Results of one event, by sharing key; keyed by the event object, so they go when it does. */
+const results = new WeakMap<object, Map<string, ExecutionResult | Promise<ExecutionResult>>>();
+/** The JSON of a shared result, written once. */
+const serialized = new WeakMap<ExecutionResult, string>();
+
+/**
+ * The event's result for this sharing key: the one made for it already, else a new one, kept for the
+ * subscribers after this one when `keep`. Live events handed over are kept; those pulled through the
+ * stream, mostly history that each subscriber reads for itself, are not: keeping them costs more
+ * (a map per event for the collector) than it saves.
+ */
+function executeOnce(args: ExecutionArgs, key: string, event: unknown, keep: boolean): ExecutionResult | Promise<ExecutionResult> {
+  if (event === null || typeof event !== 'object') return executeEvent(args, event);
+  let byKey = results.get(event);
+  const made = byKey?.get(key);
+  if (made) return made;
+  const result = executeEvent(args, event);
+  if (!keep) return result;
+  if (!byKey) results.set(event, (byKey = new Map()));
+  byKey.set(key, result);
+  return result;
+}
+
+function executeEvent(args: ExecutionArgs, event: unknown): ExecutionResult | Promise<ExecutionResult> {
+  fanOutCounters.executed++;
+  return execute({ ...args, rootValue: event });
+}
+
+function jsonOf(result: ExecutionResult): string {
+  let json = serialized.get(result);
+  if (json === undefined) serialized.set(result, (json = JSON.stringify(result)));
+  return json;
+}
+
+/** graphql-js's subscribe, with shared execution, and a caught-up follow handed to the context's writer. */
+async function subscribeShared(args: ExecutionArgs, key: string): Promise<ExecutionResult | AsyncGenerator<ExecutionResult>> {
+  const source = await createSourceEventStream(args);
+  if (!isAsyncIterable(source)) return source;
+  const writer = (args.contextValue as SharedSubscriptionContext | undefined)?.liveNext;
+  if (writer && HAND_OVER_LIVE in source) {
+    (source as HandsOverLive<object>)[HAND_OVER_LIVE]((event) => {
+      const result = executeOnce(args, key, event, true);
+      if (result instanceof Promise || result.errors) return 'declined';
+      const delivery = writer(jsonOf(result));
+      if (delivery === 'sent') fanOutCounters.sentDirectly++;
+      return delivery;
+    });
+  }
+  return mapResults(source[Symbol.asyncIterator](), (event) => executeOnce(args, key, event, false));
+}
+
+/** Each event of `source` as its result. `return()` reaches the source at once, even while a `next()` waits. */
+function mapResults(source: AsyncIterator<unknown>, map: (event: unknown) => ExecutionResult | Promise<ExecutionResult>): AsyncGenerator<ExecutionResult> {
+  const done = (value?: unknown): IteratorResult<ExecutionResult> => ({ done: true, value });
+  return {
+    async next() {
+      const step = await source.next();
+      return step.done ? done(step.value) : { done: false, value: await map(step.value) };
+    },
+    return: async (value?: unknown) => {
+      await source.return?.(value);
+      return done(value);
+    },
+    throw: async (error: unknown) => {
+      await source.return?.();
+      throw error;
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    [Symbol.asyncDispose]: async () => void (await source.return?.()),
+  } as AsyncGenerator<ExecutionResult>;
+}

@@ -1,0 +1,164 @@
+/**
+ * Fan-out once (use-shared-subscriptions.ts): subscribers of one document get the same bytes, exactly
+ * once across the replay -> live hand-over, and a subscriber that stops reading is still cut with the
+ * seq to resume from. Raw graphql-transport-ws clients, so the test sees the frames as sent.
+ */
+import WebSocket from 'ws';
+import { followRunEvents, HAND_OVER_LIVE, SubscriberTooSlowError, type HandsOverLive, type LiveDelivery } from '../src/orchestrator/event-stream.js';
+import type { RunEvent } from '../src/orchestrator/run-events.js';
+import { fanOutCounters } from '../src/plugins/use-shared-subscriptions.js';
+import { makeActiveRun } from './helpers/events.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+
+let t: TestServer;
+beforeAll(async () => {
+  t = await startTestServer();
+});
+afterAll(async () => {
+  await t?.close();
+});
+
+const FOLLOW = `subscription($id: ID!, $since: Int) { runEvents(runId: $id, since: $since, untilSettled: true) { seq type ... on AssistantTextEvent { text } } }`;
+
+/** One connection with one subscription (id "1" on every connection, so frames can be compared whole). */
+interface RawSubscriber {
+  readonly socket: WebSocket;
+  /** Every frame after connection_ack, as text. */
+  readonly frames: string[];
+  /** Resolves once the server completes the subscription. */
+  readonly completed: Promise<void>;
+}
+
+async function subscribe(variables: Record<string, unknown>, onFrame?: (frame: string) => void): Promise<RawSubscriber> {
+  const socket = new WebSocket(t.url.replace(/^http/, 'ws'), 'graphql-transport-ws');
+  const frames: string[] = [];
+  let complete!: () => void;
+  const completed = new Promise<void>((resolve) => (complete = resolve));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.on('message', (data) => {
+      const frame = String(data);
+      const type = (JSON.parse(frame) as { type: string }).type;
+      if (type === 'connection_ack') return resolve();
+      if (type === 'ping') return socket.send('{"type":"pong"}');
+      frames.push(frame);
+      onFrame?.(frame);
+      if (type === 'complete' || type === 'error') complete();
+    });
+    socket.once('open', () => socket.send(JSON.stringify({ type: 'connection_init', payload: {} })));
+  });
+  socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: FOLLOW, variables } }));
+  return { socket, frames, completed };
+}
+
+const payloadOf = (frame: string) => (JSON.parse(frame) as { payload?: { data?: { runEvents: { seq: number } }; errors?: { extensions: Record<string, unknown> }[] } }).payload;
+const seqsOf = (frames: string[]) => frames.flatMap((frame) => payloadOf(frame)?.data?.runEvents.seq ?? []);
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+/**
+ * Appends `count` texts, `perAppend` to a transaction (published together, so live subscribers also
+ * see bursts), yielding between appends, then (unless told) the terminal status.
+ */
+async function write(runId: string, count: number, { text = 'chunk', terminal = true, perAppend = 1 } = {}): Promise<void> {
+  const log = t.server.orchestrator.eventLog;
+  for (let i = 0; i < count; i += perAppend) {
+    const texts = Array.from({ length: Math.min(perAppend, count - i) }, (_, j) => ({ type: 'assistant_text' as const, data: { text: `${text} ${i + j}` } }));
+    await log.append(runId, texts);
+    if (i % 10 === 0) await new Promise((resolve) => setImmediate(resolve));
+  }
+  if (terminal) await log.append(runId, [{ type: 'status', data: { status: 'SUCCEEDED' } }], { status: 'SUCCEEDED' });
+}
+
+test('subscribers of one document get byte-identical frames, each event once, across the replay -> live hand-over', async () => {
+  const run = await makeActiveRun(t, 'shared');
+  await write(run.id, 400, { terminal: false, perAppend: 20 }); // history before anyone subscribes
+  const before = { ...fanOutCounters };
+  const writing = write(run.id, 600, { perAppend: 5 }); // …and a writer still going while they replay
+  const fromStart = await Promise.all(Array.from({ length: 5 }, () => subscribe({ id: run.globalId })));
+  const fromFifty = await subscribe({ id: run.globalId, since: 50 }); // another since shares the live results too
+  await writing;
+  await Promise.all([...fromStart, fromFifty].map((subscriber) => subscriber.completed));
+
+  const [first] = fromStart;
+  expect(seqsOf(first.frames)).toEqual(range(1, 1_001));
+  expect(JSON.parse(first.frames.at(-1)!)).toEqual({ id: '1', type: 'complete' });
+  for (const other of fromStart) expect(other.frames).toEqual(first.frames); // byte for byte, replayed or live
+  expect(fromFifty.frames).toEqual(first.frames.slice(50));
+  // Live events went straight from the publish, executed once for all six subscribers rather than once each.
+  const sent = fanOutCounters.sentDirectly - before.sentDirectly;
+  const executed = fanOutCounters.executed - before.executed;
+  const delivered = [...fromStart, fromFifty].reduce((sum, subscriber) => sum + seqsOf(subscriber.frames).length, 0);
+  expect(sent).toBeGreaterThan(0);
+  expect(executed).toBeLessThanOrEqual(delivered - sent + 601); // history once per subscriber, each live event once
+  for (const subscriber of [...fromStart, fromFifty]) subscriber.socket.close();
+});
+
+test('a subscriber that stops reading is cut with resumeFrom, while the others get everything; resuming loses nothing', async () => {
+  const run = await makeActiveRun(t, 'slow');
+  const big = 'x'.repeat(15_000); // large events fill the socket's buffers quickly
+  const fast = await subscribe({ id: run.globalId });
+  let caughtUp!: () => void;
+  const firstEvent = new Promise<void>((resolve) => (caughtUp = resolve));
+  const slow = await subscribe({ id: run.globalId }, () => caughtUp());
+  await write(run.id, 1, { terminal: false });
+  await firstEvent; // the slow one is live, fed from the publish…
+  slow.socket.pause(); // …and stops reading
+  await write(run.id, 1_000, { text: big });
+  slow.socket.resume();
+  await Promise.all([fast.completed, slow.completed]);
+
+  expect(seqsOf(fast.frames)).toEqual(range(1, 1_002));
+  const cut = payloadOf(slow.frames.at(-2)!)!;
+  expect(cut.errors?.[0]?.extensions).toMatchObject({ code: 'SUBSCRIBER_TOO_SLOW' });
+  const resumeFrom = cut.errors![0]!.extensions.resumeFrom as number;
+  const received = seqsOf(slow.frames);
+  expect(received).toEqual(range(1, resumeFrom));
+  expect(resumeFrom).toBeLessThan(1_002);
+  const resumed = await subscribe({ id: run.globalId, since: resumeFrom });
+  await resumed.completed;
+  expect([...received, ...seqsOf(resumed.frames)]).toEqual(range(1, 1_002));
+  for (const subscriber of [fast, slow, resumed]) subscriber.socket.close();
+});
+
+test('the hand-over: only a pull that finds nothing buffered hands live events to the sink; declined ones come back through the stream', async () => {
+  const run = await makeActiveRun(t, 'hand-over');
+  const { db, eventLog, bus } = t.server.orchestrator;
+  const text = (n: number) => Array.from({ length: n }, () => ({ type: 'assistant_text' as const, data: { text: 'x' } }));
+  await eventLog.append(run.id, text(5));
+  const sunk: number[] = [];
+  let answer: LiveDelivery = 'sent';
+  const follow = (await followRunEvents(db, eventLog, bus, run.id, { untilSettled: true })) as AsyncGenerator<RunEvent> & HandsOverLive<RunEvent>;
+  follow[HAND_OVER_LIVE]((event) => {
+    if (answer === 'sent') sunk.push(event.seq);
+    return answer;
+  });
+  const pulled: number[] = [];
+  const pull = async () => pulled.push((await follow.next()).value!.seq);
+  for (let i = 0; i < 5; i++) await pull(); // the history
+  await eventLog.append(run.id, text(3)); // 6-8 wait in the buffer
+  await pull(); // 6: something was buffered, so no hand-over…
+  await eventLog.append(run.id, text(1)); // …and 9 is buffered behind 7 and 8, not sent ahead of them
+  for (let i = 0; i < 3; i++) await pull();
+  expect([pulled, sunk]).toEqual([[1, 2, 3, 4, 5, 6, 7, 8, 9], []]);
+  const ending = follow.next(); // finds nothing buffered: hands over
+  await eventLog.append(run.id, text(2));
+  expect(sunk).toEqual([10, 11]);
+  answer = 'declined';
+  await eventLog.append(run.id, text(1)); // declined: 12 comes through the stream…
+  expect((await ending).value.seq).toBe(12);
+  answer = 'sent';
+  const last = follow.next(); // …and the next pull hands over again
+  await eventLog.append(run.id, [{ type: 'status', data: { status: 'SUCCEEDED' } }], { status: 'SUCCEEDED' });
+  expect(sunk).toEqual([10, 11, 13]);
+  expect(await last).toEqual({ done: true, value: undefined }); // the terminal status ends the stream
+
+  const other = await makeActiveRun(t, 'cut');
+  await eventLog.append(other.id, text(1));
+  const cut = (await followRunEvents(db, eventLog, bus, other.id)) as AsyncGenerator<RunEvent> & HandsOverLive<RunEvent>;
+  let room = 2;
+  cut[HAND_OVER_LIVE](() => (room-- > 0 ? 'sent' : 'full'));
+  expect((await cut.next()).value!.seq).toBe(1);
+  const cutting = cut.next(); // finds nothing buffered: hands over
+  await eventLog.append(other.id, text(5)); // 2 and 3 are sent, then the sink is full
+  await expect(cutting).rejects.toEqual(new SubscriberTooSlowError(3));
+});
