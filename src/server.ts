@@ -13,17 +13,17 @@ import { createYoga, type YogaLogger } from 'graphql-yoga';
 import type { DestinationStream } from 'pino';
 import { WebSocketServer } from 'ws';
 import { createAgentCatalog } from './agents/index.js';
-import { ConfigError, isLoopbackHost, nodeLogFields, type Config } from './config.js';
+import { ConfigError, isClusterNode, isLoopbackHost, nodeLogFields, type Config } from './config.js';
 import { guardConnections, type ConnectionGuardOptions } from './connection-guard.js';
 import { createLogger, type Logger } from './log.js';
 import { lockDataDir } from './orchestrator/data-dir-lock.js';
 import { Database } from './orchestrator/db.js';
-import { openRepository } from './orchestrator/git.js';
-import { checkReadiness } from './orchestrator/health.js';
+import { openRepository, type RepositoryInfo } from './orchestrator/git.js';
+import { checkReadiness, type ReadinessOptions } from './orchestrator/health.js';
 import { Orchestrator, type OrchestratorClusterOptions } from './orchestrator/index.js';
-import type { NodeRole } from './orchestrator/nodes.js';
-import { LocalRunControl, type RunControl } from './orchestrator/run-control.js';
+import { RemoteWorkspaces } from './orchestrator/remote-workspaces.js';
 import { BullRunQueue } from './cluster/bull-run-queue.js';
+import { createClusterBus, storeReaders, type ClusterBus } from './cluster/index.js';
 import { graphiqlOptions, renderGraphiQLOnFirstUse } from './plugins/graphiql.js';
 import { useAgentScope } from './plugins/use-agent-scope.js';
 import { authenticate, HEALTH_PATHS, useAuthentication, type AuthenticationOptions } from './plugins/use-authentication.js';
@@ -51,22 +51,6 @@ export interface ServerOptions {
   logStream?: DestinationStream;
   /** Overrides of the socket bounds (tests shorten the stall timeout). @default maxConnections from config, the rest as in connection-guard.ts */
   connectionGuard?: Partial<Omit<ConnectionGuardOptions, 'logger'>>;
-  /** Cluster mode (issue 15): runs go through BullMQ on Redis and this node registers its heartbeat. @default embedded */
-  cluster?: ClusterServerOptions;
-}
-
-/** What makes this server a node of a cluster (the integrator maps Config's redisUrl, role, nodeId and leaseMs here). */
-export interface ClusterServerOptions {
-  redisUrl: string;
-  nodeId: string;
-  /** @default 'all' */
-  role?: NodeRole;
-  /** @default 30_000 // ms */
-  leaseMs?: number;
-  /** Commands to the node that drives a run (the Redis run control). @default LocalRunControl: commands reach only runs this node drives */
-  control?: RunControl;
-  /** BullMQ key prefix, so tests can share a Redis. @default 'runboard' */
-  queuePrefix?: string;
 }
 
 /**
@@ -87,16 +71,22 @@ export interface RunboardServer {
 /** Opens the repository and database, then listens. Rejects if the repository is unusable. */
 export async function startServer(config: Config, options: ServerOptions = {}): Promise<RunboardServer> {
   const logger = options.logger ?? createLogger({ level: options.logStream ? config.logLevel : 'silent', destination: options.logStream, pretty: false, base: nodeLogFields(config) });
-  const repository = await openRepository(config.repo);
+  // One process checks the repository before it takes the data dir; a cluster node opens its clone of the remote after.
+  const localRepository = isClusterNode(config) ? null : await openRepository(config.repo);
   mkdirSync(config.dataDir, { recursive: true });
   const lock = lockDataDir(config.dataDir);
   let db: Database;
+  let cluster: ClusterNode | null = null;
   try {
     db = await Database.open({ url: config.databaseUrl, logQueries: options.logQueries });
+    if (isClusterNode(config)) cluster = await joinCluster(config, db, logger, () => orchestrator);
   } catch (error) {
+    await cluster?.close();
+    await db!?.close();
     lock.release();
     throw error;
   }
+  const repository = cluster?.repository ?? localRepository!;
   const orchestrator = new Orchestrator({
     db,
     repository,
@@ -115,7 +105,9 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     maxConcurrentRuns: config.maxConcurrentRuns,
     playtestCommand: config.playtestCommand,
     logger,
-    cluster: options.cluster ? clusterOptions(options.cluster, config, logger) : undefined,
+    bus: cluster?.bus.bus,
+    workspaces: cluster?.workspaces,
+    cluster: cluster?.orchestrator,
   });
   // Before start, so the statuses start-up recovery changes are logged too.
   const stopLoggingRuns = orchestrator.bus.subscribe('run-updated', '*', ({ runId, cardId, status }) => {
@@ -151,7 +143,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     maxRequestBodySize: config.maxBodyBytes,
     plugins: [
       useRequestOrigin(origin),
-      useHealth({ check: async () => ({ ...(await checkReadiness({ db, repositoryRoot: repository.root })), internalErrors: faults.internalErrors }) }),
+      useHealth({ check: async () => ({ ...(await checkReadiness({ db, repositoryRoot: repository.root, ...cluster?.readiness })), internalErrors: faults.internalErrors }) }),
       useWebApp(webApp),
       useAuthentication(auth),
       useCSRFRefusalForAllButEventSource(),
@@ -262,21 +254,55 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
         await stopped;
         guard.dispose();
         await orchestrator.shutdown();
+        await cluster?.close();
         lock.release();
         stopLoggingRuns();
       })()),
   };
 }
 
-/** The orchestrator's cluster parts for this node: the BullMQ run queue, with RUNBOARD_MAX_CONCURRENT_RUNS per worker. */
-function clusterOptions(cluster: ClusterServerOptions, config: Config, logger: Logger): OrchestratorClusterOptions {
-  const leaseMs = cluster.leaseMs ?? 30_000;
+/** What makes this process a node of a cluster: its Redis bus and run control, its clone of the remote, its run queue. */
+interface ClusterNode {
+  bus: ClusterBus;
+  workspaces: RemoteWorkspaces;
+  repository: RepositoryInfo;
+  orchestrator: OrchestratorClusterOptions;
+  /** /readyz's checks of the repository (this node's clone), Redis and the run queue. */
+  readiness: Pick<ReadinessOptions, 'checkRepository' | 'more'>;
+  close(): Promise<void>;
+}
+
+/**
+ * Joins the cluster that `config` names: the Redis bus (its relays read the logs of the orchestrator
+ * built next, hence `store`), this node's clone of the remote of record, and the BullMQ run queue
+ * with RUNBOARD_MAX_CONCURRENT_RUNS per worker. Rejects (closing what it opened) if Redis or the remote fails.
+ */
+async function joinCluster(config: Config, db: Database, logger: Logger, store: () => Orchestrator): Promise<ClusterNode> {
+  const bus = await createClusterBus({ redisUrl: config.redisUrl!, nodeId: config.nodeId, logger, readers: storeReaders(store) });
+  let workspaces: RemoteWorkspaces;
+  let repository: RepositoryInfo;
+  try {
+    workspaces = await RemoteWorkspaces.open({
+      db,
+      dataDir: config.dataDir,
+      remote: config.repo,
+      withLock: (name, fn) => db.withLock(name, fn),
+      askOwner: (runId, maxBytes) => bus.control.send(runId, { kind: 'uncommitted', maxBytes }),
+      logger,
+    });
+    repository = await workspaces.repositoryInfo();
+  } catch (error) {
+    await bus.close();
+    throw error;
+  }
+  const queue = new BullRunQueue({ redisUrl: config.redisUrl!, nodeId: config.nodeId, leaseMs: config.leaseMs, concurrency: config.maxConcurrentRuns, logger });
   return {
-    nodeId: cluster.nodeId,
-    role: cluster.role ?? 'all',
-    leaseMs,
-    queue: new BullRunQueue({ redisUrl: cluster.redisUrl, nodeId: cluster.nodeId, leaseMs, concurrency: config.maxConcurrentRuns, logger, prefix: cluster.queuePrefix }),
-    control: cluster.control ?? new LocalRunControl(),
+    bus,
+    workspaces,
+    repository,
+    orchestrator: { nodeId: config.nodeId, role: config.role, leaseMs: config.leaseMs, queue, control: bus.control },
+    readiness: { checkRepository: () => workspaces.repositoryInfo(), more: { redis: () => bus.ping(), queue: () => queue.ping() } },
+    close: () => bus.close(),
   };
 }
 

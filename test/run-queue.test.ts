@@ -10,16 +10,16 @@ import { decodeGlobalID } from '@pothos/plugin-relay';
 import { execa, type ResultPromise } from 'execa';
 import { loadConfig } from '../src/config.js';
 import { hashAgentToken } from '../src/orchestrator/runs.js';
-import { startServer, type ClusterServerOptions, type RunboardServer } from '../src/server.js';
+import { startServer, type RunboardServer } from '../src/server.js';
 import { makePiEnvironment, startModelServer, type ModelServer, type PiEnvironment } from './helpers/model-server.js';
-import { makeRepo, removeDirs, tempDir } from './helpers/repo.js';
+import { makeRemote } from './helpers/cluster.js';
+import { removeDirs, tempDir } from './helpers/repo.js';
 import { alive, runEvents, runProcesses, waitFor, SETTLED } from './helpers/runs.js';
 import { projectRoot, type GraphQLResponse, type TestServer } from './helpers/server.js';
 import { startServices, type Services } from './helpers/services.js';
 
 /** Short, so a dead worker's runs are swept within seconds; long enough for a loaded 2-core machine. */
 const LEASE_MS = 4_000;
-const PREFIX = 'rq-test';
 
 /** A node as the tests talk to it: GraphQL over HTTP, with an optional bearer token. */
 interface TestNode {
@@ -63,20 +63,18 @@ beforeAll(async () => {
   services = await startServices();
   model = await startModelServer(() => ({ text: 'done' }));
   pi = await makePiEnvironment(model);
-  repo = await makeRepo();
+  repo = await makeRemote();
   shared = await tempDir('runboard-shared-');
   const [dirA, dirB] = [await tempDir('runboard-node-a-'), await tempDir('runboard-node-b-')];
   dirs = [shared, dirA, dirB];
-  const databaseUrl = `file:${path.join(shared, 'runboard.db')}`;
-  const env = { DATABASE_URL: databaseUrl, RUNBOARD_AGENT_ARGS: pi.args.join(' '), RUNBOARD_MAX_CONCURRENT_RUNS: '1' };
-  const cluster = (nodeId: string): ClusterServerOptions => ({ redisUrl: services.redisUrl, nodeId, role: 'all', leaseMs: LEASE_MS, queuePrefix: PREFIX });
+  const env = { DATABASE_URL: services.databaseUrl, REDIS_URL: services.redisUrl, RUNBOARD_LEASE_MS: String(LEASE_MS), RUNBOARD_AGENT_ARGS: pi.args.join(' '), RUNBOARD_MAX_CONCURRENT_RUNS: '1' };
 
-  serverA = await startServer(loadConfig(['--port', '0', '--repo', repo, '--data-dir', dirA], env), { agentEnv: pi.env, cluster: cluster('node-a') });
+  serverA = await startServer(loadConfig(['--port', '0', '--repo', repo, '--data-dir', dirA, '--node-id', 'node-a'], env), { agentEnv: pi.env });
   a = client(serverA.url);
 
   childB = execa('node', ['--import', 'tsx', path.join(projectRoot, 'test/helpers/cluster-node.ts')], {
     cwd: projectRoot,
-    env: { ...env, ...pi.env, RUNBOARD_REPO: repo, RUNBOARD_DATA_DIR: dirB, RUNBOARD_TEST_CLUSTER: JSON.stringify(cluster('node-b')) },
+    env: { ...env, ...pi.env, RUNBOARD_REPO: repo, RUNBOARD_DATA_DIR: dirB, RUNBOARD_NODE_ID: 'node-b' },
     reject: false,
   });
   const url = await new Promise<string>((resolve, reject) => {
@@ -98,7 +96,7 @@ afterAll(async () => {
   await model?.close();
   await pi?.cleanup();
   await services?.stop();
-  await removeDirs(repo, ...dirs);
+  await removeDirs(path.dirname(repo), ...dirs);
 }, 60_000);
 
 async function startRun(node: TestNode, title: string, extra: Record<string, unknown> = {}): Promise<string> {

@@ -1,7 +1,8 @@
 /**
  * Readiness: whether this process can do its work right now. The database answers (on a fresh
  * connection too, so a deleted or corrupt file is noticed even though the open handles still
- * work), every migration shipped with this version is applied, and the repository is readable.
+ * work), every migration shipped with this version is applied, and the repository is readable; on a
+ * cluster node, also Redis and the run queue.
  */
 import BetterSqlite3 from 'better-sqlite3';
 import type { Database } from './db.js';
@@ -19,7 +20,7 @@ export interface Readiness {
   ready: boolean;
   /** Names of the checks that failed. */
   failed: string[];
-  checks: { database: CheckResult; migrations: CheckResult; repository: CheckResult };
+  checks: { database: CheckResult; migrations: CheckResult; repository: CheckResult } & Record<string, CheckResult>;
   /** Server faults masked as internal errors since start (the server adds it; it does not affect readiness). */
   internalErrors?: number;
 }
@@ -27,6 +28,10 @@ export interface Readiness {
 export interface ReadinessOptions {
   db: Database;
   repositoryRoot: string;
+  /** How the repository is checked. @default opening `repositoryRoot` as a git checkout */
+  checkRepository?: () => Promise<unknown>;
+  /** More checks by name, each passing unless it rejects (a cluster node's Redis and run queue). @default none */
+  more?: Readonly<Record<string, () => Promise<unknown>>>;
   /** @default MIGRATIONS_DIR on SQLite, PG_MIGRATIONS_DIR on Postgres */
   migrationsDir?: string;
   /** Each check fails if it takes longer. @default 5_000 // ms */
@@ -34,12 +39,17 @@ export interface ReadinessOptions {
 }
 
 /** Runs the checks (database and repository at once); never throws. */
-export async function checkReadiness({ db, repositoryRoot, migrationsDir, timeoutMs = 5_000 }: ReadinessOptions): Promise<Readiness> {
-  const [pending, repository] = await Promise.all([attempt(within(timeoutMs, readPendingMigrations(db, migrationsDir))), attempt(within(timeoutMs, openRepository(repositoryRoot)))]);
+export async function checkReadiness({ db, repositoryRoot, checkRepository = () => openRepository(repositoryRoot), more = {}, migrationsDir, timeoutMs = 5_000 }: ReadinessOptions): Promise<Readiness> {
+  const [pending, repository, ...others] = await Promise.all([
+    attempt(within(timeoutMs, readPendingMigrations(db, migrationsDir))),
+    attempt(within(timeoutMs, checkRepository())),
+    ...Object.values(more).map((check) => attempt(within(timeoutMs, check()))),
+  ]);
   const checks = {
     database: pending.result,
     migrations: !pending.value ? { ok: false, error: 'not checked: the database did not answer' } : pending.value.length ? { ok: false, error: `not applied: ${pending.value.join(', ')}` } : { ok: true },
     repository: repository.result,
+    ...Object.fromEntries(Object.keys(more).map((name, i) => [name, others[i]!.result])),
   };
   const failed = Object.entries(checks).filter(([, check]) => !check.ok).map(([name]) => name);
   return { ready: failed.length === 0, failed, checks };

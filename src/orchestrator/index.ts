@@ -16,7 +16,7 @@ import { followBoardEventBatches, followBoardEvents, followRunEventBatches, foll
 import type { RepositoryInfo } from './git.js';
 import { Playtests } from './playtest.js';
 import { NodeRegistry, type ClusterNodeInfo, type NodeRole } from './nodes.js';
-import { InMemoryPubSub } from './pubsub.js';
+import { InMemoryPubSub, type CountingPubSub } from './pubsub.js';
 import type { RunControl } from './run-control.js';
 import type { RunQueue } from './run-queue.js';
 import { Runs, type RunTopics } from './runs.js';
@@ -39,6 +39,8 @@ export interface OrchestratorOptions {
   playtestCommand?: readonly string[] | null;
   /** Where the orchestrator reports failures it handles itself. @default a silent logger */
   logger?: Logger;
+  /** Where persisted events and run updates are published: in cluster mode the Redis bus (src/cluster/). @default in memory */
+  bus?: CountingPubSub<Topics>;
   /** Runs' git workspaces: in cluster mode a RemoteWorkspaces (remote-workspaces.ts). @default the main checkout's */
   workspaces?: Workspaces;
   /** Cluster mode: the node's identity and the shared queue and run control (the composition root builds them). @default embedded */
@@ -66,7 +68,7 @@ export class Orchestrator {
   readonly repository: RepositoryInfo;
   readonly dataDir: string;
   /** Where run events and run updates are published, after they are persisted. */
-  readonly bus = new InMemoryPubSub<Topics>();
+  readonly bus: CountingPubSub<Topics>;
   readonly eventLog: EventLog;
   /** Every board change with a global seq (board-log.ts). */
   readonly boardLog: BoardLog;
@@ -84,6 +86,7 @@ export class Orchestrator {
     this.repository = options.repository;
     this.dataDir = options.dataDir;
     this.agents = options.agents;
+    this.bus = options.bus ?? new InMemoryPubSub<Topics>();
     ({ boardLog: this.boardLog, eventLog: this.eventLog } = createLogs(options.db, this.bus));
     const logger = options.logger ?? createLogger({ level: 'silent' });
     this.board = new Board(options.db, this.boardLog, this.eventLog);

@@ -14,7 +14,12 @@ export interface PubSub<Topics extends Record<string, unknown>> {
   ready<T extends keyof Topics & string>(topic: T, key: string): Promise<void>;
 }
 
-export class InMemoryPubSub<Topics extends Record<string, unknown>> implements PubSub<Topics> {
+/** A bus that can say how many listeners wait on a topic and key (diagnostics, and tests that check nothing leaks). */
+export interface CountingPubSub<Topics extends Record<string, unknown>> extends PubSub<Topics> {
+  listenerCount(topic: keyof Topics & string, key: string): number;
+}
+
+export class InMemoryPubSub<Topics extends Record<string, unknown>> implements CountingPubSub<Topics> {
   private readonly listeners = new Map<string, Set<(payload: never) => void>>();
 
   publish<T extends keyof Topics & string>(topic: T, key: string, payload: Topics[T]): void {
