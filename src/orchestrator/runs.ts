@@ -38,6 +38,8 @@ export const ABORT_TIMEOUT_MS = 5_000;
 export const STOP_GRACE_MS = 5_000;
 /** stderr lines recorded as events per run; the rest are counted in one warning. @default 500 */
 export const MAX_STDERR_EVENTS = 500;
+/** Least time between two stores of a working run's agent session (cluster mode). @default 1_000 // ms */
+const SESSION_SNAPSHOT_MS = 1_000;
 /** Tries at writing a run's terminal status before it is marked without its event. @default 4 */
 export const FINAL_STATUS_ATTEMPTS = 4;
 /** The wait before the first retry of a terminal status; it doubles each time. @default 200 // ms */
@@ -119,6 +121,11 @@ interface LiveRun {
   /** Its driver and agent state dir, once known: a cluster worker snapshots the session with them at the end. */
   driver: AgentDriver | null;
   stateDir: string | null;
+  /** When the session was last stored while the run works, and the pending store (cluster mode; see snapshotSoon). */
+  lastSnapshotAt: number;
+  snapshotTimer: NodeJS.Timeout | null;
+  /** The stores of its session, one after another, so an older one never lands after a newer one. */
+  snapshots: Promise<void>;
   /** Messages sent while the agent was being started, delivered right after the first prompt. */
   deferred: { text: string; mode: MessageMode }[];
   stderrEvents: number;
@@ -386,6 +393,9 @@ export class Runs {
       agent: null,
       driver: null,
       stateDir: null,
+      lastSnapshotAt: 0,
+      snapshotTimer: null,
+      snapshots: Promise.resolve(),
       deferred: [],
       stderrEvents: 0,
       stderrDropped: 0,
@@ -458,6 +468,7 @@ export class Runs {
           events: (events) => {
             void this.append(live, events);
             this.options.workspaces.publishSoon(runId); // it may have committed: the remote of record gets the branch
+            if (this.options.cluster) this.snapshotSoon(live); // a worker that dies leaves the conversation for a refine elsewhere
           },
           stderr: (line) => this.onStderr(live, line),
           session: (reference) => void this.options.db.write((tx) => tx.run.update({ where: { id: runId }, data: { agentSession: reference } })).catch(() => undefined),
@@ -536,6 +547,7 @@ export class Runs {
     if (live.phase === 'ended') return live.ended;
     live.agent?.flush(); // text the agent wrote before this goes first
     live.phase = 'ended'; // the agent's token dies with the status write below, and is refused already once the run is not active
+    if (live.snapshotTimer) clearTimeout(live.snapshotTimer);
     try {
       if (live.stderrDropped) await this.append(live, [{ type: 'warning', data: { message: `${live.stderrDropped} more stderr lines were not recorded` } }], true);
       // The process tree is gone before the terminal status is visible: a client that sees STOPPED can rely on it.
@@ -564,15 +576,45 @@ export class Runs {
     }
   }
 
-  /** Stores the run's agent session files (cluster mode), or says in a warning that they are too large to. */
-  private async snapshotSession(live: LiveRun): Promise<void> {
+  /**
+   * While a run works (cluster mode): its session files are stored at most every SESSION_SNAPSHOT_MS,
+   * at once for the first activity and then once more after the wait, so a worker killed mid-run
+   * leaves the conversation so far for a refine on another worker. Failures are only logged: the
+   * snapshot at the end reports its own.
+   */
+  private snapshotSoon(live: LiveRun): void {
+    if (live.snapshotTimer) return;
+    const take = () => void this.snapshotSession(live, false).catch((error: unknown) => this.options.logger.warn({ err: error, runId: live.id }, 'storing the agent session failed'));
+    const waited = Date.now() - live.lastSnapshotAt;
+    if (waited >= SESSION_SNAPSHOT_MS) {
+      live.lastSnapshotAt = Date.now();
+      take();
+      return;
+    }
+    live.snapshotTimer = setTimeout(() => {
+      live.snapshotTimer = null;
+      if (live.phase === 'ended') return;
+      live.lastSnapshotAt = Date.now();
+      take();
+    }, SESSION_SNAPSHOT_MS - waited);
+    live.snapshotTimer.unref();
+  }
+
+  /** Stores the run's agent session files (cluster mode), or says in a warning (`warn`) that they are too large to. */
+  private snapshotSession(live: LiveRun, warn = true): Promise<void> {
+    const stored = live.snapshots.then(() => this.storeSession(live, warn));
+    live.snapshots = stored.catch(() => undefined);
+    return stored;
+  }
+
+  private async storeSession(live: LiveRun, warn: boolean): Promise<void> {
     if (!live.driver?.sessionFiles || !live.stateDir) return;
     const run = await this.options.db.client.run.findUnique({ where: { id: live.id }, select: { agentSession: true } });
     if (!run?.agentSession) return;
     const files = await live.driver.sessionFiles(run.agentSession, live.stateDir);
     if (!files.length) return;
     const outcome = await this.snapshots.take(live.id, live.stateDir, files);
-    if (!outcome.stored) await this.append(live, [{ type: 'warning', data: { message: `the agent session (${outcome.bytes} bytes) is larger than ${MAX_SESSION_SNAPSHOT_BYTES} bytes and was not stored: a refine can resume it only on this node` } }], true);
+    if (!outcome.stored && warn) await this.append(live, [{ type: 'warning', data: { message: `the agent session (${outcome.bytes} bytes) is larger than ${MAX_SESSION_SNAPSHOT_BYTES} bytes and was not stored: a refine can resume it only on this node` } }], true);
   }
 
   /** cleanupOnFinish: remove the run's own worktree, keeping a branch with unmerged commits; recorded as an event unless `withEvent` is false. */

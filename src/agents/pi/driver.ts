@@ -9,7 +9,7 @@
  * itself. A message sent or an `agent_start` seen meanwhile bumps `generation` and voids the answer.
  */
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AgentCapabilities, AgentDriver, AgentLaunch, AgentSession, AgentSink, MessageMode } from '../../orchestrator/agent-driver.js';
@@ -67,6 +67,7 @@ export class PiDriver implements AgentDriver {
     // Always a path: `--session <id>` from another directory asks on stdin whether to fork (PI-RPC.md).
     const sessionFile = launch.resume ?? path.join(launch.stateDir, 'sessions', `${launch.runId}.jsonl`);
     await mkdir(path.dirname(sessionFile), { recursive: true });
+    if (launch.resume) await moveSession(sessionFile, launch.cwd);
     const [program, ...leading] = this.command;
     const session = new PiSession(sink);
     const agent = new AgentProcess(
@@ -202,4 +203,16 @@ export function defaultPiCommand(): string[] {
     if (existsSync(cli)) return [process.execPath, cli];
     if (path.dirname(dir) === dir) return ['pi'];
   }
+}
+
+/**
+ * Points a session at the directory it resumes in. pi runs a resumed session's tools in its header's
+ * `cwd` and exits if that is gone (PI-RPC.md): a refine on another worker works in another path.
+ */
+async function moveSession(sessionFile: string, cwd: string): Promise<void> {
+  const text = await readFile(sessionFile, 'utf8');
+  const end = text.indexOf('\n');
+  const header = JSON.parse(end === -1 ? text : text.slice(0, end)) as { type?: string; cwd?: string };
+  if (header.type !== 'session' || header.cwd === cwd) return;
+  await writeFile(sessionFile, JSON.stringify({ ...header, cwd }) + (end === -1 ? '' : text.slice(end)));
 }
