@@ -1,7 +1,8 @@
 /**
- * Runs owned by workers through the BullMQ queue (issue 15): two nodes on one SQLite file and a real
- * Redis, each with its own data dir; node A in this process, node B in a child process so that it can
- * be SIGKILLed. Agents are the real pi against the scripted model server.
+ * Runs owned by workers through the BullMQ queue (issue 15): two nodes of role all on a throwaway
+ * Postgres and Redis and a bare remote, each with its own data dir; node A in this process, node B in a
+ * child process so that it can be SIGKILLed. Agents are the real pi against the scripted model server.
+ * Steering and stopping through a node that does not drive the run: test/cluster.test.ts.
  */
 import { existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
@@ -208,8 +209,6 @@ test('a refine on a node whose disk lacks the session restores it from the datab
     release();
   }
 }, 180_000);
-
-test.todo('steer and stop sent to the node that does not drive the run reach it (needs the Redis run control of helper "bus" wired into ServerOptions.cluster.control)');
 
 test('a SIGKILLed worker loses its lease: its run becomes INTERRUPTED with no process left, the other node\'s run is untouched, and a refine continues it elsewhere', async () => {
   const pids = await tempDir('runboard-pids-');
