@@ -191,6 +191,10 @@ test('steer and stop sent to a node that does not own the run reach its worker',
   await waitForStatus(api[1]!, runId, ['RUNNING']);
   const owner = await waitFor('an owner', () => ownerOf(api[1]!, runId));
   expect(owner).toMatch(/^worker-/);
+  // A cluster has no main checkout to work in.
+  const { createCard } = await api[1]!.ok(`mutation { createCard(input: { title: "no worktree" }) { id } }`);
+  const refused = await api[1]!.gql(`mutation($id: ID!) { startRun(input: { cardId: $id, useWorktree: false }) { id } }`, { id: createCard.id });
+  expect(refused.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
   await api[1]!.ok(`mutation($id: ID!) { sendRunMessage(runId: $id, text: "STEERED: change course", mode: STEER) { id } }`, { id: runId });
   await waitFor('the steer to reach the model', async () => (model.requests.some((r) => caseOf(r) === 'steer' && JSON.stringify(r.messages).includes('STEERED')) ? true : undefined));
   // The agent answered; now stop it from the third node.

@@ -303,7 +303,9 @@ test('runs on two workers: the agent\'s commit reaches the remote, and a refine 
   const worker = async (name: string) => {
     const workspaces = await node(name);
     const dataDir = path.dirname(workspaces.worktreesDir);
-    return new Orchestrator({ db, repository: await workspaces.repositoryInfo(), dataDir, agents, agentEnv: pi.env, workspaces });
+    const orchestrator = new Orchestrator({ db, repository: await workspaces.repositoryInfo(), dataDir, agents, agentEnv: pi.env, workspaces });
+    await orchestrator.start(); // the queue drives runs once started (both start before any run exists)
+    return orchestrator;
   };
   const [a, b] = [await worker('a'), await worker('b')];
   const settled = (runId: string) =>

@@ -36,6 +36,9 @@ export interface NodeRegistryOptions {
   logger: Logger;
 }
 
+/** How long a node that stopped beating stays listed in Query.cluster. @default 3_600_000 // ms */
+export const FORGET_DEAD_NODE_MS = 60 * 60 * 1000;
+
 export class NodeRegistry {
   private readonly timers: NodeJS.Timeout[] = [];
   /** Heartbeats and sweeps under way, awaited by `stop` so none writes after it. */
@@ -104,7 +107,11 @@ export class NodeRegistry {
     const { db, nodeId, role } = this.options;
     const now = new Date();
     // An upsert: a node removed by an operator (or a restore) comes back with its next beat.
-    await db.write((tx) => tx.node.upsert({ where: { id: nodeId }, create: { id: nodeId, role, startedAt: now, heartbeatAt: now }, update: { heartbeatAt: now } }));
+    await db.write(async (tx) => {
+      await tx.node.upsert({ where: { id: nodeId }, create: { id: nodeId, role, startedAt: now, heartbeatAt: now }, update: { heartbeatAt: now } });
+      // Nodes that died long ago are forgotten, so the registry stays as small as the cluster (their runs were swept long since).
+      await tx.node.deleteMany({ where: { heartbeatAt: { lt: new Date(now.getTime() - FORGET_DEAD_NODE_MS) } } });
+    });
   }
 
   private cutoff(): Date {

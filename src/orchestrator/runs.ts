@@ -166,6 +166,8 @@ export class Runs {
     const card = await db.client.card.findUnique({ where: { id: input.cardId }, select: { id: true, ...AGENT_PROMPT_SELECT } });
     if (!card) throw new NotFoundError('Card', input.cardId);
     const useWorktree = input.useWorktree ?? true;
+    // A cluster node's repository is its bare clone of the remote: there is no main checkout to work in.
+    if (!useWorktree && this.options.cluster) throw new InvalidInputError('useWorktree: false works in the main checkout, and a cluster has none: runs there work in worktrees', 'useWorktree');
     const refine = input.refineRunId ? await this.refineTarget(input.refineRunId, card.id) : null;
     if (refine && input.agent && input.agent !== refine.agent) throw new ConflictError(`cannot refine run ${refine.id} with ${input.agent}: it ran ${refine.agent}, and a session continues with its own agent`);
     const driver = await this.options.agents.require(input.agent ?? refine?.agent);
