@@ -8,11 +8,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { encodeGlobalID } from '@pothos/plugin-relay';
 import { execa } from 'execa';
 import { loadConfig } from '../../src/config.js';
 import { startServer } from '../../src/server.js';
-import { cpuMicros, initRepo, serve, startChild, TEXT, writePaced, type WriteLoad } from './shared.js';
+import { eventWriter } from './event-writer.js';
+import { cpuMicros, initRepo, serve, startChild } from './shared.js';
 
 const SERVICES = path.resolve(import.meta.dirname, '../../scripts/services.sh');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'bench-cluster-'));
@@ -25,18 +25,12 @@ await initRepo(remote);
 const config = (role: string, nodeId: string, dataDir: string) =>
   loadConfig(['--port', '0', '--repo', remote, '--data-dir', dataDir, '--role', role, '--node-id', nodeId], { ...env, RUNBOARD_AGENT_COMMAND: 'true' });
 // The writer first: it migrates the database the API nodes then find ready.
-const writer = await startServer(config('worker', 'bench-writer', path.join(tmp, 'writer')));
+const writerNode = await startServer(config('worker', 'bench-writer', path.join(tmp, 'writer')));
 Object.assign(process.env, env, { BENCH_REMOTE: remote });
 const nodes = await Promise.all(['bench-api-1', 'bench-api-2'].map((id) => ((process.env.BENCH_NODE_ID = id), startChild('cluster-node'))));
 const urls = await Promise.all(nodes.map((node) => node.call<string>('url')));
 
-const { db, eventLog } = writer.orchestrator;
-const card = await db.client.card.create({ data: { title: 'bench', position: 0 } });
-let runs: string[] = [];
-
-async function createRun(): Promise<string> {
-  return (await db.client.run.create({ data: { cardId: card.id, prompt: 'bench', status: 'RUNNING' } })).id;
-}
+const writer = await eventWriter(writerNode.orchestrator);
 
 serve(
   {
@@ -44,29 +38,11 @@ serve(
     url: () => urls.join(' '),
     /** The whole cluster's CPU: both API nodes and this writer. */
     cpu: async () => cpuMicros() + (await Promise.all(nodes.map((node) => node.call<number>('cpu')))).reduce((a, b) => a + b, 0),
-    createRuns: async (count: number) => {
-      runs = await Promise.all(Array.from({ length: count }, createRun));
-      return runs.map((id) => encodeGlobalID('Run', id));
-    },
-    write: (load: WriteLoad) =>
-      writePaced(
-        runs.length,
-        load,
-        (run, text) => eventLog.append(runs[run], [{ type: 'assistant_text', data: { text } }]),
-        (run) => eventLog.append(runs[run], [{ type: 'status', data: { status: 'SUCCEEDED' } }], { status: 'SUCCEEDED' }),
-      ),
-    history: async (count: number) => {
-      const id = await createRun();
-      for (let i = 0; i < count; i += 1_000) {
-        await eventLog.append(id, Array.from({ length: Math.min(1_000, count - i) }, () => ({ type: 'assistant_text', data: { text: TEXT } })));
-      }
-      await eventLog.append(id, [{ type: 'status', data: { status: 'SUCCEEDED' } }], { status: 'SUCCEEDED' });
-      return encodeGlobalID('Run', id);
-    },
+    ...writer,
   },
   async () => {
     await Promise.all(nodes.map((node) => node.close()));
-    await writer.close();
+    await writerNode.close();
     await execa(SERVICES, ['stop', servicesDir]);
     rmSync(tmp, { recursive: true, force: true });
   },
