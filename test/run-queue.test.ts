@@ -16,38 +16,14 @@ import { makePiEnvironment, startModelServer, type ModelServer, type PiEnvironme
 import { makeRemote } from './helpers/cluster.js';
 import { removeDirs, tempDir } from './helpers/repo.js';
 import { alive, runEvents, runProcesses, waitFor, SETTLED } from './helpers/runs.js';
-import { projectRoot, type GraphQLResponse, type TestServer } from './helpers/server.js';
+import { graphqlClient, projectRoot, type GraphQLClient, type TestServer } from './helpers/server.js';
 import { startServices, type Services } from './helpers/services.js';
 
 /** Short, so a dead worker's runs are swept within seconds; long enough for a loaded 2-core machine. */
 const LEASE_MS = 4_000;
 
-/** A node as the tests talk to it: GraphQL over HTTP, with an optional bearer token. */
-interface TestNode {
-  url: string;
-  gql<T = any>(query: string, variables?: Record<string, unknown>, token?: string): Promise<GraphQLResponse<T> & { status: number }>;
-  ok<T = any>(query: string, variables?: Record<string, unknown>): Promise<T>;
-}
-
-function client(url: string): TestNode {
-  const gql = async (query: string, variables?: Record<string, unknown>, token?: string) => {
-    const response = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      body: JSON.stringify({ query, variables }),
-    });
-    return { ...((await response.json()) as GraphQLResponse), status: response.status };
-  };
-  return {
-    url,
-    gql,
-    ok: async (query, variables) => {
-      const result = await gql(query, variables);
-      if (result.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(result.errors)}`);
-      return result.data;
-    },
-  };
-}
+type TestNode = GraphQLClient;
+const client = (url: string): TestNode => graphqlClient(url);
 
 let services: Services;
 let model: ModelServer;

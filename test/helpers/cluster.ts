@@ -7,12 +7,11 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { git, makeRepo, removeDirs, tempDir } from './repo.js';
-import type { GraphQLResponse } from './server.js';
-import { projectRoot } from './server.js';
+import { graphqlClient, projectRoot, type GraphQLClient } from './server.js';
 
 export const BUNDLE = path.join(projectRoot, 'dist', 'runboard.mjs');
 
-export interface ClusterNode {
+export interface ClusterNode extends GraphQLClient {
   readonly id: string;
   readonly role: 'api' | 'worker' | 'all';
   readonly dataDir: string;
@@ -20,8 +19,6 @@ export interface ClusterNode {
   readonly child: ResultPromise;
   /** Every line the node logged (JSON lines), for assertions on node/role fields. */
   readonly logs: string[];
-  gql<T = any>(query: string, variables?: Record<string, unknown>): Promise<GraphQLResponse<T>>;
-  ok<T = any>(query: string, variables?: Record<string, unknown>): Promise<T>;
 }
 
 export interface ClusterOptions {
@@ -93,22 +90,7 @@ export async function startCluster(options: ClusterOptions): Promise<TestCluster
       child.stderr!.on('data', (chunk: Buffer) => void (stderr = (stderr + chunk.toString()).slice(-4_000)));
       void child.then((result) => reject(new Error(`node ${id} exited (${result.exitCode ?? result.signal}): ${stderr}`)));
     });
-    const gql = async (query: string, variables?: Record<string, unknown>) =>
-      (await (await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' }, body: JSON.stringify({ query, variables }) })).json()) as GraphQLResponse;
-    const node: ClusterNode = {
-      id,
-      role,
-      dataDir,
-      url,
-      child,
-      logs,
-      gql,
-      ok: async (query, variables) => {
-        const result = await gql(query, variables);
-        if (result.errors?.length) throw new Error(`node ${id}: GraphQL errors: ${JSON.stringify(result.errors)}`);
-        return result.data;
-      },
-    };
+    const node: ClusterNode = { id, role, dataDir, child, logs, ...graphqlClient(url, `node ${id}`) };
     nodes.push(node);
     return node;
   };

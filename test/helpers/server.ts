@@ -66,6 +66,35 @@ export function sqliteOf(server: RunboardServer): BetterSqlite3.Database {
   return db.sqlite;
 }
 
+/** A GraphQL client over HTTP for a server started elsewhere (another process, a cluster node). */
+export interface GraphQLClient {
+  url: string;
+  /** POSTs a request, with `token` as a bearer token if given; the parsed body and the HTTP status. */
+  gql<T = any>(query: string, variables?: Record<string, unknown>, token?: string): Promise<GraphQLResponse<T> & { status: number }>;
+  /** Like gql, but fails the test on any error (naming `label`) and returns `data`. */
+  ok<T = any>(query: string, variables?: Record<string, unknown>): Promise<T>;
+}
+
+export function graphqlClient(url: string, label = url): GraphQLClient {
+  const gql = async (query: string, variables?: Record<string, unknown>, token?: string) => {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify({ query, variables }),
+    });
+    return { ...((await response.json()) as GraphQLResponse), status: response.status };
+  };
+  return {
+    url,
+    gql,
+    ok: async (query, variables) => {
+      const result = await gql(query, variables);
+      if (result.errors?.length) throw new Error(`${label}: GraphQL errors: ${JSON.stringify(result.errors)}`);
+      return result.data;
+    },
+  };
+}
+
 export const projectRoot = path.resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../..');
 
 /** `node <entry>` (dist/cli.js unless told; run `npm run build` first) as a child process, answering like a TestServer; `env` configures it. */
