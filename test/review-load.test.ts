@@ -75,8 +75,11 @@ test('a startRun gets its worktree while slow review reads fill their pool, and 
   }, READ_BUDGET_MS * 3);
   const answers = await Promise.all(reviews);
 
-  // Not behind the reads: the worktree existed before any of the slow reads had answered.
-  expect(worktreeAt).toBeLessThan(Math.min(...answeredAt));
+  // Not behind the reads: the worktree existed before the reads that had queued behind the full pool got their turn
+  // and answered. (Before the first answer is too tight on a loaded machine: 4 diffs share 2 cores with
+  // `git worktree add`, which then only runs slower, not later.)
+  expect(answeredAt).toHaveLength(8);
+  expect(worktreeAt).toBeLessThan([...answeredAt].sort((a, b) => a - b)[MAX_CONCURRENT_READS]);
   for (const answer of answers) {
     if (answer.errors) expect(answer.errors.map((e: any) => e.extensions?.code)).toEqual(expect.arrayContaining(['TIMEOUT']));
     else expect(answer.data.node).toEqual({ diff: { stat: { filesChanged: 8 } }, commits: [{ subject: 'new noise' }] });
