@@ -128,10 +128,12 @@ try {
     const url = (await source.call<string>('url')).replace(/(^| )http/g, '$1ws');
     const runId = await source.call<string>('history', REPLAY_EVENTS);
     replays[name] = await subscribers[0].call('replay', { url, runId, lastSeq: REPLAY_EVENTS + 1 });
+    // runboard's catch-up for clients that take a list per message (runEventBatches); bare sends one message per event.
+    if (name !== 'bare') replays[`${name} batched`] = await subscribers[0].call('replay', { url, runId, lastSeq: REPLAY_EVENTS + 1, batched: true });
   }
   for (const [name, replay] of Object.entries(replays)) {
     console.log(
-      `replay of ${REPLAY_EVENTS} events, ${name.padEnd(8)} ${fixed(replay.seconds, 2).padStart(6)} s  ${`${fixed(replay.seconds / replays.bare.seconds, 2)}×`.padStart(6)} bare` +
+      `replay of ${REPLAY_EVENTS} events, ${name.padEnd(16)} ${fixed(replay.seconds, 2).padStart(6)} s  ${`${fixed(replay.seconds / replays.bare.seconds, 2)}×`.padStart(6)} bare` +
         `   ${replay.delivered}/${REPLAY_EVENTS + 1} delivered, ${replay.repeats} repeats, ${replay.gaps + replay.missing} gaps`,
     );
   }

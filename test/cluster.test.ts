@@ -5,12 +5,15 @@
  */
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { createClient, type Client } from 'graphql-ws';
+import { existsSync } from 'node:fs';
 import pg from 'pg';
 import WebSocket from 'ws';
 import { commitToRemote, startCluster, type ClusterNode, type TestCluster } from './helpers/cluster.js';
 import { makePiEnvironment, startModelServer, type ModelReply, type ModelRequest, type ModelServer, type PiEnvironment } from './helpers/model-server.js';
 import { git } from './helpers/repo.js';
-import { runProcesses, SETTLED, waitFor } from './helpers/runs.js';
+import { alive, runProcesses, SETTLED, waitFor } from './helpers/runs.js';
+import { processesWithEnv } from '../src/orchestrator/processes.js';
+import { PLAYTEST_RUN_ID_VARIABLE } from '../src/orchestrator/playtest.js';
 import { startServices, type Services } from './helpers/services.js';
 
 // Long enough that heartbeats delayed by a loaded machine (the whole suite on 2 cores) never look like a death.
@@ -37,6 +40,7 @@ function script(request: ModelRequest): ModelReply {
       if (request.lastUserText?.includes('[refine]')) return refineStep(request);
       if (steps === 0) return { toolCalls: [{ name: 'bash', arguments: { command: 'echo hello > hello.txt && git add -A && git commit -qm "agent: add hello"' } }] };
       return { toolCalls: [{ name: 'bash', arguments: { command: 'sleep 600' } }] };
+    case 'play':
     case 'merge-a':
     case 'merge-b':
     case 'merge-c': {
@@ -55,6 +59,9 @@ function refineStep(request: ModelRequest): ModelReply {
   return { toolCalls: [{ name: 'bash', arguments: { command: 'git log --oneline' } }] };
 }
 
+/** Prints what the agent committed and where it runs, then plays until stopped. */
+const PLAYTEST = `${process.execPath} -e "const fs = require('fs'); console.log(fs.existsSync('play.txt') ? fs.readFileSync('play.txt', 'utf8').trim() : 'nothing to play'); console.log(process.cwd()); setInterval(() => {}, 1000)"`;
+
 let services: Services;
 let model: ModelServer;
 let pi: PiEnvironment;
@@ -70,7 +77,7 @@ beforeAll(async () => {
     redisUrl: services.redisUrl,
     leaseMs: LEASE_MS,
     // A worker machine has a git identity, as any machine that commits does; the agents' and merges' commits use it.
-    env: { ...pi.env, ...GIT_IDENTITY, RUNBOARD_AGENT_ARGS: pi.args.join(' '), RUNBOARD_MAX_CONCURRENT_RUNS: '12' },
+    env: { ...pi.env, ...GIT_IDENTITY, RUNBOARD_AGENT_ARGS: pi.args.join(' '), RUNBOARD_MAX_CONCURRENT_RUNS: '12', RUNBOARD_PLAYTEST_COMMAND: PLAYTEST },
   });
   // The first node migrates; the others start at once and find the schema ready (or wait on the lock).
   api = await Promise.all(['api-1', 'api-2', 'api-3'].map((id) => cluster.start(id, 'api')));
@@ -225,6 +232,42 @@ test('two merges at once are serialized; a conflicting one leaves the remote bas
   expect(await git(cluster.remote, 'rev-parse', 'main')).toBe(moved);
 }, 180_000);
 
+test('a playtest started and stopped through API nodes runs on the worker that holds the worktree; deleting the card removes it there', async () => {
+  const runId = await startRun(api[0]!, '[case:play] something to play');
+  await waitForStatus(api[0]!, runId, ['SUCCEEDED']);
+  const { startPlaytest } = await api[1]!.ok(`mutation($id: ID!) { startPlaytest(runId: $id) { playtest { running } } }`, { id: runId });
+  expect(startPlaytest.playtest).toEqual({ running: true });
+  const again = await api[2]!.gql(`mutation($id: ID!) { startPlaytest(runId: $id) { id } }`, { id: runId });
+  expect(again.errors?.[0]?.extensions?.code).toBe('CONFLICT');
+
+  // Followed on a third node, which runs nothing: the stream stays open while the playtest writes, and ends after its exit.
+  const lines: string[] = [];
+  const client = createClient({ url: api[2]!.url.replace(/^http/, 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
+  const followed = new Promise<string[]>((resolve, reject) => {
+    client.subscribe<any>(
+      { query: `subscription($id: ID!) { runEvents(runId: $id, untilSettled: true) { type ... on PlaytestOutputEvent { line } ... on PlaytestExitedEvent { stopped } } }`, variables: { id: runId } },
+      { next: ({ data }) => void lines.push(data.runEvents.line ?? data.runEvents.type + (data.runEvents.stopped ? ':stopped' : '')), error: reject, complete: () => resolve(lines) },
+    );
+  });
+  await waitFor('the playtest output', async () => (lines.length >= 2 && lines.some((l) => l.startsWith('/')) ? true : undefined));
+  const [played, cwd] = lines.filter((l) => l === 'play' || l.startsWith('/'));
+  expect(played).toBe('play');
+  const holder = cluster.nodes.find((node) => cwd!.startsWith(node.dataDir + '/'))!;
+  expect(holder.role).toBe('worker');
+
+  await api[0]!.ok(`mutation($id: ID!) { stopPlaytest(runId: $id) { id } }`, { id: runId });
+  expect((await followed).at(-1)).toBe('playtest_exit:stopped');
+  await client.dispose();
+  const { run } = await api[1]!.ok(`query($id: ID!) { run(id: $id) { playtest { running signal } card { id } } }`, { id: runId });
+  expect(run.playtest).toEqual({ running: false, signal: 'SIGTERM' });
+  const stopAgain = await api[1]!.gql(`mutation($id: ID!) { stopPlaytest(runId: $id) { id } }`, { id: runId });
+  expect(stopAgain.errors?.[0]?.extensions?.code).toBe('CONFLICT');
+
+  expect(existsSync(cwd!)).toBe(true);
+  await api[2]!.ok(`mutation($id: ID!) { deleteCard(id: $id) }`, { id: run.card.id });
+  expect(existsSync(cwd!)).toBe(false);
+}, 180_000);
+
 test('a SIGKILLed worker loses its runs within the lease, leaves no process, and a refine continues on the other worker', async () => {
   const runId = await startRun(api[0]!, '[case:long] work long');
   await waitFor('the agent to sleep', async () => (model.requests.some((r) => caseOf(r) === 'long' && r.toolResultCount === 1) ? true : undefined));
@@ -232,6 +275,9 @@ test('a SIGKILLed worker loses its runs within the lease, leaves no process, and
   // What the worker publishes as it goes: the agent's commit on the remote, its session in the database.
   await waitFor('the commit on the remote', async () => ((await git(cluster.remote, 'log', '--all', '--format=%s')).includes('agent: add hello') ? true : undefined));
   await waitFor('the session stored', async () => ((await storedSessionFiles(runId)) > 0 ? true : undefined));
+  // A playtest in the worktree as well: it dies with its worker too, and is recorded as ended.
+  await api[2]!.ok(`mutation($id: ID!) { startPlaytest(runId: $id) { id } }`, { id: runId });
+  await waitFor('the playtest process', async () => (processesWithEnv(PLAYTEST_RUN_ID_VARIABLE, decodeGlobalID(runId).id).filter(alive).length ? true : undefined));
   const victim = cluster.nodes.find((n) => n.id === owner)!;
   const killedAt = Date.now();
   await cluster.kill(victim, 'SIGKILL');
@@ -239,6 +285,8 @@ test('a SIGKILLed worker loses its runs within the lease, leaves no process, and
   expect(Date.now() - killedAt).toBeLessThan(3 * LEASE_MS + 5_000);
   expect(run.status).toBe('INTERRUPTED');
   await waitFor('no process of the run', async () => (runProcesses(runId).length === 0 ? true : undefined), 10_000);
+  await waitFor('the playtest recorded as ended', async () => ((await api[0]!.ok(`query($id: ID!) { run(id: $id) { playtest { running } } }`, { id: runId })).run.playtest.running ? undefined : true), 2 * LEASE_MS);
+  expect(processesWithEnv(PLAYTEST_RUN_ID_VARIABLE, decodeGlobalID(runId).id).filter(alive)).toEqual([]);
 
   const { run: card } = await api[1]!.ok(`query($id: ID!) { run(id: $id) { card { id } } }`, { id: runId });
   const { startRun: refine } = await api[1]!.ok(`mutation($input: StartRunInput!) { startRun(input: $input) { id } }`, { input: { cardId: card.card.id, refineRunId: runId, prompt: '[refine] what did you commit?' } });

@@ -18,6 +18,10 @@ export async function initRepo(dir: string): Promise<void> {
 export const FOLLOW_QUERY =
   'subscription($id: ID!, $since: Int) { runEvents(runId: $id, since: $since, untilSettled: true) { seq ... on AssistantTextEvent { text } } }';
 
+/** FOLLOW_QUERY a list of events per message: how a fresh subscriber catches up on a long history. */
+export const FOLLOW_BATCHES_QUERY =
+  'subscription($id: ID!, $since: Int) { runEventBatches(runId: $id, since: $since, untilSettled: true) { seq ... on AssistantTextEvent { text } } }';
+
 /** About the size of a coalesced text delta or a tool event. */
 export const TEXT = 'x'.repeat(120);
 

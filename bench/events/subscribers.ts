@@ -6,7 +6,7 @@
  */
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
-import { cpuMicros, FOLLOW_QUERY, sentAtOf, serve, wallClock } from './shared.js';
+import { cpuMicros, FOLLOW_BATCHES_QUERY, FOLLOW_QUERY, sentAtOf, serve, wallClock } from './shared.js';
 
 /** Latencies kept per process (a uniform reservoir sample beyond that). */
 const LATENCY_SAMPLE = 20_000;
@@ -55,14 +55,27 @@ function recordLatency(ms: number): void {
   }
 }
 
-/** Follows a run from `since` to its settling status on `client`, counting what arrives. */
-function follow(client: Client, runId: string, lastSeq: number): Promise<void> {
+type FollowedEvent = { seq: number; text?: string };
+
+/**
+ * Follows a run from `since` to its settling status on `client`, counting what arrives: one event per
+ * message (runEvents), or with `batched` a list per message (runEventBatches).
+ */
+function follow(client: Client, runId: string, lastSeq: number, batched = false): Promise<void> {
   let last = 0;
+  const count = ({ seq, text }: FollowedEvent) => {
+    const sentAt = sentAtOf(text);
+    if (sentAt) recordLatency(wallClock() - sentAt);
+    figures.delivered++;
+    if (seq <= last) figures.repeats++;
+    else if (seq > last + 1) figures.gaps += seq - last - 1;
+    last = Math.max(last, seq);
+  };
   const subscribeFrom = (since: number): Promise<void> =>
     new Promise<void>((resolve) => {
       let resumeFrom: number | null = null;
-      client.subscribe<{ runEvents: { seq: number; text?: string } }>(
-        { query: FOLLOW_QUERY, variables: { id: runId, since } },
+      client.subscribe<{ runEvents?: FollowedEvent; runEventBatches?: FollowedEvent[] }>(
+        { query: batched ? FOLLOW_BATCHES_QUERY : FOLLOW_QUERY, variables: { id: runId, since } },
         {
           next: (result) => {
             if (result.errors?.[0]?.extensions?.code === 'SUBSCRIBER_TOO_SLOW') {
@@ -70,13 +83,8 @@ function follow(client: Client, runId: string, lastSeq: number): Promise<void> {
               return;
             }
             if (!result.data) return void figures.errors++;
-            const { seq, text } = result.data.runEvents;
-            const sentAt = sentAtOf(text);
-            if (sentAt) recordLatency(wallClock() - sentAt);
-            figures.delivered++;
-            if (seq <= last) figures.repeats++;
-            else if (seq > last + 1) figures.gaps += seq - last - 1;
-            last = Math.max(last, seq);
+            if (result.data.runEventBatches) for (const event of result.data.runEventBatches) count(event);
+            else count(result.data.runEvents!);
           },
           error: () => {
             figures.errors++;
@@ -124,12 +132,12 @@ serve(
       return figures;
     },
     /** A fresh subscriber reads a settled run's whole history; answers the seconds it took and the counts. */
-    replay: async ({ url, runId, lastSeq }: { url: string; runId: string; lastSeq: number }) => {
+    replay: async ({ url, runId, lastSeq, batched = false }: { url: string; runId: string; lastSeq: number; batched?: boolean }) => {
       figures = freshFigures();
       const [client] = await open(url, 1);
       cpuAtStart = cpuMicros();
       const started = performance.now();
-      await follow(client, runId, lastSeq);
+      await follow(client, runId, lastSeq, batched);
       const seconds = (performance.now() - started) / 1000;
       figures.cpuMicros = cpuMicros() - cpuAtStart;
       await client.dispose();

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log.js';
 import { ConflictError, fromWireError, TimeoutError, toWireError, type WireError } from '../orchestrator/errors.js';
-import { RUN_CONTROL_TIMEOUT_MS, type RunCommand, type RunCommandHandler, type RunCommandOutcome, type RunControl } from '../orchestrator/run-control.js';
+import { RUN_CONTROL_TIMEOUT_MS, type RunCommand, type WorktreeCommand, type RunCommandHandler, type RunCommandOutcome, type RunControl } from '../orchestrator/run-control.js';
 import { decodeJson, encodeJson, type RedisLink } from './redis-link.js';
 
 export interface RedisRunControlOptions {
@@ -27,7 +27,7 @@ export const MAX_PENDING_COMMANDS = 1_000;
 interface CommandMessage {
   readonly id: string;
   readonly replyTo: string;
-  readonly command: RunCommand;
+  readonly command: RunCommand | WorktreeCommand;
 }
 
 /** owner -> sender, on `run-control-reply:<nodeId>` */
@@ -80,7 +80,7 @@ export class RedisRunControl implements RunControl {
     };
   }
 
-  async send(runId: string, command: RunCommand): Promise<RunCommandOutcome> {
+  async send(runId: string, command: RunCommand | WorktreeCommand): Promise<RunCommandOutcome> {
     if (this.closed) throw new Error('run control is closed');
     if (this.pending.size >= MAX_PENDING_COMMANDS) throw new TimeoutError(`${MAX_PENDING_COMMANDS} run commands are waiting for an answer already; try again later`);
     await (this.replies ??= this.link.listen(this.replyChannel, (message) => this.onReply(message)).catch((error: unknown) => {

@@ -50,12 +50,13 @@ export interface RunChanges {
   playtestEndedAt?: Date | null;
   playtestExitCode?: number | null;
   playtestSignal?: string | null;
+  playtestNodeId?: string | null;
 }
 
 /** The run columns a `RunChanges` may set, in the order they are written. */
 export const RUN_COLUMNS: readonly (keyof RunChanges)[] = [
   'status', 'startedAt', 'endedAt', 'error', 'exitCode', 'exitSignal', 'agentPid', 'workerId', 'agentTokenHash', 'worktreeMissing', 'mergedSha',
-  'playtestCommand', 'playtestPid', 'playtestStartedAt', 'playtestEndedAt', 'playtestExitCode', 'playtestSignal',
+  'playtestCommand', 'playtestPid', 'playtestStartedAt', 'playtestEndedAt', 'playtestExitCode', 'playtestSignal', 'playtestNodeId',
 ];
 
 /** SQLite values as Prisma writes them: ISO dates with an explicit offset, booleans as 0/1. */

@@ -265,8 +265,6 @@ export interface FollowRunOptions {
   since?: number;
   /** End after the run's terminal status (and a running playtest's exit) instead of staying open. @default false */
   untilSettled?: boolean;
-  /** Something other than the agent still writes events for a settled run (a playtest). */
-  stillWriting?: (runId: string) => boolean;
   /** @default MAX_BUFFERED_EVENTS */
   maxBuffered?: number;
 }
@@ -314,28 +312,41 @@ async function openRunEvents<Step>(
 ): Promise<AsyncGenerator<Step>> {
   const since = options.since ?? 0;
   if (!Number.isInteger(since) || since < 0) throw new InvalidInputError('since must be a seq: 0 or more', 'since');
+  // Whether the run has settled and a playtest (which may run on another node) still writes for it: as the
+  // run's row said when the follow opened, then as the events after that row's lastSeq say.
   let settled = false;
-  const finished = () => settled && !options.stillWriting?.(runId);
+  let playtestRunning = false;
+  let stateSeq = Infinity;
+  const observe = (event: RunEvent) => {
+    if (event.seq <= stateSeq) return;
+    stateSeq = event.seq;
+    if (isTerminalEvent(event)) settled = true;
+    else if (event.type === 'playtest_start') playtestRunning = true;
+    else if (event.type === 'playtest_exit') playtestRunning = false;
+  };
   const source: LogSource<RunEvent> = {
     read: (after, limit) => eventLog.read(runId, after, limit),
     listen: (listener) => bus.subscribe('run-events', runId, listener),
     ready: () => bus.ready('run-events', runId),
     isOver: options.untilSettled
       ? (event) => {
-          if (event && isTerminalEvent(event)) settled = true;
-          return (event === null || isTerminalEvent(event) || event.type === 'playtest_exit') && finished();
+          if (event) observe(event);
+          return (event === null || isTerminalEvent(event) || event.type === 'playtest_exit') && settled && !playtestRunning;
         }
       : undefined,
   };
   // Subscribes at once: whatever is written from now on is caught by the stream, or by its replay.
   const stream = follow(source, since, options.maxBuffered);
-  const run = await db.client.run.findUnique({ where: { id: runId }, select: { status: true, lastSeq: true } });
+  const run = await db.client.run.findUnique({ where: { id: runId }, select: { status: true, lastSeq: true, playtestStartedAt: true, playtestEndedAt: true } });
   if (!run || since > run.lastSeq) {
     await stream.return(undefined);
     if (!run) throw new NotFoundError('Run', runId);
     throw new InvalidInputError(`since ${since} is past run ${runId}'s last seq ${run.lastSeq}`, 'since');
   }
-  settled = !isActive(run.status as RunStatus); // read before the stream's first step
+  // Read before the stream's first step; the row is written with the events up to its lastSeq.
+  settled = !isActive(run.status as RunStatus);
+  playtestRunning = run.playtestStartedAt !== null && run.playtestEndedAt === null;
+  stateSeq = run.lastSeq;
   return stream;
 }
 

@@ -22,6 +22,7 @@ import type { RunQueue } from './run-queue.js';
 import { Runs, type RunTopics } from './runs.js';
 import type { MergeStrategy } from './git.js';
 import { Workspaces, type MergeRunResult } from './workspaces.js';
+import { WorktreeHosts } from './worktree-hosts.js';
 
 export interface OrchestratorOptions {
   db: Database;
@@ -76,6 +77,8 @@ export class Orchestrator {
   readonly workspaces: Workspaces;
   readonly runs: Runs;
   readonly playtests: Playtests;
+  /** Playtests and worktree removal, carried out by the node that holds the run's worktree. */
+  readonly worktrees: WorktreeHosts;
   readonly agents: AgentCatalog;
   /** Cluster mode only: this node's heartbeat and the registry Query.cluster reads. */
   readonly nodes: NodeRegistry | null;
@@ -91,23 +94,33 @@ export class Orchestrator {
     const logger = options.logger ?? createLogger({ level: 'silent' });
     this.board = new Board(options.db, this.boardLog, this.eventLog);
     this.workspaces = options.workspaces ?? new Workspaces(options.db, options.repository.root, options.dataDir);
+    const cluster = options.cluster;
+    const workspaces = this.workspaces;
     this.playtests = new Playtests({
       db: options.db,
       eventLog: this.eventLog,
       command: options.playtestCommand?.length ? options.playtestCommand : ['cargo', 'run'],
-      repoRoot: options.repository.root,
+      worktreeOf: (runId) => workspaces.localWorktree(runId),
+      nodeId: cluster?.nodeId ?? null,
       logger,
     });
-    const cluster = options.cluster;
+    this.worktrees = new WorktreeHosts({
+      db: options.db,
+      playtests: this.playtests,
+      workspaces: this.workspaces,
+      logger,
+      ...(cluster ? { cluster: { nodeId: cluster.nodeId, holdsWorktrees: cluster.role !== 'api', control: cluster.control } } : {}),
+    });
     this.nodes = cluster
       ? new NodeRegistry({ db: options.db, nodeId: cluster.nodeId, role: cluster.role, leaseMs: cluster.leaseMs, logger, sweep: async () => {
           await this.runs.fenceLost();
           await this.runs.interruptExpired();
+          await this.playtests.endLost(await this.nodes!.aliveNodes());
         } })
       : null;
     const nodes = this.nodes;
     this.runs = new Runs({
-      playtests: this.playtests,
+      worktrees: this.worktrees,
       db: options.db,
       eventLog: this.eventLog,
       bus: this.bus,
@@ -142,9 +155,8 @@ export class Orchestrator {
     return followRunEventBatches(this.db, this.eventLog, this.bus, runId, { ...this.runFollowOptions(since, untilSettled), perMessage });
   }
 
-  /** Both run follows' options: a running playtest keeps an untilSettled follow open. */
   private runFollowOptions(since: number, untilSettled: boolean) {
-    return { since, untilSettled, stillWriting: (id: string) => this.playtests.isRunning(id) };
+    return { since, untilSettled };
   }
 
   /** Board events with seq > since: history, then live, once each (see event-stream.ts). InvalidInputError for a `since` past the last seq. */
@@ -167,9 +179,10 @@ export class Orchestrator {
     await this.workspaces.reconcile();
     await this.recoverInterruptedMerge(true);
     if (this.nodes) {
-      // In a cluster, recovery touches only runs whose lease expired; other nodes' playtests are theirs.
+      // In a cluster, recovery touches only runs whose lease expired, and this node's own playtests.
       await this.nodes.start();
-      await this.runs.recover();
+      await this.worktrees.serve();
+      await Promise.all([this.runs.recover(), this.playtests.recover()]);
       return;
     }
     await Promise.all([this.runs.recover(), this.playtests.recover()]);
@@ -242,6 +255,7 @@ export class Orchestrator {
 
   /** Ends every agent (their runs become INTERRUPTED) and every playtest, then closes the database. */
   async shutdown(): Promise<void> {
+    await this.worktrees.close();
     await Promise.all([this.runs.shutdown(), this.playtests.shutdown()]);
     await this.nodes?.stop();
     await this.db.close();

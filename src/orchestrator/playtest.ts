@@ -13,9 +13,8 @@
 import { execa, type ResultPromise } from 'execa';
 import type { Logger } from '../log.js';
 import type { Database } from './db.js';
-import { ConflictError, NotFoundError } from './errors.js';
+import { ConflictError } from './errors.js';
 import { truncateText, type EventLog, type RunEventInput } from './event-log.js';
-import { worktreeExists } from './git.js';
 import { readLines } from './lines.js';
 import { endProcessesWithEnv, terminateTree, withoutKeys } from './processes.js';
 
@@ -35,8 +34,10 @@ export interface PlaytestsOptions {
   eventLog: EventLog;
   /** The command as an argument array. */
   command: readonly string[];
-  /** Where runs without a worktree of their own worked. */
-  repoRoot: string;
+  /** Where the run's work is on this node's disk (Workspaces.localWorktree); null when not here. */
+  worktreeOf: (runId: string) => Promise<string | null>;
+  /** Cluster mode: this node's id, recorded as the run's `playtestNodeId`. @default null (embedded) */
+  nodeId?: string | null;
   /** Server variables the command must not inherit (the operator token). @default ['RUNBOARD_TOKEN'] */
   withheldEnv?: readonly string[];
   /** Where failures to record output are reported. */
@@ -74,11 +75,12 @@ export class Playtests {
   /** Starts the command in the run's worktree. CONFLICT when one is running, or the worktree is gone. */
   async start(runId: string): Promise<void> {
     if (this.live.has(runId)) throw new ConflictError(`run ${runId} already has a playtest running; stop it first`);
-    const run = await this.options.db.client.run.findUnique({ where: { id: runId }, select: { worktreePath: true, useWorktree: true } });
-    if (!run) throw new NotFoundError('Run', runId);
-    const cwd = run.worktreePath ?? (run.useWorktree ? null : this.options.repoRoot);
-    if (!cwd || !(await worktreeExists(cwd))) throw new ConflictError(`run ${runId} has no worktree to playtest in: it is gone or was never made`);
+    const cwd = await this.options.worktreeOf(runId);
+    if (!cwd) throw new ConflictError(`run ${runId} has no worktree to playtest in: it is gone or was never made`);
     if (this.live.has(runId)) throw new ConflictError(`run ${runId} already has a playtest running; stop it first`);
+    // Another node's playtest of the run (a refinement moved the worktree here while it ran) is one too many.
+    const elsewhere = await this.options.db.client.run.findFirst({ where: { id: runId, playtestStartedAt: { not: null }, playtestEndedAt: null }, select: { playtestNodeId: true } });
+    if (elsewhere) throw new ConflictError(`run ${runId} already has a playtest running${elsewhere.playtestNodeId ? ` on node ${elsewhere.playtestNodeId}` : ''}; stop it first`);
 
     const [program, ...args] = this.options.command;
     const child = execa(program, args, {
@@ -113,6 +115,7 @@ export class Playtests {
       playtestEndedAt: null,
       playtestExitCode: null,
       playtestSignal: null,
+      playtestNodeId: this.options.nodeId ?? null,
     });
   }
 
@@ -136,13 +139,28 @@ export class Playtests {
 
   /**
    * Start-up: ends playtests an earlier server process left running (found by the run id in their
-   * environment, which pid reuse cannot fake) and records them as ended.
+   * environment, which pid reuse cannot fake) and records them as ended. In a cluster, only this
+   * node's own (from before a restart with the same --node-id).
    */
   async recover(): Promise<void> {
-    const stale = await this.options.db.client.run.findMany({ where: { playtestStartedAt: { not: null }, playtestEndedAt: null }, select: { id: true } });
+    const nodeId = this.options.nodeId;
+    await this.endStale(nodeId ? { playtestNodeId: nodeId } : {}, 'the server stopped while it ran');
+  }
+
+  /**
+   * Cluster sweep: playtests recorded as running on nodes that are not alive are recorded as ended,
+   * and their processes ended if they are on this machine. (On another machine they died with their node,
+   * or are ended when it restarts with the same --node-id.)
+   */
+  async endLost(aliveNodes: readonly string[]): Promise<void> {
+    await this.endStale({ playtestNodeId: { notIn: [...aliveNodes, ...(this.options.nodeId ? [this.options.nodeId] : [])] } }, 'the node running it stopped (its lease expired)');
+  }
+
+  private async endStale(where: { playtestNodeId?: string | { notIn: string[] } }, reason: string): Promise<void> {
+    const stale = await this.options.db.client.run.findMany({ where: { ...where, playtestStartedAt: { not: null }, playtestEndedAt: null, id: { notIn: [...this.live.keys()] } }, select: { id: true } });
     for (const { id } of stale) {
       await endProcessesWithEnv(PLAYTEST_RUN_ID_VARIABLE, id, PLAYTEST_STOP_GRACE_MS);
-      await this.options.eventLog.append(id, [{ type: 'playtest_exit', data: { exitCode: null, signal: null, droppedLines: 0, stopped: true, reason: 'the server stopped while it ran' } }], {
+      await this.options.eventLog.append(id, [{ type: 'playtest_exit', data: { exitCode: null, signal: null, droppedLines: 0, stopped: true, reason } }], {
         playtestEndedAt: new Date(),
         playtestPid: null,
       });

@@ -131,6 +131,15 @@ export class RemoteWorkspaces extends Workspaces {
     return worktreePath;
   }
 
+  /** This node's worktree of the run's branch, if it has one. */
+  override async localWorktree(runId: string): Promise<string | null> {
+    const run = await this.db.client.run.findUnique({ where: { id: runId }, select: { branch: true } });
+    if (!run) throw new NotFoundError('Run', runId);
+    if (!run.branch) return null;
+    const worktreePath = this.localPath(run.branch);
+    return (await git.worktreeExists(worktreePath)) ? worktreePath : null;
+  }
+
   /** Any worker can make the worktree from the pushed branch, so a run with a branch can be refined. */
   override async canRefineIn(run: Pick<RunWorkspaceRef, 'branch' | 'worktreePath'>): Promise<boolean> {
     return run.branch !== null;

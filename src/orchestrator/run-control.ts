@@ -12,8 +12,22 @@ export type RunCommand =
   | { kind: 'stop' }
   | { kind: 'uncommitted'; maxBytes?: number | null }; // the owner reports the worktree's uncommitted changes (result: unknown JSON)
 
+/**
+ * What any node asks of the node that holds a run's worktree (worktree-hosts.ts). Each worker serves these at
+ * `nodeTarget(its id)`, for as long as it runs: a settled run's worktree outlives its agent.
+ */
+export type WorktreeCommand =
+  | { kind: 'startPlaytest'; runId: string }
+  | { kind: 'stopPlaytest'; runId: string; ifRunning: boolean }
+  | { kind: 'removeWorktree'; runId: string };
+
+/** The run control target on which a node serves WorktreeCommands. (Run ids are cuids: never `node:…`.) */
+export function nodeTarget(nodeId: string): string {
+  return `node:${nodeId}`;
+}
+
 /** The owner's side: carries out one command and returns its result (JSON-safe, since it may cross nodes). */
-export type RunCommandHandler = (command: RunCommand) => Promise<unknown>;
+export type RunCommandHandler = (command: RunCommand | WorktreeCommand) => Promise<unknown>;
 
 /** `delivered: false`: nobody serves the run, so it is live nowhere. */
 export type RunCommandOutcome = { delivered: true; result: unknown } | { delivered: false };
@@ -25,7 +39,7 @@ export interface RunControl {
    * Runs `command` on whoever serves `runId`: { delivered: false } when nobody does. Rejects with the handler's
    * error re-created as the same RunboardError category and message, or a TimeoutError after RUN_CONTROL_TIMEOUT_MS.
    */
-  send(runId: string, command: RunCommand): Promise<RunCommandOutcome>;
+  send(runId: string, command: RunCommand | WorktreeCommand): Promise<RunCommandOutcome>;
   close(): Promise<void>;
 }
 
@@ -51,7 +65,7 @@ export class LocalRunControl implements RunControl {
     };
   }
 
-  async send(runId: string, command: RunCommand): Promise<RunCommandOutcome> {
+  async send(runId: string, command: RunCommand | WorktreeCommand): Promise<RunCommandOutcome> {
     const serving = this.handlers.get(runId);
     if (!serving) return { delivered: false };
     return { delivered: true, result: await serving.handler(command) };

@@ -20,8 +20,8 @@ import { AGENT_PROMPT_SELECT, renderCardPrompt } from './prompt.js';
 import type { PubSub } from './pubsub.js';
 import { ACTIVE_RUN_STATUSES, isActive, type RunStatus } from './run-status.js';
 import type { RunEventDataByType } from './run-events.js';
-import type { Playtests } from './playtest.js';
-import { LocalRunControl, type RunCommand, type RunCommandOutcome, type RunControl } from './run-control.js';
+import type { WorktreeHosts } from './worktree-hosts.js';
+import { LocalRunControl, type RunCommand, type RunCommandOutcome, type RunControl, type WorktreeCommand } from './run-control.js';
 import { LocalRunQueue, type RunQueue } from './run-queue.js';
 import { MAX_SESSION_SNAPSHOT_BYTES, SessionSnapshots } from './session-snapshots.js';
 import { WORKSPACE_SELECT, type Workspaces } from './workspaces.js';
@@ -54,7 +54,8 @@ export interface RunsOptions {
   bus: PubSub<RunTopics>;
   workspaces: Workspaces;
   /** Deleting a run stops its playtest. */
-  playtests: Pick<Playtests, 'stopIfRunning'>;
+  /** Where a deleted run's playtest is stopped and its worktree removed (worktree-hosts.ts). */
+  worktrees: Pick<WorktreeHosts, 'stopPlaytest' | 'removeWorktree'>;
   repoRoot: string;
   dataDir: string;
   /** The agents runs may use, by name, and the default one. */
@@ -234,12 +235,12 @@ export class Runs {
   async delete(runId: string): Promise<void> {
     const run = await this.findRun(runId);
     if (isActive(run.status)) throw new ConflictError(`run ${runId} is ${run.status}; stop it before deleting it`);
-    if (run.ownsWorktree && run.worktreePath) {
-      const user = await this.activeRunIn(run.worktreePath);
+    if (run.ownsWorktree && run.branch) {
+      const user = await this.activeRunOn(run.branch);
       if (user) throw new ConflictError(`run ${user} is still working in this run's worktree`);
     }
-    await this.options.playtests.stopIfRunning(runId);
-    if (run.ownsWorktree && run.worktreePath) await this.options.workspaces.remove(runId);
+    await this.options.worktrees.stopPlaytest(runId, true);
+    if (run.ownsWorktree && run.worktreePath) await this.options.worktrees.removeWorktree(runId);
     // Not published to runUpdated: there is no run left to show; boards drop it when a query misses it.
     await this.options.db.write((tx) => tx.run.delete({ where: { id: runId } }));
   }
@@ -499,7 +500,7 @@ export class Runs {
   }
 
   /** A command for this live run, from run control: what `sendMessage`, `stop` and `uncommitted` ask of the process that drives it. */
-  private async handle(live: LiveRun, command: RunCommand): Promise<unknown> {
+  private async handle(live: LiveRun, command: RunCommand | WorktreeCommand): Promise<unknown> {
     switch (command.kind) {
       case 'message':
         if (live.phase === 'starting') {
@@ -681,7 +682,7 @@ export class Runs {
   // -- lookups ----------------------------------------------------------------------------------
 
   private async findRun(runId: string) {
-    const run = await this.options.db.client.run.findUnique({ where: { id: runId }, select: { id: true, cardId: true, status: true, ownsWorktree: true, worktreePath: true } });
+    const run = await this.options.db.client.run.findUnique({ where: { id: runId }, select: { id: true, cardId: true, status: true, ownsWorktree: true, worktreePath: true, branch: true } });
     if (!run) throw new NotFoundError('Run', runId);
     return run;
   }
@@ -703,14 +704,17 @@ export class Runs {
     if (isActive(target.status)) throw new ConflictError(`cannot refine run ${runId}: it is still ${target.status}`);
     if (!target.agentSession) throw new ConflictError(`cannot refine run ${runId}: it has no agent session to resume`);
     if (!target.worktreePath || !(await this.options.workspaces.canRefineIn(target))) throw new ConflictError(`cannot refine run ${runId}: its worktree is gone`);
-    const busy = await this.activeRunIn(target.worktreePath);
+    const busy = target.branch ? await this.activeRunOn(target.branch) : null;
     if (busy) throw new ConflictError(`cannot refine run ${runId}: run ${busy} is already working in its worktree`);
     return target;
   }
 
-  /** The id of an active run working in `worktreePath`, if any. */
-  private async activeRunIn(worktreePath: string): Promise<string | null> {
-    const run = await this.options.db.client.run.findFirst({ where: { worktreePath, status: { in: [...ACTIVE_RUN_STATUSES] } }, select: { id: true } });
+  /**
+   * The id of an active run working on `branch` (in its worktree), if any. By branch, not path: in a
+   * cluster each node has its own path for the same worktree.
+   */
+  private async activeRunOn(branch: string): Promise<string | null> {
+    const run = await this.options.db.client.run.findFirst({ where: { branch, status: { in: [...ACTIVE_RUN_STATUSES] } }, select: { id: true } });
     return run?.id ?? null;
   }
 }

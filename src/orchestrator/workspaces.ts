@@ -95,6 +95,17 @@ export class Workspaces {
     return run.worktreePath;
   }
 
+  /**
+   * Where the run's work is on this node's disk, for a playtest: its worktree (the one it shares, for
+   * a refinement), or the main checkout for a run without one; null when it is gone or was never made.
+   */
+  async localWorktree(runId: string): Promise<string | null> {
+    const run = await this.db.client.run.findUnique({ where: { id: runId }, select: { worktreePath: true, useWorktree: true } });
+    if (!run) throw new NotFoundError('Run', runId);
+    const cwd = run.worktreePath ?? (run.useWorktree ? null : this.repoRoot);
+    return cwd && (await git.worktreeExists(cwd)) ? cwd : null;
+  }
+
   /** Whether a refinement of `run` can have a worktree to work in (here: it still exists). */
   async canRefineIn(run: Pick<RunWorkspaceRef, 'branch' | 'worktreePath'>): Promise<boolean> {
     return run.worktreePath !== null && (await git.worktreeExists(run.worktreePath));

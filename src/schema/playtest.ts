@@ -42,7 +42,7 @@ builder.mutationFields((t) => ({
     description: 'Runs RUNBOARD_PLAYTEST_COMMAND (default `cargo run`) in the run\'s worktree, even while its agent works. CONFLICT when one is already running or the worktree is gone.',
     args: { runId: t.arg.globalID({ for: Run, required: true }) },
     resolve: async (query, _root, { runId }, ctx) => {
-      await ctx.orchestrator.playtests.start(runId.id);
+      await ctx.orchestrator.worktrees.startPlaytest(runId.id);
       return ctx.prisma.run.findUniqueOrThrow({ ...query, where: { id: runId.id } });
     },
   }),
@@ -51,7 +51,7 @@ builder.mutationFields((t) => ({
     description: 'Ends the playtest\'s whole process group (SIGTERM, then SIGKILL after a grace period). CONFLICT when none is running.',
     args: { runId: t.arg.globalID({ for: Run, required: true }) },
     resolve: async (query, _root, { runId }, ctx) => {
-      await ctx.orchestrator.playtests.stop(runId.id);
+      await ctx.orchestrator.worktrees.stopPlaytest(runId.id);
       return ctx.prisma.run.findUniqueOrThrow({ ...query, where: { id: runId.id } });
     },
   }),
