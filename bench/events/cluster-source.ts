@@ -16,7 +16,8 @@ import { cpuMicros, initRepo, serve, startChild } from './shared.js';
 
 const SERVICES = path.resolve(import.meta.dirname, '../../scripts/services.sh');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'bench-cluster-'));
-const servicesDir = path.join(tmp, 'services');
+// Its own temp dir, not one inside `tmp`: Postgres runs as the postgres user, who cannot traverse a 0700 parent.
+const servicesDir = mkdtempSync(path.join(os.tmpdir(), 'bench-services-'));
 const { stdout } = await execa(SERVICES, ['start', servicesDir]);
 const env = Object.fromEntries(stdout.split('\n').map((line) => line.split(/=(.*)/s).slice(0, 2) as [string, string]));
 const remote = path.join(tmp, 'remote');
@@ -30,7 +31,7 @@ Object.assign(process.env, env, { BENCH_REMOTE: remote });
 const nodes = await Promise.all(['bench-api-1', 'bench-api-2'].map((id) => ((process.env.BENCH_NODE_ID = id), startChild('cluster-node'))));
 const urls = await Promise.all(nodes.map((node) => node.call<string>('url')));
 
-const writer = await eventWriter(writerNode.orchestrator);
+const writer = await eventWriter(writerNode.orchestrator, 'bench-writer');
 
 serve(
   {
