@@ -9,15 +9,26 @@
  *   the first query runs, so it is not parsed at every start.
  * - the GraphiQL renderer and pino-pretty: loaded on first use (src/plugins/graphiql.ts, src/log.ts).
  * Paths to shipped files (migrations, the board page) come from src/package-root.ts, not the bundle's location.
+ *
+ * Split: what the server imports dynamically (the cluster's BullMQ, ioredis and pg; the ACP SDK) goes
+ * to chunks under dist/bundle/, read only when a cluster node or an ACP run needs them, so the
+ * embedded default neither reads nor compiles them at start.
  */
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { build } from 'esbuild';
 
 const root = path.resolve(import.meta.dirname, '..');
 
+const CHUNKS = 'bundle';
+rmSync(path.join(root, 'dist', CHUNKS), { recursive: true, force: true }); // chunks of an earlier build
+
 await build({
-  entryPoints: [path.join(root, 'src', 'cli.ts')],
-  outfile: path.join(root, 'dist', 'runboard.mjs'),
+  entryPoints: { runboard: path.join(root, 'src', 'cli.ts') },
+  outdir: path.join(root, 'dist'),
+  outExtension: { '.js': '.mjs' },
+  splitting: true,
+  chunkNames: `${CHUNKS}/[name]-[hash]`,
   bundle: true,
   format: 'esm',
   platform: 'node',

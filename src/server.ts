@@ -18,12 +18,10 @@ import { guardConnections, type ConnectionGuardOptions } from './connection-guar
 import { createLogger, type Logger } from './log.js';
 import { lockDataDir } from './orchestrator/data-dir-lock.js';
 import { Database } from './orchestrator/db.js';
-import { openRepository, type RepositoryInfo } from './orchestrator/git.js';
-import { checkReadiness, type ReadinessOptions } from './orchestrator/health.js';
-import { Orchestrator, type OrchestratorClusterOptions } from './orchestrator/index.js';
-import { RemoteWorkspaces } from './orchestrator/remote-workspaces.js';
-import { BullRunQueue } from './cluster/bull-run-queue.js';
-import { createClusterBus, storeReaders, type ClusterBus } from './cluster/index.js';
+import { openRepository } from './orchestrator/git.js';
+import { checkReadiness } from './orchestrator/health.js';
+import { Orchestrator } from './orchestrator/index.js';
+import type { ClusterNode } from './cluster/join.js';
 import { graphiqlOptions, renderGraphiQLOnFirstUse } from './plugins/graphiql.js';
 import { useAgentScope } from './plugins/use-agent-scope.js';
 import { authenticate, HEALTH_PATHS, useAuthentication, type AuthenticationOptions } from './plugins/use-authentication.js';
@@ -79,7 +77,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   let cluster: ClusterNode | null = null;
   try {
     db = await Database.open({ url: config.databaseUrl, logQueries: options.logQueries });
-    if (isClusterNode(config)) cluster = await joinCluster(config, db, logger, () => orchestrator);
+    // Loaded only here: the cluster's clients (BullMQ, ioredis, pg) are a third of the bundle, and the embedded default never needs them.
+    if (isClusterNode(config)) cluster = await (await import('./cluster/join.js')).joinCluster(config, db, logger, () => orchestrator);
   } catch (error) {
     await cluster?.close();
     await db!?.close();
@@ -258,51 +257,6 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
         lock.release();
         stopLoggingRuns();
       })()),
-  };
-}
-
-/** What makes this process a node of a cluster: its Redis bus and run control, its clone of the remote, its run queue. */
-interface ClusterNode {
-  bus: ClusterBus;
-  workspaces: RemoteWorkspaces;
-  repository: RepositoryInfo;
-  orchestrator: OrchestratorClusterOptions;
-  /** /readyz's checks of the repository (this node's clone), Redis and the run queue. */
-  readiness: Pick<ReadinessOptions, 'checkRepository' | 'more'>;
-  close(): Promise<void>;
-}
-
-/**
- * Joins the cluster that `config` names: the Redis bus (its relays read the logs of the orchestrator
- * built next, hence `store`), this node's clone of the remote of record, and the BullMQ run queue
- * with RUNBOARD_MAX_CONCURRENT_RUNS per worker. Rejects (closing what it opened) if Redis or the remote fails.
- */
-async function joinCluster(config: Config, db: Database, logger: Logger, store: () => Orchestrator): Promise<ClusterNode> {
-  const bus = await createClusterBus({ redisUrl: config.redisUrl!, nodeId: config.nodeId, logger, readers: storeReaders(store) });
-  let workspaces: RemoteWorkspaces;
-  let repository: RepositoryInfo;
-  try {
-    workspaces = await RemoteWorkspaces.open({
-      db,
-      dataDir: config.dataDir,
-      remote: config.repo,
-      withLock: (name, fn) => db.withLock(name, fn),
-      askOwner: (runId, maxBytes) => bus.control.send(runId, { kind: 'uncommitted', maxBytes }),
-      logger,
-    });
-    repository = await workspaces.repositoryInfo();
-  } catch (error) {
-    await bus.close();
-    throw error;
-  }
-  const queue = new BullRunQueue({ redisUrl: config.redisUrl!, nodeId: config.nodeId, leaseMs: config.leaseMs, concurrency: config.maxConcurrentRuns, logger });
-  return {
-    bus,
-    workspaces,
-    repository,
-    orchestrator: { nodeId: config.nodeId, role: config.role, leaseMs: config.leaseMs, queue, control: bus.control },
-    readiness: { checkRepository: () => workspaces.repositoryInfo(), more: { redis: () => bus.ping(), queue: () => queue.ping() } },
-    close: () => bus.close(),
   };
 }
 

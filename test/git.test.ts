@@ -23,6 +23,7 @@ import {
   listWorktrees,
   merge,
   openRepository,
+  existingWorktrees,
   pruneWorktrees,
   removeWorktree,
   repositoryStatus,
@@ -105,6 +106,10 @@ describe('openRepository', () => {
     const root = await makeRepo('open', { 'src/a.txt': 'a\n' });
     const info = await openRepository(path.join(root, 'src'));
     expect(info).toEqual({ root, branch: 'main', headSha: expect.stringMatching(/^[0-9a-f]{40}$/) });
+    // Detached: no branch, the same commit; and a file named HEAD does not confuse it.
+    await git(root, 'checkout', '-q', '--detach');
+    await fs.writeFile(path.join(root, 'HEAD'), 'not a ref\n');
+    await expect(openRepository(root)).resolves.toEqual({ root, branch: null, headSha: info.headSha });
   });
 
   it('refuses a missing path, a plain directory and an empty repository with one clear line', async () => {
@@ -325,7 +330,8 @@ describe('a worktree deleted behind runboard’s back', () => {
     expect((await commitsAhead(range)).commits).toHaveLength(1);
     expect((await listWorktrees(repoRoot)).filter((w) => w.prunable).map((w) => w.path).sort()).toEqual([first.path, second.path]);
 
-    await expect(pruneWorktrees(repoRoot)).resolves.toEqual([first.path, second.path]);
+    expect(await existingWorktrees(repoRoot)).toEqual(new Set([await fs.realpath(repoRoot)]));
+    await pruneWorktrees(repoRoot);
     expect((await listWorktrees(repoRoot)).map((w) => w.path)).toEqual([repoRoot]);
     await expect(removeWorktree({ repoRoot, path: first.path, branch: first.branch })).resolves.toEqual({
       worktreeRemoved: false,

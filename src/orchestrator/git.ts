@@ -435,6 +435,13 @@ export async function openRepository(repoPath: string): Promise<RepositoryInfo> 
   const stat = await fs.stat(absolute).catch(() => null);
   if (!stat) throw new InvalidInputError(`${repoPath} does not exist`, 'path');
   if (!stat.isDirectory()) throw new InvalidInputError(`${repoPath} is not a directory`, 'path');
+  // The usual case in one git process (start-up pays for each): top level, HEAD's commit, HEAD's ref
+  // ("HEAD" when detached). Anything unusual (no commit yet, not a repository) takes the steps below, which say what is wrong.
+  const quick = await runGit(['rev-parse', '--show-toplevel', 'HEAD^{commit}', '--symbolic-full-name', 'HEAD'], { cwd: absolute, objectsOnly: true, okExitCodes: [128] }).catch(() => null);
+  const [top, sha, ref] = quick?.exitCode === 0 ? quick.stdout.split('\n') : [];
+  if (top && sha && /^[0-9a-f]{40,64}$/.test(sha) && ref) {
+    return { root: top, branch: ref.startsWith('refs/heads/') ? ref.slice('refs/heads/'.length) : null, headSha: sha };
+  }
   let root: string;
   try {
     root = (await runGit(['rev-parse', '--show-toplevel'], { cwd: absolute, objectsOnly: true })).stdout.trim();
@@ -647,14 +654,18 @@ export async function worktreeExists(worktreePath: string): Promise<boolean> {
   }
 }
 
-/** Forgets worktrees whose directories are gone. Returns the paths it forgot. */
-export async function pruneWorktrees(repoRoot: string): Promise<string[]> {
-  return withLocks([repoRoot], async () => {
-    const before = await listWorktrees(repoRoot);
-    await runGit(['worktree', 'prune'], { cwd: repoRoot, writes: true });
-    const after = new Set((await listWorktrees(repoRoot)).map((w) => w.path));
-    return before.filter((w) => !after.has(w.path)).map((w) => w.path);
-  });
+/** Forgets worktrees whose directories are gone. */
+export async function pruneWorktrees(repoRoot: string): Promise<void> {
+  await withLocks([repoRoot], () => runGit(['worktree', 'prune'], { cwd: repoRoot, writes: true }));
+}
+
+/**
+ * Real paths of the checkouts git lists for `repoRoot` (the main one included) whose directories
+ * exist: one git command for any number of runs, where `worktreeExists` is one per path.
+ */
+export async function existingWorktrees(repoRoot: string): Promise<Set<string>> {
+  const real = await Promise.all((await listWorktrees(repoRoot)).map((worktree) => fs.realpath(worktree.path).catch(() => null)));
+  return new Set(real.filter((found): found is string => found !== null));
 }
 
 /** Where and from what to start a run's worktree. */

@@ -140,12 +140,16 @@ export class Workspaces {
    * (and clears the flag of any that came back). Returns the ids of runs flagged missing.
    */
   async reconcile(): Promise<string[]> {
-    await git.pruneWorktrees(this.repoRoot);
-    const runs = await this.db.client.run.findMany({ where: { worktreePath: { not: null } }, select: { id: true, worktreePath: true, worktreeMissing: true } });
+    // Side by side: git's processes and the database's first query (Prisma loads its compiler) overlap.
+    const [runs, existing] = await Promise.all([
+      this.db.client.run.findMany({ where: { worktreePath: { not: null } }, select: { id: true, worktreePath: true, worktreeMissing: true } }),
+      git.pruneWorktrees(this.repoRoot).then(() => git.existingWorktrees(this.repoRoot)),
+    ]);
     const missing: string[] = [];
     const changes: { id: string; worktreeMissing: boolean }[] = [];
     for (const run of runs) {
-      const gone = !(await git.worktreeExists(run.worktreePath!));
+      const real = await fs.realpath(run.worktreePath!).catch(() => null);
+      const gone = real === null || !existing.has(real);
       if (gone) missing.push(run.id);
       if (gone !== run.worktreeMissing) changes.push({ id: run.id, worktreeMissing: gone });
     }

@@ -13,7 +13,7 @@
  * Runs are non-interactive: the session is switched to the agent's no-ask mode (gemini-cli's `yolo`),
  * and a permission request that still comes is allowed once.
  */
-import * as acp from '@agentclientprotocol/sdk';
+import type * as acp from '@agentclientprotocol/sdk';
 import type { AgentCapabilities, AgentDriver, AgentLaunch, AgentOutcome, AgentSession, AgentSink, MessageMode } from '../../orchestrator/agent-driver.js';
 import { ConflictError } from '../../orchestrator/errors.js';
 import { truncateText } from '../../orchestrator/event-log.js';
@@ -72,6 +72,8 @@ export class AcpDriver implements AgentDriver {
   }
 
   async start(launch: AgentLaunch, sink: AgentSink): Promise<AgentSession> {
+    // Loaded on the first ACP run: the SDK and its zod schemas are a tenth of runboard's start-up.
+    const sdk = await import('@agentclientprotocol/sdk');
     const [program, ...leading] = this.options.command;
     const session = new AcpSession(sink);
     // The SDK's client reads and writes JSON-RPC messages; the stdio child splits its stdout into capped lines.
@@ -92,7 +94,7 @@ export class AcpDriver implements AgentDriver {
       },
     );
     const writable = new WritableStream<acp.AnyMessage>({ write: (message) => void (!child.done && child.writeLine(JSON.stringify(message))) });
-    const connection = acp
+    const connection = sdk
       .client()
       .onNotification('session/update', ({ params }) => session.onUpdate(params))
       .onRequest('session/request_permission', ({ params }) => allowPermission(params))
@@ -106,7 +108,7 @@ export class AcpDriver implements AgentDriver {
     try {
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ACP session within ${ACP_START_TIMEOUT_MS} ms`)), ACP_START_TIMEOUT_MS)));
-      const sessionId = await Promise.race([this.open(connection, launch, session), timeout]).finally(() => clearTimeout(timer));
+      const sessionId = await Promise.race([this.open(connection, launch, session, sdk.PROTOCOL_VERSION), timeout]).finally(() => clearTimeout(timer));
       sink.session(sessionId);
       return session;
     } catch (error) {
@@ -116,8 +118,8 @@ export class AcpDriver implements AgentDriver {
   }
 
   /** initialize, then a new session (or the refined run's, loaded), switched to the no-ask mode. */
-  private async open(connection: acp.ClientConnection, launch: AgentLaunch, session: AcpSession): Promise<string> {
-    const init = await connection.agent.request('initialize', { protocolVersion: acp.PROTOCOL_VERSION, clientCapabilities: {}, clientInfo: { name: 'runboard', version: '0.1.0' } });
+  private async open(connection: acp.ClientConnection, launch: AgentLaunch, session: AcpSession, protocolVersion: number): Promise<string> {
+    const init = await connection.agent.request('initialize', { protocolVersion, clientCapabilities: {}, clientInfo: { name: 'runboard', version: '0.1.0' } });
     let sessionId: string;
     let modes: acp.SessionModeState | null | undefined;
     if (launch.resume) {
