@@ -656,7 +656,8 @@ export async function worktreeExists(worktreePath: string): Promise<boolean> {
 
 /** Forgets worktrees whose directories are gone. */
 export async function pruneWorktrees(repoRoot: string): Promise<void> {
-  await withLocks([repoRoot], () => runGit(['worktree', 'prune'], { cwd: repoRoot, writes: true }));
+  // objectsOnly: prune deletes only git's own records under .git/worktrees, never a working-tree file.
+  await withLocks([repoRoot], () => runGit(['worktree', 'prune'], { cwd: repoRoot, writes: true, objectsOnly: true }));
 }
 
 /**
