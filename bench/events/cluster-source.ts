@@ -23,15 +23,17 @@ const env = Object.fromEntries(stdout.split('\n').map((line) => line.split(/=(.*
 const remote = path.join(tmp, 'remote');
 await initRepo(remote);
 
+// The bench's runs have no agent, and a worker's sweep (every lease/2) interrupts active runs that no
+// process drives: a lease longer than the whole bench keeps them RUNNING until their last event.
 const config = (role: string, nodeId: string, dataDir: string) =>
-  loadConfig(['--port', '0', '--repo', remote, '--data-dir', dataDir, '--role', role, '--node-id', nodeId], { ...env, RUNBOARD_AGENT_COMMAND: 'true' });
+  loadConfig(['--port', '0', '--repo', remote, '--data-dir', dataDir, '--role', role, '--node-id', nodeId, '--lease-ms', '3600000'], { ...env, RUNBOARD_AGENT_COMMAND: 'true' });
 // The writer first: it migrates the database the API nodes then find ready.
 const writerNode = await startServer(config('worker', 'bench-writer', path.join(tmp, 'writer')));
 Object.assign(process.env, env, { BENCH_REMOTE: remote });
 const nodes = await Promise.all(['bench-api-1', 'bench-api-2'].map((id) => ((process.env.BENCH_NODE_ID = id), startChild('cluster-node'))));
 const urls = await Promise.all(nodes.map((node) => node.call<string>('url')));
 
-const writer = await eventWriter(writerNode.orchestrator, 'bench-writer');
+const writer = await eventWriter(writerNode.orchestrator);
 
 serve(
   {

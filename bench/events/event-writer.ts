@@ -6,13 +6,12 @@ import { encodeGlobalID } from '@pothos/plugin-relay';
 import type { Orchestrator } from '../../src/orchestrator/index.js';
 import { TEXT, writePaced, type WriteLoad } from './shared.js';
 
-/** `workerId`: in a cluster, the writer's node id, so the sweep sees the runs held by a live worker and leaves them RUNNING. */
-export async function eventWriter({ db, eventLog }: Pick<Orchestrator, 'db' | 'eventLog'>, workerId: string | null = null) {
+export async function eventWriter({ db, eventLog }: Pick<Orchestrator, 'db' | 'eventLog'>) {
   const card = await db.client.card.create({ data: { title: 'bench', position: 0 } });
   /** The runs of the current load, by index: their database ids. */
   let runs: string[] = [];
   /** A RUNNING run with no events yet; returns its database id. */
-  const createRun = async () => (await db.client.run.create({ data: { cardId: card.id, prompt: 'bench', status: 'RUNNING', workerId } })).id;
+  const createRun = async () => (await db.client.run.create({ data: { cardId: card.id, prompt: 'bench', status: 'RUNNING' } })).id;
   return {
     /** Fresh runs for a load; answers their global ids, which subscribers send. */
     createRuns: async (count: number) => {
