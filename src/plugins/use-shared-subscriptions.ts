@@ -87,19 +87,22 @@ export function graphqlWsNext(socket: WebSocket, raw: Writable, id: string, maxB
   };
 }
 
-/** Streams corked until the end of this tick: one write (writev) for everything sent to each in it. */
-const corked = new WeakSet<Writable>();
+/**
+ * Streams corked until the end of this tick: one write (writev) for everything sent to each in it.
+ * One nextTick uncorks them all, not one per stream: an event reaches many sockets in one tick.
+ */
+let corked: Writable[] = [];
 
 function corkForTick(stream: Writable): void {
-  if (corked.has(stream)) return;
-  corked.add(stream);
+  if (stream.writableCorked > 0) return; // corked already: this tick, by us (or by its owner, who uncorks it)
   stream.cork();
-  process.nextTick(uncork, stream);
+  if (corked.push(stream) === 1) process.nextTick(uncorkAll);
 }
 
-function uncork(stream: Writable): void {
-  corked.delete(stream);
-  stream.uncork();
+function uncorkAll(): void {
+  const streams = corked;
+  corked = [];
+  for (const stream of streams) stream.uncork();
 }
 
 /** Printed documents, so that equal texts parsed twice still share. */
