@@ -662,10 +662,15 @@ export async function pruneWorktrees(repoRoot: string): Promise<void> {
 
 /**
  * Real paths of the checkouts git lists for `repoRoot` (the main one included) whose directories
- * exist: one git command for any number of runs, where `worktreeExists` is one per path.
+ * exist: one git command for any number of runs, where `worktreeExists` is one per path. Records of
+ * checkouts whose directories are gone are forgotten (`pruneWorktrees`), only when git lists one.
  */
 export async function existingWorktrees(repoRoot: string): Promise<Set<string>> {
-  const real = await Promise.all((await listWorktrees(repoRoot)).map((worktree) => fs.realpath(worktree.path).catch(() => null)));
+  const listed = await listWorktrees(repoRoot);
+  const [real] = await Promise.all([
+    Promise.all(listed.map((worktree) => fs.realpath(worktree.path).catch(() => null))),
+    listed.some((worktree) => worktree.prunable) ? pruneWorktrees(repoRoot) : undefined,
+  ]);
   return new Set(real.filter((found): found is string => found !== null));
 }
 
