@@ -3,7 +3,7 @@
  * as a real child process, it must do what dist/cli.js does, with its native addon, Prisma's wasm,
  * the migrations and the board page found from the package root rather than from its own location.
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { execa } from 'execa';
@@ -20,6 +20,15 @@ test('package.json installs the bundle as `runboard` and `npm start` runs it', a
   const pkg = JSON.parse(await readFile(path.join(projectRoot, 'package.json'), 'utf8'));
   expect(path.join(projectRoot, pkg.bin.runboard)).toBe(BUNDLE);
   expect(pkg.scripts.start).toBe('node dist/runboard.mjs');
+});
+
+test("Prisma's query compiler is read from the .wasm files the build wrote, not parsed from its base64 module", async () => {
+  const chunks = path.join(projectRoot, 'dist', 'bundle');
+  const files = await readdir(chunks);
+  expect(files).toEqual(expect.arrayContaining(['query_compiler_bg.sqlite.wasm', 'query_compiler_bg.postgresql.wasm']));
+  for (const file of [BUNDLE, ...files.filter((name) => name.endsWith('.mjs')).map((name) => path.join(chunks, name))]) {
+    expect(await readFile(file, 'utf8')).not.toContain('wasm-base64');
+  }
 });
 
 test('--help prints the usage and exits 0', async () => {
