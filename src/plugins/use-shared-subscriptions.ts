@@ -25,8 +25,8 @@ import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import WebSocket from 'ws';
 import { HAND_OVER_LIVE, type HandsOverLive, type LiveDelivery } from '../orchestrator/event-stream.js';
 
-/** Sends one serialized `next` payload (an ExecutionResult's JSON) to one subscriber; never throws. */
-export type LiveWriter = (payload: string) => LiveDelivery;
+/** Sends one serialized `next` payload (an ExecutionResult's JSON, as UTF-8) to one subscriber; never throws. */
+export type LiveWriter = (payload: Buffer) => LiveDelivery;
 
 /** What a transport adds to a subscription's context to take shared results directly. */
 export interface SharedSubscriptionContext {
@@ -73,19 +73,23 @@ export function useSharedSubscriptions({ fields = ['runEvents'], startArgument =
 
 /**
  * A writer of graphql-ws `next` messages for subscription `id` on `socket` (`raw` is its TCP socket,
- * corked for the rest of the tick): the same bytes graphql-ws's own stringifyMessage would send.
+ * corked for the rest of the tick): the same bytes graphql-ws's own stringifyMessage would send, as a
+ * text frame. The payload comes encoded once for all its subscribers; each copies it behind its own id
+ * (a memcpy, where a string would be measured and encoded again per subscriber).
  * 'full' once more than `maxBufferedBytes` wait to be written; 'declined' when the socket is not open.
  */
 export function graphqlWsNext(socket: WebSocket, raw: Writable, id: string, maxBufferedBytes = MAX_SOCKET_BUFFERED_BYTES): LiveWriter {
-  const prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+  const prefix = Buffer.from(`{"id":${JSON.stringify(id)},"type":"next","payload":`);
   return (payload) => {
     if (socket.readyState !== WebSocket.OPEN) return 'declined';
     if (socket.bufferedAmount > maxBufferedBytes) return 'full';
     corkForTick(raw);
-    socket.send(`${prefix}${payload}}`);
+    socket.send(Buffer.concat([prefix, payload, CLOSING_BRACE], prefix.length + payload.length + 1), { binary: false });
     return 'sent';
   };
 }
+
+const CLOSING_BRACE = Buffer.from('}');
 
 /**
  * Streams corked until the end of this tick: one write (writev) for everything sent to each in it.
@@ -135,8 +139,8 @@ function uses(document: DocumentNode, name: string): number {
 
 /** Results of one event, by sharing key; keyed by the event object, so they go when it does. */
 const results = new WeakMap<object, Map<string, ExecutionResult | Promise<ExecutionResult>>>();
-/** The JSON of a shared result, written once. */
-const serialized = new WeakMap<ExecutionResult, string>();
+/** The JSON of a shared result as UTF-8, serialized and encoded once. */
+const serialized = new WeakMap<ExecutionResult, Buffer>();
 
 /**
  * The event's result for this sharing key: the one made for it already, else a new one, kept for the
@@ -161,9 +165,9 @@ function executeEvent(args: ExecutionArgs, event: unknown): ExecutionResult | Pr
   return execute({ ...args, rootValue: event });
 }
 
-function jsonOf(result: ExecutionResult): string {
+function jsonOf(result: ExecutionResult): Buffer {
   let json = serialized.get(result);
-  if (json === undefined) serialized.set(result, (json = JSON.stringify(result)));
+  if (json === undefined) serialized.set(result, (json = Buffer.from(JSON.stringify(result))));
   return json;
 }
 
