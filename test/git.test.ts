@@ -23,7 +23,7 @@ import {
   listWorktrees,
   merge,
   openRepository,
-  existingWorktrees,
+  reconcileWorktrees,
   pruneWorktrees,
   removeWorktree,
   repositoryStatus,
@@ -330,8 +330,8 @@ describe('a worktree deleted behind runboard’s back', () => {
     expect((await commitsAhead(range)).commits).toHaveLength(1);
     expect((await listWorktrees(repoRoot)).filter((w) => w.prunable).map((w) => w.path).sort()).toEqual([first.path, second.path]);
 
-    // existingWorktrees answers and forgets git's records of the gone ones (a prune, as git listed some).
-    expect(await existingWorktrees(repoRoot)).toEqual(new Set([await fs.realpath(repoRoot)]));
+    // reconcileWorktrees answers and forgets git's records of the gone ones (a prune, as git listed some).
+    expect(await reconcileWorktrees(repoRoot)).toEqual(new Set([await fs.realpath(repoRoot)]));
     expect((await listWorktrees(repoRoot)).map((w) => w.path)).toEqual([repoRoot]);
     await pruneWorktrees(repoRoot); // nothing left to forget: a no-op
     expect((await listWorktrees(repoRoot)).map((w) => w.path)).toEqual([repoRoot]);

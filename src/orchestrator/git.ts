@@ -661,11 +661,11 @@ export async function pruneWorktrees(repoRoot: string): Promise<void> {
 }
 
 /**
- * Real paths of the checkouts git lists for `repoRoot` (the main one included) whose directories
- * exist: one git command for any number of runs, where `worktreeExists` is one per path. Records of
- * checkouts whose directories are gone are forgotten (`pruneWorktrees`), only when git lists one.
+ * Forgets git's records of checkouts whose directories are gone (`pruneWorktrees`, run only when git
+ * lists one) and answers the real paths of the checkouts of `repoRoot` that exist, the main one
+ * included: one git command for any number of runs, where `worktreeExists` is one per path.
  */
-export async function existingWorktrees(repoRoot: string): Promise<Set<string>> {
+export async function reconcileWorktrees(repoRoot: string): Promise<Set<string>> {
   const listed = await listWorktrees(repoRoot);
   const [real] = await Promise.all([
     Promise.all(listed.map((worktree) => fs.realpath(worktree.path).catch(() => null))),

@@ -143,7 +143,7 @@ export class Workspaces {
     // Side by side: git's processes and the database's first query (Prisma loads its compiler) overlap.
     const [runs, existing] = await Promise.all([
       this.db.client.run.findMany({ where: { worktreePath: { not: null } }, select: { id: true, worktreePath: true, worktreeMissing: true } }),
-      git.existingWorktrees(this.repoRoot),
+      git.reconcileWorktrees(this.repoRoot),
     ]);
     const missing: string[] = [];
     const changes: { id: string; worktreeMissing: boolean }[] = [];

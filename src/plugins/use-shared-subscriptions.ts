@@ -165,7 +165,7 @@ function executeEvent(args: ExecutionArgs, event: unknown): ExecutionResult | Pr
   return execute({ ...args, rootValue: event });
 }
 
-function jsonOf(result: ExecutionResult): Buffer {
+function utf8JsonOf(result: ExecutionResult): Buffer {
   let json = serialized.get(result);
   if (json === undefined) serialized.set(result, (json = Buffer.from(JSON.stringify(result))));
   return json;
@@ -180,7 +180,7 @@ async function subscribeShared(args: ExecutionArgs, key: string): Promise<Execut
     (source as HandsOverLive<object>)[HAND_OVER_LIVE]((event) => {
       const result = executeOnce(args, key, event, true);
       if (result instanceof Promise || result.errors) return 'declined';
-      const delivery = writer(jsonOf(result));
+      const delivery = writer(utf8JsonOf(result));
       if (delivery === 'sent') fanOutCounters.sentDirectly++;
       return delivery;
     });
