@@ -26,7 +26,7 @@ const CHUNKS = 'bundle';
 rmSync(path.join(root, 'dist', CHUNKS), { recursive: true, force: true }); // chunks of an earlier build
 
 /** What each generated client (src/generated/prisma, src/generated/prisma-pg) says to load its query compiler. */
-const GENERATED_LOADER = /getQueryCompilerWasmModule: async \(\) => \{\s*const \{ wasm \} = await import\("@prisma\/client\/runtime\/query_compiler_bg\.(\w+)\.wasm-base64\.mjs"\)\s*return await decodeBase64AsWasm\(wasm\)\s*\}/;
+const GENERATED_LOADER = /getQueryCompilerWasmModule: async \(\) => \{\s*const \{ wasm \} = await import\("(@prisma\/client\/runtime\/query_compiler_bg\.(\w+)\.wasm-base64\.mjs)"\)\s*return await decodeBase64AsWasm\(wasm\)\s*\}/;
 
 /**
  * Points each generated client's query compiler at the .wasm file written here from Prisma's base64
@@ -36,15 +36,16 @@ const GENERATED_LOADER = /getQueryCompilerWasmModule: async \(\) => \{\s*const \
 const queryCompilerFromFile: Plugin = {
   name: 'query-compiler-from-file',
   setup(plugin) {
-    plugin.onLoad({ filter: /[\\/]generated[\\/][^\\/]+[\\/]internal[\\/]class\.ts$/ }, (args) => {
+    plugin.onLoad({ filter: /[\\/]generated[\\/][^\\/]+[\\/]internal[\\/]class\.ts$/ }, async (args) => {
       const source = readFileSync(args.path, 'utf8');
       const found = GENERATED_LOADER.exec(source);
       if (!found) throw new Error(`${args.path}: Prisma's query compiler loader is not the expected one; update scripts/bundle.ts`);
-      const provider = found[1];
-      const wasm = queryCompilerWasmPath(provider);
+      const [, base64Module, provider] = found;
+      // The very module the generated client would import (external to the bundle, so Node resolves it from the package).
+      const { wasm: base64 } = (await import(base64Module!)) as { wasm: string };
+      const wasm = queryCompilerWasmPath(provider!);
       mkdirSync(path.dirname(wasm), { recursive: true });
-      const base64 = readFileSync(path.join(root, 'node_modules', '@prisma', 'client', 'runtime', `query_compiler_bg.${provider}.wasm-base64.mjs`), 'utf8');
-      writeFileSync(wasm, Buffer.from(/"([A-Za-z0-9+/=]+)"/.exec(base64)![1], 'base64'));
+      writeFileSync(wasm, Buffer.from(base64, 'base64'));
       const loader = JSON.stringify(path.join(root, 'src', 'bundled-query-compiler.ts'));
       return {
         contents: `import { loadQueryCompilerWasm } from ${loader};\n${source.replace(GENERATED_LOADER, `getQueryCompilerWasmModule: () => loadQueryCompilerWasm(${JSON.stringify(provider)})`)}`,
