@@ -9,6 +9,13 @@
  */
 import type { RunEventInput } from './run-events.js';
 
+/**
+ * How long an agent may take from spawn to accepting its first message. Twenty agents starting at
+ * once on 2 busy cores were measured to need over 30 s, which a command's own answer never does.
+ * @default 60_000 // ms
+ */
+export const AGENT_START_TIMEOUT_MS = 60_000;
+
 /** How a message reaches a working agent: at its next model request, or once its current turn ends. */
 export type MessageMode = 'STEER' | 'FOLLOW_UP';
 

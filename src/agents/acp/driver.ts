@@ -14,7 +14,7 @@
  * and a permission request that still comes is allowed once.
  */
 import type * as acp from '@agentclientprotocol/sdk';
-import type { AgentCapabilities, AgentDriver, AgentLaunch, AgentOutcome, AgentSession, AgentSink, MessageMode } from '../../orchestrator/agent-driver.js';
+import { AGENT_START_TIMEOUT_MS, type AgentCapabilities, type AgentDriver, type AgentLaunch, type AgentOutcome, type AgentSession, type AgentSink, type MessageMode } from '../../orchestrator/agent-driver.js';
 import { ConflictError } from '../../orchestrator/errors.js';
 import { truncateText } from '../../orchestrator/event-log.js';
 import { delay } from '../../orchestrator/processes.js';
@@ -24,8 +24,6 @@ import { probeVersion } from '../version-probe.js';
 import { AcpEventNormalizer } from './events.js';
 import { allowPermission, promptErrorMessage, promptUsage } from './protocol.js';
 
-/** How long `initialize` and opening the session may take (gemini-cli answers in 3-4 s on 2 busy cores). @default 60_000 // ms */
-export const ACP_START_TIMEOUT_MS = 60_000;
 /** Messages runboard holds for one run while its turn runs. @default 100 */
 export const MAX_QUEUED_MESSAGES = 100;
 
@@ -107,7 +105,7 @@ export class AcpDriver implements AgentDriver {
 
     try {
       let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ACP session within ${ACP_START_TIMEOUT_MS} ms`)), ACP_START_TIMEOUT_MS)));
+      const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ACP session within ${AGENT_START_TIMEOUT_MS} ms`)), AGENT_START_TIMEOUT_MS)));
       const sessionId = await Promise.race([this.open(connection, launch, session, sdk.PROTOCOL_VERSION), timeout]).finally(() => clearTimeout(timer));
       sink.session(sessionId);
       return session;

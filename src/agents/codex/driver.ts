@@ -23,7 +23,7 @@ import { existsSync } from 'node:fs';
 import { copyFile, lstat, mkdir, rm, symlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { AgentCapabilities, AgentDriver, AgentLaunch, AgentOutcome, AgentSession, AgentSink, MessageMode } from '../../orchestrator/agent-driver.js';
+import { AGENT_START_TIMEOUT_MS, type AgentCapabilities, type AgentDriver, type AgentLaunch, type AgentOutcome, type AgentSession, type AgentSink, type MessageMode } from '../../orchestrator/agent-driver.js';
 import { ConflictError } from '../../orchestrator/errors.js';
 import { truncateText } from '../../orchestrator/event-log.js';
 import { delay } from '../../orchestrator/processes.js';
@@ -121,7 +121,7 @@ export class CodexDriver implements AgentDriver {
     );
     session.attach(peer);
     try {
-      await session.request(CodexRequestMethod.Initialize, { clientInfo: { name: 'runboard', title: 'runboard', version: '1' }, capabilities: null });
+      await session.request(CodexRequestMethod.Initialize, { clientInfo: { name: 'runboard', title: 'runboard', version: '1' }, capabilities: null }, AGENT_START_TIMEOUT_MS);
       peer.notify(CodexClientNotificationMethod.Initialized);
       const access = { cwd: launch.cwd, ...NO_ASK };
       const { thread } = resumeThread

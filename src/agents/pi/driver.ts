@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { AgentCapabilities, AgentDriver, AgentLaunch, AgentSession, AgentSink, MessageMode } from '../../orchestrator/agent-driver.js';
+import { AGENT_START_TIMEOUT_MS, type AgentCapabilities, type AgentDriver, type AgentLaunch, type AgentSession, type AgentSink, type MessageMode } from '../../orchestrator/agent-driver.js';
 import { truncateText } from '../../orchestrator/event-log.js';
 import { PiEventNormalizer } from './events.js';
 import { AgentCommandType, AgentMessageType, type AgentMessage, type AgentState } from './protocol.js';
@@ -80,7 +80,7 @@ export class PiDriver implements AgentDriver {
     );
     session.attach(agent);
     // A command written before pi is up is queued and answered: this resolves once it accepts messages.
-    const state = (await agent.request({ type: AgentCommandType.GetState })).data as AgentState | undefined;
+    const state = (await agent.request({ type: AgentCommandType.GetState }, AGENT_START_TIMEOUT_MS)).data as AgentState | undefined;
     sink.session(state?.sessionFile ?? sessionFile);
     return session;
   }
