@@ -193,7 +193,7 @@ test('20 concurrent runs, 200 subscribers over 3 API nodes; one API node SIGKILL
     api[2] = await cluster.start('api-3b', 'api'); // the later tests use three API nodes again
   }
 
-}, 180_000);
+}, 300_000); // twenty agents start at once on 2 cores, and each may take the agents' 60 s start
 
 test('steer and stop sent to a node that does not own the run reach its worker', async () => {
   const runId = await startRun(api[0]!, '[case:steer] steer me');
