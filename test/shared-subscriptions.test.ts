@@ -3,10 +3,11 @@
  * once across the replay -> live hand-over, and a subscriber that stops reading is still cut with the
  * seq to resume from. Raw graphql-transport-ws clients, so the test sees the frames as sent.
  */
-import WebSocket from 'ws';
+import type { AddressInfo, Socket } from 'node:net';
+import WebSocket, { WebSocketServer } from 'ws';
 import { followRunEvents, HAND_OVER_LIVE, SubscriberTooSlowError, type HandsOverLive, type LiveDelivery } from '../src/orchestrator/event-stream.js';
 import type { RunEvent } from '../src/orchestrator/run-events.js';
-import { fanOutCounters } from '../src/plugins/use-shared-subscriptions.js';
+import { fanOutCounters, graphqlWsNext } from '../src/plugins/use-shared-subscriptions.js';
 import { makeActiveRun } from './helpers/events.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
@@ -161,4 +162,22 @@ test('the hand-over: only a pull that finds nothing buffered hands live events t
   const cutting = cut.next(); // finds nothing buffered: hands over
   await eventLog.append(other.id, text(5)); // 2 and 3 are sent, then the sink is full
   await expect(cutting).rejects.toEqual(new SubscriberTooSlowError(3));
+});
+
+test('a message written straight to the socket arrives whole and in order at every frame length (7-bit, 16-bit and 64-bit)', async () => {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  const accepted = new Promise<[WebSocket, Socket]>((resolve) => wss.once('connection', (socket, request) => resolve([socket, request.socket])));
+  await new Promise((resolve) => wss.once('listening', resolve));
+  const client = new WebSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}`);
+  const received: string[] = [];
+  const all = new Promise<void>((resolve) => client.on('message', (data, binary) => void (received.push(`${binary}:${String(data)}`), received.length === 5 && resolve())));
+  const [socket, raw] = await accepted;
+  const next = graphqlWsNext(socket, raw, 'sub-1');
+  const payloads = [1, 100, 300, 70_000].map((size) => JSON.stringify({ data: { text: 'é'.repeat(size) } }));
+  socket.send('{"type":"ping"}'); // ws's own writes and the writer's keep their order
+  for (const payload of payloads) expect(next(Buffer.from(payload))).toBe('sent');
+  await all;
+  expect(received).toEqual(['false:{"type":"ping"}', ...payloads.map((payload) => `false:{"id":"sub-1","type":"next","payload":${payload}}`)]);
+  client.close();
+  await new Promise((resolve) => wss.close(resolve));
 });
