@@ -83,10 +83,10 @@ export function useSharedSubscriptions({ fields = ['runEvents'], startArgument =
  */
 export function graphqlWsNext(socket: WebSocket, raw: Writable, id: string, maxBufferedBytes = MAX_SOCKET_BUFFERED_BYTES): LiveWriter {
   const prefix = Buffer.from(`{"id":${JSON.stringify(id)},"type":"next","payload":`);
+  let lastTurn = -1;
   return (payload) => {
     if (socket.readyState !== WebSocket.OPEN) return 'declined';
     if (socket.bufferedAmount > maxBufferedBytes) return 'full';
-    corkForTick(raw);
     const length = prefix.length + payload.length + 1;
     if (socket.extensions !== '') {
       socket.send(Buffer.concat([prefix, payload, CLOSING_BRACE], length), { binary: false });
@@ -97,7 +97,7 @@ export function graphqlWsNext(socket: WebSocket, raw: Writable, id: string, maxB
     offset += prefix.copy(frame, offset);
     offset += payload.copy(frame, offset);
     frame[offset] = 0x7d; // }
-    raw.write(frame);
+    lastTurn = writeInTurn(raw, frame, lastTurn);
     return 'sent';
   };
 }
@@ -127,18 +127,32 @@ function writeTextFrameHeader(frame: Buffer, length: number): number {
 }
 
 /**
- * Streams corked until the end of this tick: one write (writev) for everything sent to each in it.
- * One nextTick uncorks them all, not one per stream: an event reaches many sockets in one tick.
+ * Writes of one turn of the event loop to one socket go out in one syscall: the first is written at
+ * once (most turns carry one event per socket, and corking it would only delay it and cost a
+ * buffered entry), a second corks the socket until the turn ends. One nextTick ends the turn for
+ * every socket: an event reaches many in one turn.
  */
+let turn = 0;
+let turnEnding = false;
 let corked: Writable[] = [];
 
-function corkForTick(stream: Writable): void {
-  if (stream.writableCorked > 0) return; // corked already: this tick, by us (or by its owner, who uncorks it)
-  stream.cork();
-  if (corked.push(stream) === 1) process.nextTick(uncorkAll);
+/** Writes `chunk` to `stream`, corking it if this turn wrote to it already (`lastTurn`); answers this turn. */
+function writeInTurn(stream: Writable, chunk: Buffer, lastTurn: number): number {
+  if (!turnEnding) {
+    turnEnding = true;
+    process.nextTick(endTurn);
+  }
+  if (lastTurn === turn && stream.writableCorked === 0) {
+    stream.cork();
+    corked.push(stream);
+  }
+  stream.write(chunk);
+  return turn;
 }
 
-function uncorkAll(): void {
+function endTurn(): void {
+  turn += 1;
+  turnEnding = false;
   const streams = corked;
   corked = [];
   for (const stream of streams) stream.uncork();
