@@ -6,10 +6,13 @@
  * log, a bare `ws` broadcaster sending byte-identical graphql-ws `next` messages, and subscriber
  * processes holding one connection per subscription. For each load (10 runs × 5, 10, 50
  * subscribers) it prints the source's CPU µs per delivery (process.cpuUsage over the window),
- * deliveries/s, accept -> receive latency and exactly-once counts, for both; then the replay of a
+ * deliveries/s, accept -> receive latency and exactly-once counts, for both. Each load is measured
+ * BENCH_ROUNDS times, the sources taking turns, and each source's round with the median µs/delivery
+ * is printed (the counts are every round's): on 2 shared cores one window can be 40% off the next,
+ * and turns keep a drift from landing on one source. Then the replay of a
  * long history to a fresh subscriber, and the cold start of the bundle next to `node dist/cli.js` (spawn -> first answer).
  *
- * Knobs: BENCH_QUICK=1 (shorter), BENCH_CPU_PROF=<dir> (each child's V8 CPU profiles, under <dir>/<child>), BENCH_EVENTS (per run), BENCH_RATE (events/s per run, 0 = as fast
+ * Knobs: BENCH_QUICK=1 (shorter), BENCH_ROUNDS (per load; default 3, 1 when quick), BENCH_CPU_PROF=<dir> (each child's V8 CPU profiles, under <dir>/<child>), BENCH_EVENTS (per run), BENCH_RATE (events/s per run, 0 = as fast
  * as accepted), BENCH_REPLAY, BENCH_SUBSCRIBER_PROCESSES, BENCH_COLD_STARTS, BENCH_LOADS (e.g. "5,10,50"),
  * BENCH_CLUSTER=1 (adds the cluster source: the same loads through 2 API nodes on Postgres and Redis), BENCH_CLI (the entry to cold-start; default dist/cli.js, unbundled) and BENCH_CLI_OTHER (a second entry,
  * cold-started alternately in the same run and reported as a ratio; default dist/runboard.mjs, the bundle).
@@ -28,6 +31,7 @@ const RATE_PER_RUN = Number(process.env.BENCH_RATE ?? 100);
 const REPLAY_EVENTS = Number(process.env.BENCH_REPLAY ?? (QUICK ? 20_000 : 100_000));
 const SUBSCRIBER_PROCESSES = Number(process.env.BENCH_SUBSCRIBER_PROCESSES ?? 2);
 const COLD_STARTS = Number(process.env.BENCH_COLD_STARTS ?? (QUICK ? 3 : 5));
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 3)));
 const root = path.resolve(import.meta.dirname, '..');
 const CLI = process.env.BENCH_CLI ?? path.join(root, 'dist', 'cli.js');
 const CLI_OTHER = process.env.BENCH_CLI_OTHER ?? path.join(root, 'dist', 'runboard.mjs');
@@ -76,6 +80,18 @@ async function measureLoad(source: Child, subscribers: Child[], perRun: number, 
   return { cpuMicros, seconds, expected: all.length * lastSeq, ...combine(parts) };
 }
 
+const microsPerDelivery = (figures: LoadFigures) => figures.cpuMicros / figures.counts.delivered;
+
+/** The round with the median µs per delivery (the lower middle one of an even count). */
+function medianRound(rounds: LoadFigures[]): LoadFigures {
+  return [...rounds].sort((a, b) => microsPerDelivery(a) - microsPerDelivery(b))[Math.floor((rounds.length - 1) / 2)]!;
+}
+
+/** Every round's exactly-once counts, summed. */
+function totalCounts(rounds: LoadFigures[]): LoadFigures['counts'] {
+  return combine(rounds.map((round) => ({ ...round.counts, latencies: [] }))).counts;
+}
+
 const row = (cells: string[], widths: number[]) => cells.map((cell, i) => (i ? cell.padStart(widths[i]) : cell.padEnd(widths[i]))).join('  ');
 const fixed = (value: number, digits = 0) => (Number.isFinite(value) ? value.toFixed(digits) : '—');
 
@@ -94,27 +110,32 @@ try {
   for (const [source, bareSource] of [...Object.values(sources).map((source) => [source, false] as const), [bare, true] as const]) await measureLoad(source, subscribers, 2, bareSource, 100);
   const widths = [22, 9, 12, 8, 8, 8, 8, 13, 26];
   console.log();
+  console.log(`each load ${ROUNDS} time${ROUNDS === 1 ? '' : 's'}, the sources taking turns; each source's median round (by µs/deliv), with every round's counts`);
   console.log(row(['load / source', 'µs/deliv', 'deliveries/s', 'vs bare', 'p50 ms', 'p99 ms', 'seconds', 'client µs/deliv', 'delivered/expected rep gap'], widths));
   for (const perRun of LOADS) {
-    const measured: Record<string, LoadFigures> = {};
-    for (const [name, source] of Object.entries(sources)) measured[name] = await measureLoad(source, subscribers, perRun, false);
-    measured.bare = await measureLoad(bare, subscribers, perRun, true);
-    const bareMicros = measured.bare.cpuMicros / measured.bare.counts.delivered;
+    const rounds: Record<string, LoadFigures[]> = {};
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [name, source] of Object.entries(sources)) (rounds[name] ??= []).push(await measureLoad(source, subscribers, perRun, false));
+      (rounds.bare ??= []).push(await measureLoad(bare, subscribers, perRun, true));
+    }
+    const measured = Object.fromEntries(Object.entries(rounds).map(([name, figures]) => [name, medianRound(figures)]));
+    const bareMicros = microsPerDelivery(measured.bare);
     for (const [name, figures] of Object.entries(measured)) {
-      const micros = figures.cpuMicros / figures.counts.delivered;
-      const { delivered, repeats, gaps, missing, resumes, errors } = figures.counts;
+      const micros = microsPerDelivery(figures);
+      const { delivered, repeats, gaps, missing, resumes, errors } = totalCounts(rounds[name]);
+      const expected = rounds[name].reduce((sum, round) => sum + round.expected, 0);
       console.log(
         row(
           [
             `${RUNS}×${perRun} ${name}`,
             fixed(micros, 1),
-            fixed(delivered / figures.seconds),
+            fixed(figures.counts.delivered / figures.seconds),
             `${fixed(micros / bareMicros, 2)}×`,
             fixed(percentile(figures.latencies, 50), 2),
             fixed(percentile(figures.latencies, 99), 2),
             fixed(figures.seconds, 1),
-            fixed(figures.counts.cpuMicros / delivered, 1),
-            `${delivered}/${figures.expected} ${repeats} ${gaps}${missing ? ` missing ${missing}` : ''}${resumes ? ` resumed ${resumes}` : ''}${errors ? ` errors ${errors}` : ''}`,
+            fixed(figures.counts.cpuMicros / figures.counts.delivered, 1),
+            `${delivered}/${expected} ${repeats} ${gaps}${missing ? ` missing ${missing}` : ''}${resumes ? ` resumed ${resumes}` : ''}${errors ? ` errors ${errors}` : ''}`,
           ],
           widths,
         ),
