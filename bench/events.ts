@@ -60,6 +60,19 @@ function combine(parts: FollowFigures[]): Pick<LoadFigures, 'counts' | 'latencie
   return { counts, latencies: parts.flatMap((part) => part.latencies).sort((a, b) => a - b) };
 }
 
+/**
+ * Waits until the source is idle: 500 subscriptions take runboard about a second of CPU to set up
+ * (authorization, a database read, the replay), which a fixed pause left partly inside the window.
+ */
+async function settled(source: Child): Promise<void> {
+  await sleep(300);
+  for (let i = 0; i < 50; i++) {
+    const before = await source.call<number>('cpu');
+    await sleep(100);
+    if ((await source.call<number>('cpu')) - before < 10_000) return; // under 10% of a core
+  }
+}
+
 /** One load against one source: subscribe, write, wait for every subscription to end. */
 async function measureLoad(source: Child, subscribers: Child[], perRun: number, waitForSubscriptions: boolean, events = EVENTS_PER_RUN): Promise<LoadFigures> {
   const url = (await source.call<string>('url')).replace(/(^| )http/g, '$1ws');
@@ -70,7 +83,7 @@ async function measureLoad(source: Child, subscribers: Child[], perRun: number, 
   await Promise.all(subscribers.map((process, p) => process.call('follow', { url, runIds: all.filter((_, i) => i % subscribers.length === p), lastSeq })));
   // runboard subscribes from seq 0 and so misses nothing; the bare broadcaster must have them all first.
   while (waitForSubscriptions && (await source.call<number>('subscribed')) < all.length) await sleep(20);
-  await sleep(300); // let the subscriptions settle in
+  await settled(source);
   const cpuBefore = await source.call<number>('cpu');
   const started = performance.now();
   await source.call('write', { events, rate: RATE_PER_RUN });
