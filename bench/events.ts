@@ -15,7 +15,7 @@
  * Knobs: BENCH_QUICK=1 (shorter), BENCH_ROUNDS (per load; default 3, 1 when quick), BENCH_CPU_PROF=<dir> (each child's V8 CPU profiles, under <dir>/<child>), BENCH_EVENTS (per run), BENCH_RATE (events/s per run, 0 = as fast
  * as accepted), BENCH_REPLAY, BENCH_SUBSCRIBER_PROCESSES, BENCH_COLD_STARTS, BENCH_LOADS (e.g. "5,10,50"),
  * BENCH_CLUSTER=1 (adds the cluster source: the same loads through 2 API nodes on Postgres and Redis), BENCH_CLI (the entry to cold-start; default dist/cli.js, unbundled) and BENCH_CLI_OTHER (a second entry,
- * cold-started alternately in the same run and reported as a ratio; default dist/runboard.mjs, the bundle).
+ * cold-started alternately in the same run and reported as a ratio; default dist/runboard.cjs, the bundle).
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -34,7 +34,7 @@ const COLD_STARTS = Number(process.env.BENCH_COLD_STARTS ?? (QUICK ? 3 : 5));
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 3)));
 const root = path.resolve(import.meta.dirname, '..');
 const CLI = process.env.BENCH_CLI ?? path.join(root, 'dist', 'cli.js');
-const CLI_OTHER = process.env.BENCH_CLI_OTHER ?? path.join(root, 'dist', 'runboard.mjs');
+const CLI_OTHER = process.env.BENCH_CLI_OTHER ?? path.join(root, 'dist', 'runboard.cjs');
 /** Also measure a cluster: 2 API nodes and a writer on a throwaway Postgres and Redis (events/cluster-source.ts). */
 const CLUSTER = process.env.BENCH_CLUSTER === '1';
 

@@ -1,5 +1,5 @@
 /**
- * Prisma's query compiler for the bundle (dist/runboard.mjs), read as a .wasm file the build wrote under
+ * Prisma's query compiler for the bundle (dist/bundle/runboard.cjs), read as a .wasm file the build wrote under
  * dist/bundle/. The generated client would import it as a 2.5 MB base64 string module and decode it:
  * about 80 ms of every start on this machine, spent parsing text. scripts/bundle.ts points the generated
  * clients here; `node dist/cli.js` and tsx keep Prisma's own loader.

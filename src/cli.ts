@@ -68,4 +68,5 @@ function count(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 
-await main(process.argv.slice(2));
+// Not a top-level await: the bundle is a CommonJS script (src/launcher.ts). A failure still ends the process.
+void main(process.argv.slice(2));

@@ -1,7 +1,7 @@
 /**
  * The installed package's root: the nearest directory above this module holding package.json.
  * Found by walking up rather than by a fixed "../.." so the same answer holds from src/ (tsx),
- * from dist/ (tsc output, one file per module) and from dist/runboard.mjs (the bundle, one level up).
+ * from dist/ (tsc output, one file per module) and from dist/bundle/runboard.cjs (the bundle, two levels up).
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';

@@ -1,10 +1,12 @@
 /**
- * The installed `runboard` command is the esbuild bundle (dist/runboard.mjs, `npm run build`): started
+ * The installed `runboard` command runs the esbuild bundle (dist/runboard.cjs, `npm run build`): started
  * as a real child process, it must do what dist/cli.js does, with its native addon, Prisma's wasm,
  * the migrations and the board page found from the package root rather than from its own location.
  */
 import { readdir, readFile } from 'node:fs/promises';
+import Module from 'node:module';
 import path from 'node:path';
+import vm from 'node:vm';
 import BetterSqlite3 from 'better-sqlite3';
 import { execa } from 'execa';
 import { createClient } from 'graphql-ws';
@@ -14,21 +16,31 @@ import { availableMigrations } from '../src/orchestrator/migrations.js';
 import { makeRepo, removeDirs, tempDir } from './helpers/repo.js';
 import { projectRoot, spawnServer } from './helpers/server.js';
 
-const BUNDLE = path.join(projectRoot, 'dist', 'runboard.mjs');
+const BUNDLE = path.join(projectRoot, 'dist', 'runboard.cjs');
+const BUNDLE_DIR = path.join(projectRoot, 'dist', 'bundle');
+const BUNDLE_SCRIPT = path.join(BUNDLE_DIR, 'runboard.cjs');
 
 test('package.json installs the bundle as `runboard` and `npm start` runs it', async () => {
   const pkg = JSON.parse(await readFile(path.join(projectRoot, 'package.json'), 'utf8'));
   expect(path.join(projectRoot, pkg.bin.runboard)).toBe(BUNDLE);
-  expect(pkg.scripts.start).toBe('node dist/runboard.mjs');
+  expect(pkg.scripts.start).toBe('node dist/runboard.cjs');
 });
 
 test("Prisma's query compiler is read from the .wasm files the build wrote, not parsed from its base64 module", async () => {
-  const chunks = path.join(projectRoot, 'dist', 'bundle');
-  const files = await readdir(chunks);
+  const files = await readdir(BUNDLE_DIR);
   expect(files).toEqual(expect.arrayContaining(['query_compiler_bg.sqlite.wasm', 'query_compiler_bg.postgresql.wasm']));
-  for (const file of [BUNDLE, ...files.filter((name) => name.endsWith('.mjs')).map((name) => path.join(chunks, name))]) {
-    expect(await readFile(file, 'utf8')).not.toContain('wasm-base64');
+  expect(await readFile(BUNDLE_SCRIPT, 'latin1')).not.toContain('wasm-base64');
+});
+
+test('the bundle is one script without import() or the engines only a cluster node loads, and this Node accepts its code cache', async () => {
+  const source = await readFile(BUNDLE_SCRIPT);
+  expect(source.toString('latin1')).not.toMatch(/\bimport\(/);
+  for (const name of ['bullmq', 'ioredis', 'pg']) {
+    expect(source.includes(`node_modules/${name}/`)).toBe(false); // esbuild names each bundled file in a comment
+    expect(source.includes(`require("${name}")`)).toBe(true); // …and required where first used
   }
+  const script = new vm.Script(Module.wrap(source.toString('latin1')), { filename: BUNDLE_SCRIPT, cachedData: await readFile(`${BUNDLE_SCRIPT}.code-cache`) });
+  expect(script.cachedDataRejected).toBe(false);
 });
 
 test('--help prints the usage and exits 0', async () => {

@@ -1,6 +1,6 @@
 /**
  * Cold start, spawn -> first answered query, of one or more `runboard` entries (dist/cli.js, the
- * dist/runboard.mjs bundle) alternated in the same run; used by bench/events.ts and bench/cold-start.ts.
+ * dist/runboard.cjs bundle) alternated in the same run; used by bench/events.ts and bench/cold-start.ts.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';

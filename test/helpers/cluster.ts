@@ -9,7 +9,7 @@ import { execa, type ResultPromise } from 'execa';
 import { git, makeRepo, removeDirs, tempDir } from './repo.js';
 import { graphqlClient, projectRoot, type GraphQLClient } from './server.js';
 
-export const BUNDLE = path.join(projectRoot, 'dist', 'runboard.mjs');
+export const BUNDLE = path.join(projectRoot, 'dist', 'runboard.cjs');
 
 export interface ClusterNode extends GraphQLClient {
   readonly id: string;
