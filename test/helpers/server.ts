@@ -97,8 +97,11 @@ export function graphqlClient(url: string, label = url): GraphQLClient {
 
 export const projectRoot = path.resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../..');
 
-/** `node <entry>` (dist/cli.js unless told; run `npm run build` first) as a child process, answering like a TestServer; `env` configures it. */
-export async function spawnServer(env: Record<string, string>, entry = path.join(projectRoot, 'dist', 'cli.js')): Promise<{ child: ResultPromise; t: Pick<TestServer, 'ok' | 'gql' | 'url'> }> {
+/**
+ * `node <entry>` as a child process, answering like a TestServer; `env` configures it. The entry is the
+ * installed command (dist/runboard.cjs, the bundle; run `npm run build` first) unless told.
+ */
+export async function spawnServer(env: Record<string, string>, entry = path.join(projectRoot, 'dist', 'runboard.cjs')): Promise<{ child: ResultPromise; t: Pick<TestServer, 'ok' | 'gql' | 'url'> }> {
   const child = execa('node', [entry, '--port', '0'], { env, reject: false });
   const url = await new Promise<string>((resolve, reject) => {
     child.stdout!.on('data', (chunk: Buffer) => {
