@@ -92,8 +92,8 @@ export function graphqlWsNext(socket: WebSocket, raw: Writable, id: string, maxB
       socket.send(Buffer.concat([prefix, payload, CLOSING_BRACE], length), { binary: false });
       return 'sent';
     }
-    const frame = Buffer.allocUnsafe(textFrameHeaderLength(length) + length);
-    let offset = writeTextFrameHeader(frame, length);
+    const frame = textFrame(length);
+    let offset = frame.length - length;
     offset += prefix.copy(frame, offset);
     offset += payload.copy(frame, offset);
     frame[offset] = 0x7d; // }
@@ -104,26 +104,20 @@ export function graphqlWsNext(socket: WebSocket, raw: Writable, id: string, maxB
 
 const CLOSING_BRACE = Buffer.from('}');
 
-/** Bytes of an unmasked WebSocket frame header for a payload of `length` (RFC 6455 §5.2). */
-function textFrameHeaderLength(length: number): number {
-  return length < 126 ? 2 : length < 65_536 ? 4 : 10;
-}
-
-/** Writes the header of a final, unmasked text frame (what a server sends) at the start of `frame`; answers its length. */
-function writeTextFrameHeader(frame: Buffer, length: number): number {
+/** A final, unmasked text frame (what a server sends) for a payload of `length` bytes, its header written, the payload last (RFC 6455 §5.2). */
+function textFrame(length: number): Buffer {
+  const headerLength = length < 126 ? 2 : length < 65_536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(headerLength + length);
   frame[0] = 0x81; // FIN, opcode 1 (text)
-  if (length < 126) {
-    frame[1] = length;
-    return 2;
-  }
-  if (length < 65_536) {
+  if (headerLength === 2) frame[1] = length;
+  else if (headerLength === 4) {
     frame[1] = 126;
     frame.writeUInt16BE(length, 2);
-    return 4;
+  } else {
+    frame[1] = 127;
+    frame.writeBigUInt64BE(BigInt(length), 2);
   }
-  frame[1] = 127;
-  frame.writeBigUInt64BE(BigInt(length), 2);
-  return 10;
+  return frame;
 }
 
 /**
