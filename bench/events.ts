@@ -53,11 +53,16 @@ function percentile(sorted: number[], p: number): number {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN;
 }
 
-/** Sums the subscriber processes' counts and pools their latency samples. */
-function combine(parts: FollowFigures[]): Pick<LoadFigures, 'counts' | 'latencies'> {
+/** Exactly-once counts (and client CPU) summed: over subscriber processes, or over a load's rounds. */
+function sumCounts(parts: readonly LoadFigures['counts'][]): LoadFigures['counts'] {
   const counts = { delivered: 0, repeats: 0, gaps: 0, missing: 0, resumes: 0, errors: 0, cpuMicros: 0 };
   for (const part of parts) for (const key of Object.keys(counts) as (keyof typeof counts)[]) counts[key] += part[key];
-  return { counts, latencies: parts.flatMap((part) => part.latencies).sort((a, b) => a - b) };
+  return counts;
+}
+
+/** Sums the subscriber processes' counts and pools their latency samples. */
+function combine(parts: FollowFigures[]): Pick<LoadFigures, 'counts' | 'latencies'> {
+  return { counts: sumCounts(parts), latencies: parts.flatMap((part) => part.latencies).sort((a, b) => a - b) };
 }
 
 /**
@@ -100,11 +105,6 @@ function medianRound(rounds: LoadFigures[]): LoadFigures {
   return [...rounds].sort((a, b) => microsPerDelivery(a) - microsPerDelivery(b))[Math.floor((rounds.length - 1) / 2)]!;
 }
 
-/** Every round's exactly-once counts, summed. */
-function totalCounts(rounds: LoadFigures[]): LoadFigures['counts'] {
-  return combine(rounds.map((round) => ({ ...round.counts, latencies: [] }))).counts;
-}
-
 const row = (cells: string[], widths: number[]) => cells.map((cell, i) => (i ? cell.padStart(widths[i]) : cell.padEnd(widths[i]))).join('  ');
 const fixed = (value: number, digits = 0) => (Number.isFinite(value) ? value.toFixed(digits) : '—');
 
@@ -135,7 +135,7 @@ try {
     const bareMicros = microsPerDelivery(measured.bare);
     for (const [name, figures] of Object.entries(measured)) {
       const micros = microsPerDelivery(figures);
-      const { delivered, repeats, gaps, missing, resumes, errors } = totalCounts(rounds[name]);
+      const { delivered, repeats, gaps, missing, resumes, errors } = sumCounts(rounds[name].map((round) => round.counts));
       const expected = rounds[name].reduce((sum, round) => sum + round.expected, 0);
       console.log(
         row(
