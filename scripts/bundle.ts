@@ -21,13 +21,12 @@
  * on a throwaway repository with RUNBOARD_WRITE_CODE_CACHE=1, asked `{ __typename }`, and stopped. A
  * build that cannot do that warns and leaves no cache; the command then compiles as usual.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { build, type Plugin } from 'esbuild';
-import { execa } from 'execa';
+import { build, type BuildOptions, type Plugin } from 'esbuild';
 import { queryCompilerWasmPath } from '../src/bundled-query-compiler.js';
+import { initRepo, startToFirstAnswer } from './first-answer.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 
@@ -67,21 +66,26 @@ const queryCompilerFromFile: Plugin = {
   },
 };
 
-await build({
-  entryPoints: [path.join(root, 'src', 'cli.ts')],
-  outfile: BUNDLE,
+/** Both outputs: one CommonJS script for Node 20, where modules that find their files from import.meta get the output's. */
+const NODE_SCRIPT = {
   bundle: true,
   format: 'cjs',
   platform: 'node',
   target: 'node20',
+  define: { 'import.meta.url': 'importMetaUrl', 'import.meta.dirname': '__dirname' },
+  inject: [path.join(root, 'scripts', 'import-meta-url.ts')],
+  logLevel: 'warning',
+} satisfies BuildOptions;
+
+await build({
+  ...NODE_SCRIPT,
+  entryPoints: [path.join(root, 'src', 'cli.ts')],
+  outfile: BUNDLE,
   external: ['better-sqlite3', '@graphql-yoga/render-graphiql', 'pino-pretty', 'bullmq', 'ioredis', 'pg'],
   // import() becomes require(): in a script given a code cache, Node 20 loses the callback that serves
   // import() (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING). So every package the bundle loads late has a
   // CommonJS build, and the ACP SDK, which has none, is bundled (only its source is read at start).
   supported: { 'dynamic-import': false },
-  // Modules that find their files from import.meta (src/package-root.ts, pi's default command) get the bundle's.
-  define: { 'import.meta.url': '__bundleUrl', 'import.meta.dirname': '__dirname' },
-  banner: { js: "var __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
   // ASCII, so the launcher reads it as a one-byte string (non-ASCII is escaped; comments keep theirs, harmlessly).
   charset: 'ascii',
   // Packages' ES module builds first (graphql's among them): scope-hoisted and tree-shaken where the
@@ -89,7 +93,6 @@ await build({
   mainFields: ['module', 'main'],
   plugins: [queryCompilerFromFile],
   sourcemap: 'linked',
-  logLevel: 'warning',
 });
 // The launcher wraps the bundle in a function: cli.ts's hashbang line must not stay a hashbang.
 const bundled = readFileSync(BUNDLE, 'latin1').replace(/^#!/, '//');
@@ -99,16 +102,7 @@ for (const [index, line] of bundled.split('\n').entries()) {
 }
 writeFileSync(BUNDLE, bundled, 'latin1');
 
-await build({
-  entryPoints: [path.join(root, 'src', 'launcher.ts')],
-  outfile: COMMAND,
-  bundle: true,
-  format: 'cjs',
-  platform: 'node',
-  target: 'node20',
-  define: { 'import.meta.dirname': '__dirname' },
-  logLevel: 'warning',
-});
+await build({ ...NODE_SCRIPT, entryPoints: [path.join(root, 'src', 'launcher.ts')], outfile: COMMAND });
 
 try {
   await writeCodeCache();
@@ -121,32 +115,15 @@ async function writeCodeCache(): Promise<void> {
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'runboard-code-cache-'));
   try {
     const repo = path.join(tmp, 'repo');
-    await execa('git', ['init', '-q', repo]);
-    await execa('git', ['-C', repo, '-c', 'user.name=runboard build', '-c', 'user.email=build@runboard.invalid', 'commit', '-q', '--allow-empty', '-m', 'init']);
-    const child = spawn(process.execPath, [COMMAND, '--repo', repo, '--data-dir', path.join(tmp, 'data'), '--port', '0'], {
+    await initRepo(repo);
+    await startToFirstAnswer(COMMAND, ['--repo', repo, '--data-dir', path.join(tmp, 'data'), '--port', '0'], {
       // Not the build's own environment: a DATABASE_URL, REDIS_URL, HOST or token there must not shape this start.
-      env: { PATH: process.env.PATH, HOME: tmp, LOG_LEVEL: 'info', RUNBOARD_WRITE_CODE_CACHE: '1', ...(process.env.NODE_OPTIONS ? { NODE_OPTIONS: process.env.NODE_OPTIONS } : {}) },
-      stdio: ['ignore', 'pipe', 'inherit'],
+      PATH: process.env.PATH,
+      HOME: tmp,
+      LOG_LEVEL: 'info',
+      RUNBOARD_WRITE_CODE_CACHE: '1',
+      ...(process.env.NODE_OPTIONS ? { NODE_OPTIONS: process.env.NODE_OPTIONS } : {}),
     });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    try {
-      const url = await new Promise<string>((resolve, reject) => {
-        let output = '';
-        child.stdout.on('data', (chunk: Buffer) => {
-          output = (output + chunk).slice(-4_096);
-          const found = /GraphiQL at (\S+)/.exec(output);
-          if (found) resolve(found[1]!);
-        });
-        void exited.then((code) => reject(new Error(`the command exited with ${code} before listening`)));
-        setTimeout(() => reject(new Error('the command did not listen within 60 s')), 60_000).unref();
-      });
-      const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ __typename }' }) });
-      if (!response.ok) throw new Error(`its first answer was HTTP ${response.status}`);
-      await response.json();
-    } finally {
-      child.kill('SIGTERM');
-      await exited;
-    }
     if (!existsSync(`${BUNDLE}.code-cache`)) throw new Error('the command exited without writing it');
   } finally {
     rmSync(tmp, { recursive: true, force: true });

@@ -34,6 +34,7 @@ test("Prisma's query compiler is read from the .wasm files the build wrote, not 
 
 test('the bundle is one script without import() or the engines only a cluster node loads, and this Node accepts its code cache', async () => {
   const source = await readFile(BUNDLE_SCRIPT);
+  expect(source.toString('latin1')).toMatch(/^(\/\/[^\n]*\n)*"use strict";/); // strict, as its ES modules were written
   expect(source.toString('latin1')).not.toMatch(/\bimport\(/);
   for (const name of ['bullmq', 'ioredis', 'pg']) {
     expect(source.includes(`node_modules/${name}/`)).toBe(false); // esbuild names each bundled file in a comment

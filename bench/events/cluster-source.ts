@@ -12,7 +12,8 @@ import { execa } from 'execa';
 import { loadConfig } from '../../src/config.js';
 import { startServer } from '../../src/server.js';
 import { eventWriter } from './event-writer.js';
-import { cpuMicros, initRepo, serve, startChild } from './shared.js';
+import { initRepo } from '../../scripts/first-answer.js';
+import { cpuMicros, serve, startChild } from './shared.js';
 
 const SERVICES = path.resolve(import.meta.dirname, '../../scripts/services.sh');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'bench-cluster-'));

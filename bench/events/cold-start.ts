@@ -2,37 +2,16 @@
  * Cold start, spawn -> first answered query, of one or more `runboard` entries (dist/cli.js, the
  * dist/runboard.cjs bundle) alternated in the same run; used by bench/events.ts and bench/cold-start.ts.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { initRepo } from './shared.js';
+import { initRepo, startToFirstAnswer } from '../../scripts/first-answer.js';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
 
 /** Spawn -> first answered query of `node <entry>`, on a data dir prepared by an earlier start. */
-async function coldStart(entry: string, repo: string, dataDir: string): Promise<number> {
-  const started = performance.now();
-  const child = spawn(process.execPath, [entry, '--repo', repo, '--data-dir', dataDir, '--port', '0'], { env: { ...process.env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'ignore'] });
-  try {
-    const url = await new Promise<string>((resolve, reject) => {
-      let output = '';
-      child.stdout.on('data', (chunk: Buffer) => {
-        output = (output + chunk).slice(-4_096);
-        const found = /GraphiQL at (\S+)/.exec(output);
-        if (found) resolve(found[1]);
-      });
-      child.once('exit', (code) => reject(new Error(`${entry} exited with ${code} before listening`)));
-    });
-    const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ __typename }' }) });
-    if (!response.ok) throw new Error(`first query: HTTP ${response.status}`);
-    await response.json();
-    return (performance.now() - started) / 1000;
-  } finally {
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    await exited;
-  }
+function coldStart(entry: string, repo: string, dataDir: string): Promise<number> {
+  return startToFirstAnswer(entry, ['--repo', repo, '--data-dir', dataDir, '--port', '0'], { ...process.env, LOG_LEVEL: 'info' });
 }
 
 /** The median cold start of each entry, alternating them so drift on a shared machine hits both. */

@@ -9,7 +9,8 @@ import path from 'node:path';
 import { loadConfig } from '../../src/config.js';
 import { startServer } from '../../src/server.js';
 import { eventWriter } from './event-writer.js';
-import { initRepo, serve } from './shared.js';
+import { initRepo } from '../../scripts/first-answer.js';
+import { serve } from './shared.js';
 
 const repo = mkdtempSync(path.join(os.tmpdir(), 'bench-repo-'));
 const dataDir = mkdtempSync(path.join(os.tmpdir(), 'bench-data-'));

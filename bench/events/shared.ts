@@ -8,12 +8,6 @@ import { fork } from 'node:child_process';
 import path from 'node:path';
 import { execa } from 'execa';
 
-/** Creates a git repository at `dir` with one empty commit on main, for a server to orchestrate. */
-export async function initRepo(dir: string): Promise<void> {
-  await execa('git', ['init', '-q', '-b', 'main', dir]);
-  await execa('git', ['-C', dir, '-c', 'user.name=bench', '-c', 'user.email=bench@example.com', 'commit', '-q', '--allow-empty', '-m', 'init']);
-}
-
 /** The subscription every subscriber sends, to runboard and to the bare broadcaster alike. */
 export const FOLLOW_QUERY =
   'subscription($id: ID!, $since: Int) { runEvents(runId: $id, since: $since, untilSettled: true) { seq ... on AssistantTextEvent { text } } }';
