@@ -203,3 +203,15 @@ test('appends made in the same turn share a commit, yet one that fails rolls bac
     for (const stop of stops) stop();
   }
 });
+
+test('event ids are UUIDv7s in the order they were written, past 4,096 in one millisecond', async () => {
+  const run = await makeRun();
+  const { eventLog, db } = t.server.orchestrator;
+  await eventLog.append(run.id, Array.from({ length: 5_000 }, (_, i) => ({ type: 'assistant_text' as const, data: { text: `${i}` } })));
+  await eventLog.append(run.id, [{ type: 'assistant_text', data: { text: 'later' } }]);
+  const ids = (await db.client.runEvent.findMany({ where: { runId: run.id }, orderBy: { seq: 'asc' }, select: { id: true } })).map((row) => row.id);
+  expect(ids).toHaveLength(5_001);
+  for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  expect([...ids].sort()).toEqual(ids);
+  expect(new Set(ids).size).toBe(ids.length);
+});

@@ -87,6 +87,8 @@ export class SqliteDatabase implements DatabaseBase {
   readonly sqlite: BetterSqlite3.Database;
   readonly migrations: MigrationOutcome;
   private readonly writes = new Mutex();
+  /** Runs a function in a transaction on `sqlite`; made once, as better-sqlite3 builds four wrappers per `transaction()`. */
+  private readonly inTransaction: (fn: () => unknown) => unknown;
   private readonly locks = new KeyedMutex();
 
   private constructor(client: PrismaClient, writer: PrismaClient, sqlite: BetterSqlite3.Database, migrations: MigrationOutcome) {
@@ -94,6 +96,7 @@ export class SqliteDatabase implements DatabaseBase {
     this.writer = writer;
     this.sqlite = sqlite;
     this.migrations = migrations;
+    this.inTransaction = sqlite.transaction((fn: () => unknown) => fn());
   }
 
   /** Creates the file's directory, applies pending migrations, then connects. */
@@ -123,7 +126,7 @@ export class SqliteDatabase implements DatabaseBase {
 
   /** Runs `fn` as one transaction on the `sqlite` connection, after every earlier write has finished. */
   writeSync<T>(fn: () => T): Promise<T> {
-    return this.writes.run(async () => this.sqlite.transaction(fn)());
+    return this.writes.run(async () => this.inTransaction(fn) as T);
   }
 
   /** One process owns a SQLite file (data-dir-lock.ts), so an in-process mutex per name is enough. */

@@ -6,10 +6,10 @@
  * Whatever writes an event (the agent, a merge, a playtest) goes through `append`; a board change made by an
  * agent writes its `board_change` event with `appendTx`, inside the change's own transaction.
  */
-import { randomUUID } from 'node:crypto';
 import type { BoardEventInput, BoardEventRecord, SqliteBoardLog } from './board-log.js';
 import type { SqliteDatabase, Tx } from './db.js';
 import { NotFoundError } from './errors.js';
+import { timeOrderedId } from './ids.js';
 import type { PubSub } from './pubsub.js';
 import { toRunEvent, type RunEvent, type RunEventInput } from './run-events.js';
 import type { RunStatus } from './run-status.js';
@@ -75,10 +75,13 @@ interface Written {
   board: BoardEventRecord[];
 }
 
+/** How one append of a group commit ended. */
+type Outcome = { ok: true; written: Written | null } | { ok: false; error: unknown };
+
 /** An append waiting for the next group commit. */
 interface PendingAppend {
   readonly runId: string;
-  /** The append's own writes, run in a savepoint of the group's transaction; null: nothing to write. */
+  /** The append's own writes, run in the group's transaction; null: nothing to write. */
   readonly body: () => Written | null;
   resolve(written: Written | null): void;
   reject(error: unknown): void;
@@ -123,6 +126,8 @@ export abstract class EventLog {
 /** The log on SQLite: prepared statements on `db.sqlite`, appends of one event-loop turn committed together. */
 export class SqliteEventLog extends EventLog {
   private readonly statements;
+  /** Runs an append's body in a savepoint of the group's transaction, so that it can fail alone. */
+  private readonly inSavepoint: (body: () => Written | null) => Written | null;
   /** Appends made in this turn of the event loop, committed together (see `groupCommit`). */
   private pending: PendingAppend[] = [];
 
@@ -134,6 +139,7 @@ export class SqliteEventLog extends EventLog {
   ) {
     super(bus);
     const sqlite = db.sqlite;
+    this.inSavepoint = sqlite.transaction((body: () => Written | null) => body());
     this.statements = {
       status: sqlite.prepare<[string], { status: string }>('SELECT "status" FROM "Run" WHERE "id" = ?'),
       bumpSeq: sqlite.prepare<[number, string], { lastSeq: number; cardId: string }>(BUMP_SEQ),
@@ -156,9 +162,10 @@ export class SqliteEventLog extends EventLog {
 
   /**
    * Group commit: appends made in the same turn of the event loop (many runs' agents writing at once)
-   * share one transaction, so they share one WAL sync. Each runs in a savepoint of its own, so one
-   * that fails (an unknown run) rolls back alone; each resolves only after the commit, and is
-   * published then, in the order the appends were made.
+   * share one transaction, so they share one WAL sync. Each resolves only after the commit, and is
+   * published then, in the order the appends were made. One that fails (an unknown run) fails alone:
+   * the group is then written again with each append in a savepoint of its own. Only then, as a
+   * savepoint costs two statements per append.
    */
   private enqueue(runId: string, body: () => Written | null): Promise<Written | null> {
     return new Promise((resolve, reject) => {
@@ -170,20 +177,16 @@ export class SqliteEventLog extends EventLog {
   private async groupCommit(): Promise<void> {
     const batch = this.pending;
     this.pending = [];
-    let outcomes: ({ ok: true; written: Written | null } | { ok: false; error: unknown })[];
+    let outcomes: Outcome[];
     try {
-      outcomes = await this.db.writeSync(() =>
-        batch.map((entry) => {
-          try {
-            return { ok: true as const, written: this.db.sqlite.transaction(entry.body)() }; // a savepoint inside the group's transaction
-          } catch (error) {
-            return { ok: false as const, error };
-          }
-        }),
-      );
+      outcomes = await this.db.writeSync(() => batch.map((entry): Outcome => ({ ok: true, written: entry.body() })));
     } catch (error) {
-      for (const entry of batch) entry.reject(error); // the commit itself failed: nothing of the group is stored
-      return;
+      try {
+        outcomes = batch.length === 1 ? [{ ok: false, error }] : await this.db.writeSync(() => batch.map((entry) => this.attempt(entry)));
+      } catch (commitError) {
+        for (const entry of batch) entry.reject(commitError); // the commit itself failed: nothing of the group is stored
+        return;
+      }
     }
     for (const [i, entry] of batch.entries()) {
       const outcome = outcomes[i]!;
@@ -196,6 +199,15 @@ export class SqliteEventLog extends EventLog {
         this.boardLog.publish(outcome.written.board);
       }
       entry.resolve(outcome.written);
+    }
+  }
+
+  /** One append of a group in a savepoint: what it wrote, or why it failed (its writes rolled back). */
+  private attempt(entry: PendingAppend): Outcome {
+    try {
+      return { ok: true, written: this.inSavepoint(entry.body) };
+    } catch (error) {
+      return { ok: false, error };
     }
   }
 
@@ -254,7 +266,7 @@ function eventRows(runId: string, lastSeq: number, events: readonly RunEventInpu
   return events.map((event, i) => {
     const seq = lastSeq - events.length + 1 + i;
     const data = capData(event.data);
-    return { params: [randomUUID(), runId, seq, event.type, JSON.stringify(data), stamp] as const, record: toRunEvent(runId, seq, event.type, data, createdAt) };
+    return { params: [timeOrderedId(), runId, seq, event.type, JSON.stringify(data), stamp] as const, record: toRunEvent(runId, seq, event.type, data, createdAt) };
   });
 }
 

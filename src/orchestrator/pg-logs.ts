@@ -15,11 +15,11 @@
  * not the next one published here (another writer committed in between: an `appendTx`, another node),
  * the missing ones are read from the log first, since they are committed by then.
  */
-import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { BoardLog, MAX_BOARD_EVENTS_PER_READ, type BoardEventInput, type BoardEventRecord, type BoardLogTopics } from './board-log.js';
 import type { PostgresDatabase, Tx } from './db.js';
 import { NotFoundError } from './errors.js';
+import { timeOrderedId } from './ids.js';
 import { boardEventsOf, capData, EventLog, MAX_EVENTS_PER_READ, RUN_COLUMNS, type RunChanges, type RunEventTopics } from './event-log.js';
 import { KeyedMutex, Mutex } from './lock.js';
 import type { PubSub } from './pubsub.js';
@@ -81,7 +81,7 @@ function bumpRun(runId: string, count: number, changes: RunChanges, expected: Ru
 /** Events ready to insert: ids, capped data, one timestamp; their seqs are known once the counter is bumped. */
 function prepareEvents(events: readonly RunEventInput[]) {
   const createdAt = new Date();
-  const rows = events.map((event) => ({ id: randomUUID(), type: event.type, data: capData(event.data) }));
+  const rows = events.map((event) => ({ id: timeOrderedId(), type: event.type, data: capData(event.data) }));
   const seqs = (lastSeq: number) => rows.map((_, i) => lastSeq - rows.length + 1 + i);
   const columns = [createdAt.toISOString(), rows.map((row) => row.id), rows.map((row) => row.type), rows.map((row) => JSON.stringify(row.data))] as const;
   return {
