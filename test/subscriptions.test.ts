@@ -102,6 +102,17 @@ test('an unknown run is NOT_FOUND', async () => {
   expect(result.errors[0].extensions.code).toBe('NOT_FOUND');
 });
 
+test.each([
+  ['another type\'s id', encodeGlobalID('Card', 'x'), /is not of type: Run/],
+  ['no global id at all', 'not-an-id', /Invalid global ID/],
+])('a runId that is %s is BAD_USER_INPUT, for runEvents and runEventBatches', async (_case, id, message) => {
+  for (const field of ['runEvents', 'runEventBatches']) {
+    const result = await collect(`subscription($id: ID!) { ${field}(runId: $id) { seq } }`, { id }).catch((errors) => ({ events: [], errors }));
+    expect(result.errors[0].extensions.code).toBe('BAD_USER_INPUT');
+    expect(result.errors[0].message).toMatch(message);
+  }
+});
+
 test('SSE transport: history then live, ended by the terminal event with untilSettled', async () => {
   const run = await makeRun();
   await write(run.id, 5, false);

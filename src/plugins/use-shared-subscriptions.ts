@@ -57,9 +57,10 @@ export const fanOutCounters = {
 };
 
 /**
- * Shares the execution of `fields`' events between subscribers (and so the root field's argument
- * mapping, such as the run id's global-id decode: once per event and sharing key, not per subscriber),
- * and hands caught-up subscriptions to the context's LiveWriter when the transport gives one.
+ * Shares the execution of `fields`' events between subscribers (once per event and sharing key, not
+ * per subscriber), and hands caught-up subscriptions to the context's LiveWriter when the transport
+ * gives one. A shared field should decode its arguments in `subscribe`, not through argument mappers,
+ * which Pothos also runs in `resolve`: for every event (runEvents decodes its run id so).
  */
 export function useSharedSubscriptions({ fields = ['runEvents'], startArgument = 'since' }: SharedSubscriptionsOptions = {}): Plugin {
   const shared = new Set(fields);

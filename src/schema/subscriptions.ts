@@ -1,4 +1,6 @@
 /** Live views: a run's event stream from any seq, and run status changes for a board. */
+import { PothosValidationError } from '@pothos/core';
+import { decodeGlobalID } from '@pothos/plugin-relay';
 import { HAND_OVER_LIVE, MAX_BATCH, SubscriberTooSlowError, type HandsOverLive } from '../orchestrator/event-stream.js';
 import { requireCardAccess, requireRunAccess } from './auth.js';
 import { builder } from './builder.js';
@@ -15,13 +17,14 @@ By default the stream stays open after the run settles, until you leave: a playt
 
 If the connection drops, resubscribe with the last seq you received as \`since\`: nothing is lost or repeated. Over SSE every message carries \`id: <seq>\`, and an EventSource that reconnects with \`Last-Event-ID\` continues after that seq. A subscriber that falls more than 1,000 events behind (over WebSocket, once live: that has more than 1 MiB of messages waiting on its connection) is ended with a SUBSCRIBER_TOO_SLOW error whose \`extensions.resumeFrom\` is the seq to resubscribe with. NOT_FOUND for an unknown run; BAD_USER_INPUT for a \`since\` past the run's lastSeq.`,
     args: {
-      runId: t.arg.globalID({ for: Run, required: true }),
+      runId: t.arg.id({ required: true }),
       since: t.arg.int({ defaultValue: 0 }),
       untilSettled: t.arg.boolean({ defaultValue: false }),
     },
-    subscribe: async (_root, { runId, since, untilSettled }, ctx) => {
-      requireRunAccess(ctx, runId.id);
-      return endWithError(await ctx.orchestrator.followRunEvents(runId.id, ctx.lastEventId ?? since ?? 0, untilSettled ?? false));
+    subscribe: async (_root, { runId: globalId, since, untilSettled }, ctx) => {
+      const runId = runIdOf(globalId);
+      requireRunAccess(ctx, runId);
+      return endWithError(await ctx.orchestrator.followRunEvents(runId, ctx.lastEventId ?? since ?? 0, untilSettled ?? false));
     },
     resolve: (event) => {
       if (event instanceof Error) throw event;
@@ -34,14 +37,15 @@ If the connection drops, resubscribe with the last seq you received as \`since\`
     extensions: { listSize: MAX_BATCH },
     description: `runEvents a list at a time, for catching up: the history in lists of up to \`first\` events (at most ${MAX_BATCH.toLocaleString('en')}) per message, then the live events waiting when each message is sent. The same since, order, exactly-once, untilSettled, SUBSCRIBER_TOO_SLOW and error rules as runEvents; a list is never empty. Resubscribe with the last seq of the last list as \`since\`; over SSE a message's \`id\` is that seq. BAD_USER_INPUT for a \`first\` outside 1 to ${MAX_BATCH}.`,
     args: {
-      runId: t.arg.globalID({ for: Run, required: true }),
+      runId: t.arg.id({ required: true }),
       since: t.arg.int({ defaultValue: 0 }),
       untilSettled: t.arg.boolean({ defaultValue: false }),
       first: t.arg.int({ defaultValue: MAX_BATCH, description: `The most events in one message, 1 to ${MAX_BATCH}.` }),
     },
-    subscribe: async (_root, { runId, since, untilSettled, first }, ctx) => {
-      requireRunAccess(ctx, runId.id);
-      return endWithError(await ctx.orchestrator.followRunEventBatches(runId.id, ctx.lastEventId ?? since ?? 0, untilSettled ?? false, first ?? undefined));
+    subscribe: async (_root, { runId: globalId, since, untilSettled, first }, ctx) => {
+      const runId = runIdOf(globalId);
+      requireRunAccess(ctx, runId);
+      return endWithError(await ctx.orchestrator.followRunEventBatches(runId, ctx.lastEventId ?? since ?? 0, untilSettled ?? false, first ?? undefined));
     },
     resolve: (batch) => {
       if (batch instanceof Error) throw batch;
@@ -59,6 +63,18 @@ If the connection drops, resubscribe with the last seq you received as \`since\`
     resolve: (query, runId, _args, ctx) => ctx.prisma.run.findUniqueOrThrow({ ...query, where: { id: runId } }),
   }),
 }));
+
+/**
+ * A run's database id from the global id a follow names, decoded in `subscribe`: once per
+ * subscription, with the errors `t.arg.globalID({ for: Run })` gives. That argument type would also
+ * decode it in `resolve` (Pothos maps arguments for both), which a follow's execution runs for every
+ * event.
+ */
+function runIdOf(globalId: string | number): string {
+  const { typename, id } = decodeGlobalID(String(globalId));
+  if (typename !== 'Run') throw new PothosValidationError(`ID: ${globalId} is not of type: Run`);
+  return id;
+}
 
 /**
  * A stream that ends in SubscriberTooSlowError yields the error as its last item, so the client gets
