@@ -6,9 +6,9 @@
 import type { AddressInfo, Socket } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { followRunEvents, HAND_OVER_LIVE, SubscriberTooSlowError, type HandsOverLive, type LiveDelivery } from '../src/orchestrator/event-stream.js';
-import type { RunEvent } from '../src/orchestrator/run-events.js';
+import type { RunEvent, RunEventDataByType, RunEventInput } from '../src/orchestrator/run-events.js';
 import { fanOutCounters, graphqlWsNext } from '../src/plugins/use-shared-subscriptions.js';
-import { makeActiveRun } from './helpers/events.js';
+import { makeActiveRun, RUN_EVENT_FIELDS } from './helpers/events.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
 let t: TestServer;
@@ -30,7 +30,7 @@ interface RawSubscriber {
   readonly completed: Promise<void>;
 }
 
-async function subscribe(variables: Record<string, unknown>, onFrame?: (frame: string) => void): Promise<RawSubscriber> {
+async function subscribe(variables: Record<string, unknown>, onFrame?: (frame: string) => void, query = FOLLOW): Promise<RawSubscriber> {
   const socket = new WebSocket(t.url.replace(/^http/, 'ws'), 'graphql-transport-ws');
   const frames: string[] = [];
   let complete!: () => void;
@@ -48,7 +48,7 @@ async function subscribe(variables: Record<string, unknown>, onFrame?: (frame: s
     });
     socket.once('open', () => socket.send(JSON.stringify({ type: 'connection_init', payload: {} })));
   });
-  socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: FOLLOW, variables } }));
+  socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query, variables } }));
   return { socket, frames, completed };
 }
 
@@ -92,6 +92,61 @@ test('subscribers of one document get byte-identical frames, each event once, ac
   expect(sent).toBeGreaterThan(0);
   expect(executed).toBeLessThanOrEqual(delivered - sent + 601); // history once per subscriber, each live event once
   for (const subscriber of [...fromStart, fromFifty]) subscriber.socket.close();
+});
+
+/** One event of every kind, with every field its kind may have. */
+const EVERY_KIND = {
+  status: { status: 'RUNNING', reason: 'r', error: 'e', refinedFrom: 'run-0' },
+  user_message: { mode: 'STEER', text: 'steer "quoted" \\ \u2028' },
+  message_delivered: { text: 'delivered' },
+  assistant_text: { text: 'é😀\n' },
+  thinking: { text: 'hmm' },
+  tool_start: { toolCallId: 'c1', tool: 'bash', args: { command: ['ls', '-la'], nested: { n: 1.5, none: null } } },
+  tool_progress: { toolCallId: 'c1', tool: 'bash', output: 'partial' },
+  tool_end: { toolCallId: 'c1', tool: 'bash', isError: false, output: 'done' },
+  usage: { input: 10, output: 20, cacheRead: 1, cacheWrite: 2, totalTokens: 33, cost: 0.0125 },
+  model_error: { message: 'boom' },
+  queue: { steering: 1, followUp: 2 },
+  retry: { attempt: 1, maxAttempts: null, delayMs: 500, error: 'later' },
+  retry_end: { success: true, attempt: null, error: null },
+  agent_start: {},
+  agent_end: {},
+  compaction: { phase: 'end', reason: null },
+  plan_updated: { entries: [{ content: 'a', status: 'in_progress', priority: 'high' }, { content: 'b', status: 'pending', priority: null }] },
+  stderr: { line: 'warn' },
+  warning: { message: 'careful' },
+  worktree_removed: { branchDeleted: true, unmergedCommits: 0 },
+  merge: { ok: false, sha: null, strategy: 'SQUASH', conflictingPaths: ['a.txt', 'b/c.txt'], message: 'conflict', interrupted: true },
+  board_change: { action: 'updateCard', description: null, column: 'REVIEW', position: 2, tags: ['x'] },
+  playtest_start: { command: 'cargo run', pid: null },
+  playtest_output: { stream: 'stderr', line: 'out' },
+  playtest_dropped: { count: 3 },
+  playtest_exit: { exitCode: null, signal: 'SIGTERM', droppedLines: 0, stopped: true, reason: 'stopped' },
+  unrecognized: { originalType: 'x', preview: '{}' },
+} satisfies { [T in keyof RunEventDataByType]: RunEventDataByType[T] };
+
+test('a live event, executed by the compiled document, reads byte for byte as graphql-js replays it, for every kind', async () => {
+  const run = await makeActiveRun(t, 'every kind');
+  const query = `subscription($id: ID!) { runEvents(runId: $id, untilSettled: true) { __typename ...RunEventFields } } ${RUN_EVENT_FIELDS}`;
+  const before = { ...fanOutCounters };
+  const live = await Promise.all([1, 2].map(() => subscribe({ id: run.globalId }, undefined, query)));
+  await new Promise((resolve) => setTimeout(resolve, 100)); // caught up on the empty history: handed over
+  for (const [type, data] of Object.entries(EVERY_KIND)) {
+    await t.server.orchestrator.eventLog.append(run.id, [{ type, data } as RunEventInput]);
+    await t.server.orchestrator.eventLog.append(run.id, [{ type: 'unknown_kind', data: { x: 1 } } as unknown as RunEventInput]); // reads as unrecognized
+  }
+  await t.server.orchestrator.eventLog.append(run.id, [{ type: 'status', data: { status: 'SUCCEEDED' } }], { status: 'SUCCEEDED' });
+  await Promise.all(live.map((subscriber) => subscriber.completed));
+  const replayed = await subscribe({ id: run.globalId }, undefined, query);
+  await replayed.completed;
+
+  const kinds = Object.keys(EVERY_KIND).length;
+  expect(fanOutCounters.compiled - before.compiled).toBe(1); // one document, compiled once for both
+  expect(fanOutCounters.sentDirectly - before.sentDirectly).toBe(2 * (2 * kinds + 1)); // every live frame went straight from the publish
+  expect(live[0].frames).toHaveLength(2 * kinds + 2); // each event, then complete
+  expect(payloadOf(live[0].frames[0])).toMatchObject({ data: { runEvents: { __typename: 'StatusChangedEvent', seq: 1, status: 'RUNNING' } } });
+  for (const subscriber of [live[1], replayed]) expect(subscriber.frames).toEqual(live[0].frames);
+  for (const subscriber of [...live, replayed]) subscriber.socket.close();
 });
 
 test('a subscriber that stops reading is cut with resumeFrom, while the others get everything; resuming loses nothing', async () => {
@@ -187,4 +242,37 @@ test.each([
   expect(received).toEqual(['false:{"type":"ping"}', ...payloads.map((payload) => `false:{"id":"sub-1","type":"next","payload":${payload}}`)]);
   client.close();
   await new Promise((resolve) => wss.close(resolve));
+});
+
+test('frames built in the reused scratch buffer arrive intact on a socket that stopped reading, interleaved with one that reads', async () => {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false });
+  const accepted: [WebSocket, Socket][] = [];
+  const both = new Promise<void>((resolve) => wss.on('connection', (socket, request) => void (accepted.push([socket, request.socket]), accepted.length === 2 && resolve())));
+  await new Promise((resolve) => wss.once('listening', resolve));
+  const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`;
+  const clients = [new WebSocket(url), new WebSocket(url)];
+  const received: string[][] = [[], []];
+  clients.forEach((client, i) => client.on('message', (data) => void received[i].push(String(data))));
+  await Promise.all(clients.map((client) => new Promise((resolve) => client.once('open', resolve))));
+  await both;
+  try {
+    const slow = clients[1] as WebSocket & { _socket: Socket };
+    slow._socket.pause(); // its kernel buffers fill, and the server's writes to it start to wait
+    const writers = accepted.map(([socket, raw], i) => graphqlWsNext(socket, raw, `sub-${i}`, 64 * 1024 * 1024));
+    // 9 MB to a socket that does not read: more than its kernel buffers take. Each frame fits the 16 KiB scratch buffer.
+    const payloads = Array.from({ length: 700 }, (_, n) => JSON.stringify({ data: { n, text: String.fromCharCode(97 + (n % 26)).repeat(10_000 + n * 8) } }));
+    for (const payload of payloads) {
+      for (const write of writers) expect(write(Buffer.from(payload))).toBe('sent');
+      await new Promise((resolve) => setImmediate(resolve)); // a new turn: a socket's first write of a turn is built in the scratch
+    }
+    expect(accepted[1]![1].writableLength).toBeGreaterThan(0); // the slow socket really had writes waiting
+    slow._socket.resume();
+    // A frame overwritten while it waited breaks the stream: ws then waits for bytes that never come, or closes it.
+    for (let i = 0; i < 500 && received[1].length < payloads.length; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    received.forEach((frames, i) => expect(frames).toEqual(payloads.map((payload) => `{"id":"sub-${i}","type":"next","payload":${payload}}`)));
+  } finally {
+    for (const client of clients) client.terminate();
+    for (const [socket] of accepted) socket.terminate();
+    await new Promise((resolve) => wss.close(resolve));
+  }
 });
