@@ -226,3 +226,23 @@ test('event ids are UUIDv7s in the order they were written, past 4,096 in one mi
   expect([...ids].sort()).toEqual(ids);
   expect(new Set(ids).size).toBe(ids.length);
 });
+
+test('an event whose data is over 16 KiB of JSON is kept as a preview with its size; one just under is kept whole', async () => {
+  const run = await makeRun();
+  const { eventLog } = t.server.orchestrator;
+  const under = 'a'.repeat(16_384 - '{"text":""}'.length); // exactly the limit, in bytes
+  const over = 'é'.repeat(8_200); // 8,200 characters, 16,400 bytes of UTF-8
+  const [kept, cut] = await eventLog.append(run.id, [
+    { type: 'assistant_text', data: { text: under } },
+    { type: 'assistant_text', data: { text: over } },
+  ]);
+  expect(kept).toMatchObject({ type: 'assistant_text', data: { text: under } });
+  expect(cut).toMatchObject({ type: 'unrecognized', data: { originalType: 'assistant_text' } });
+  const stored = await eventLog.read(run.id);
+  expect(stored.map((event) => event.type)).toEqual(['assistant_text', 'unrecognized']);
+  expect((stored[0]!.data as { text: string }).text).toBe(under);
+  expect(stored[1]!.data).toEqual(cut!.data);
+  expect((stored[1]!.data as { preview: string }).preview).toBe(`${JSON.stringify({ text: over }).slice(0, 4_096)}…`); // the first quarter of the limit, in characters
+  const row = await t.server.orchestrator.db.client.runEvent.findFirstOrThrow({ where: { runId: run.id, seq: 2 } });
+  expect(JSON.parse(row.data)).toMatchObject({ truncated: true, originalBytes: 16_411 }); // 8,200 × 2 bytes + {"text":""}
+});

@@ -265,16 +265,19 @@ function eventRows(runId: string, lastSeq: number, events: readonly RunEventInpu
   const stamp = sqlValue(createdAt);
   return events.map((event, i) => {
     const seq = lastSeq - events.length + 1 + i;
-    const data = capData(event.data);
-    return { params: [timeOrderedId(), runId, seq, event.type, JSON.stringify(data), stamp] as const, record: toRunEvent(runId, seq, event.type, data, createdAt) };
+    const { data, json } = capData(event.data);
+    return { params: [timeOrderedId(), runId, seq, event.type, json, stamp] as const, record: toRunEvent(runId, seq, event.type, data, createdAt) };
   });
 }
 
-/** Keeps an event's JSON under MAX_EVENT_DATA_BYTES, replacing an oversized payload with a preview. */
-export function capData(data: object): Record<string, unknown> {
+/** Keeps an event's JSON under MAX_EVENT_DATA_BYTES, replacing an oversized payload with a preview; answers the data kept and its JSON, made once. */
+export function capData(data: object): { data: Record<string, unknown>; json: string } {
   const json = JSON.stringify(data);
-  if (Buffer.byteLength(json) <= MAX_EVENT_DATA_BYTES) return data as Record<string, unknown>;
-  return { truncated: true, originalBytes: Buffer.byteLength(json), preview: truncateText(json, MAX_EVENT_DATA_BYTES / 4) };
+  // Fewer characters than the limit's bytes/3 cannot be over it (UTF-16 units encode to at most 3 bytes).
+  const bytes = json.length * 3 <= MAX_EVENT_DATA_BYTES ? json.length : Buffer.byteLength(json);
+  if (bytes <= MAX_EVENT_DATA_BYTES) return { data: data as Record<string, unknown>, json };
+  const preview = { truncated: true, originalBytes: bytes, preview: truncateText(json, MAX_EVENT_DATA_BYTES / 4) };
+  return { data: preview, json: JSON.stringify(preview) };
 }
 
 /** At most `maxChars` characters of `text`, marked with an ellipsis when cut. */

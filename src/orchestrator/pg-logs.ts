@@ -81,9 +81,9 @@ function bumpRun(runId: string, count: number, changes: RunChanges, expected: Ru
 /** Events ready to insert: ids, capped data, one timestamp; their seqs are known once the counter is bumped. */
 function prepareEvents(events: readonly RunEventInput[]) {
   const createdAt = new Date();
-  const rows = events.map((event) => ({ id: timeOrderedId(), type: event.type, data: capData(event.data) }));
+  const rows = events.map((event) => ({ id: timeOrderedId(), type: event.type, ...capData(event.data) }));
   const seqs = (lastSeq: number) => rows.map((_, i) => lastSeq - rows.length + 1 + i);
-  const columns = [createdAt.toISOString(), rows.map((row) => row.id), rows.map((row) => row.type), rows.map((row) => JSON.stringify(row.data))] as const;
+  const columns = [createdAt.toISOString(), rows.map((row) => row.id), rows.map((row) => row.type), rows.map((row) => row.json)] as const;
   return {
     /** createdAt, then the arrays of ids, types and data. */
     columns,
