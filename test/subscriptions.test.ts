@@ -215,6 +215,24 @@ test('appends made in the same turn share a commit, yet one that fails rolls bac
   }
 });
 
+test('a group with a failing append keeps its place: a later group, queued while it waited for the write lock, gets the later seqs', async () => {
+  const run = await makeRun();
+  const { eventLog, db } = t.server.orchestrator;
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const holding = db.write(() => held); // another writer holds the lock while both groups queue
+  const first = [eventLog.append(run.id, [{ type: 'assistant_text', data: { text: 'first' } }]), eventLog.append('no-such-run', [{ type: 'assistant_text', data: { text: 'lost' } }])];
+  await new Promise((resolve) => setImmediate(resolve)); // the first group is made and waits for the lock
+  const second = eventLog.append(run.id, [{ type: 'assistant_text', data: { text: 'second' } }]);
+  await new Promise((resolve) => setImmediate(resolve));
+  release();
+  await holding;
+  const [outcomes, after] = await Promise.all([Promise.allSettled(first), second]);
+  expect(outcomes.map((outcome) => outcome.status)).toEqual(['fulfilled', 'rejected']);
+  expect((await eventLog.read(run.id)).map((event) => [event.seq, (event.data as { text: string }).text])).toEqual([[1, 'first'], [2, 'second']]);
+  expect(after[0]!.seq).toBe(2);
+});
+
 test('event ids are UUIDv7s in the order they were written, past 4,096 in one millisecond', async () => {
   const run = await makeRun();
   const { eventLog, db } = t.server.orchestrator;

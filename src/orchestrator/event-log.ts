@@ -126,8 +126,8 @@ export abstract class EventLog {
 /** The log on SQLite: prepared statements on `db.sqlite`, appends of one event-loop turn committed together. */
 export class SqliteEventLog extends EventLog {
   private readonly statements;
-  /** Runs an append's body in a savepoint of the group's transaction, so that it can fail alone. */
-  private readonly inSavepoint: (body: () => Written | null) => Written | null;
+  /** Runs a body in a savepoint of the group's transaction: if it throws, its writes alone are undone. */
+  private readonly inSavepoint: <T>(body: () => T) => T;
   /** Appends made in this turn of the event loop, committed together (see `groupCommit`). */
   private pending: PendingAppend[] = [];
 
@@ -139,7 +139,7 @@ export class SqliteEventLog extends EventLog {
   ) {
     super(bus);
     const sqlite = db.sqlite;
-    this.inSavepoint = sqlite.transaction((body: () => Written | null) => body());
+    this.inSavepoint = sqlite.transaction((body: () => unknown) => body()) as <T>(body: () => T) => T;
     this.statements = {
       status: sqlite.prepare<[string], { status: string }>('SELECT "status" FROM "Run" WHERE "id" = ?'),
       bumpSeq: sqlite.prepare<[number, string], { lastSeq: number; cardId: string }>(BUMP_SEQ),
@@ -164,8 +164,9 @@ export class SqliteEventLog extends EventLog {
    * Group commit: appends made in the same turn of the event loop (many runs' agents writing at once)
    * share one transaction, so they share one WAL sync. Each resolves only after the commit, and is
    * published then, in the order the appends were made. One that fails (an unknown run) fails alone:
-   * the group is then written again with each append in a savepoint of its own. Only then, as a
-   * savepoint costs two statements per append.
+   * the group's writes are undone and made again with each append in a savepoint of its own, in the
+   * same transaction, so no later group can take seqs in between. Only then, as a savepoint costs two
+   * statements per append.
    */
   private enqueue(runId: string, body: () => Written | null): Promise<Written | null> {
     return new Promise((resolve, reject) => {
@@ -179,14 +180,18 @@ export class SqliteEventLog extends EventLog {
     this.pending = [];
     let outcomes: Outcome[];
     try {
-      outcomes = await this.db.writeSync(() => batch.map((entry): Outcome => ({ ok: true, written: entry.body() })));
+      outcomes = await this.db.writeSync(() => {
+        try {
+          return this.inSavepoint(() => batch.map((entry): Outcome => ({ ok: true, written: entry.body() })));
+        } catch (error) {
+          // An error that made SQLite roll the whole transaction back (a full disk, say) fails the group.
+          if (!this.db.sqlite.inTransaction) throw error;
+          return batch.map((entry) => this.attempt(entry));
+        }
+      });
     } catch (error) {
-      try {
-        outcomes = batch.length === 1 ? [{ ok: false, error }] : await this.db.writeSync(() => batch.map((entry) => this.attempt(entry)));
-      } catch (commitError) {
-        for (const entry of batch) entry.reject(commitError); // the commit itself failed: nothing of the group is stored
-        return;
-      }
+      for (const entry of batch) entry.reject(error); // the commit itself failed: nothing of the group is stored
+      return;
     }
     for (const [i, entry] of batch.entries()) {
       const outcome = outcomes[i]!;
