@@ -149,6 +149,25 @@ test('a live event, executed by the compiled document, reads byte for byte as gr
   for (const subscriber of [...live, replayed]) subscriber.socket.close();
 });
 
+test('an event whose live result has errors reaches live subscribers as graphql-js makes and masks it for a replay', async () => {
+  const run = await makeActiveRun(t, 'bad usage');
+  const query = `subscription($id: ID!) { runEvents(runId: $id, untilSettled: true) { seq ... on UsageEvent { inputTokens costUsd } } }`;
+  const live = await subscribe({ id: run.globalId }, undefined, query);
+  await new Promise((resolve) => setTimeout(resolve, 100)); // caught up on the empty history: handed over
+  const { eventLog } = t.server.orchestrator;
+  const before = fanOutCounters.executed;
+  // A row with the fields usage requires, of the wrong types: Int and Float cannot serialize them.
+  await eventLog.append(run.id, [{ type: 'usage', data: { input: 'many', output: 1, cacheRead: 0, cacheWrite: 0, totalTokens: 1, cost: 'free' } } as unknown as RunEventInput]);
+  await eventLog.append(run.id, [{ type: 'status', data: { status: 'SUCCEEDED' } }], { status: 'SUCCEEDED' });
+  await live.completed;
+  expect(fanOutCounters.executed - before).toBe(3); // usage compiled, declined for its errors and made again by graphql-js; then the status
+  const replayed = await subscribe({ id: run.globalId }, undefined, query);
+  await replayed.completed;
+  expect(payloadOf(live.frames[0]!)?.errors?.length).toBeGreaterThan(0);
+  expect(live.frames).toEqual(replayed.frames);
+  for (const subscriber of [live, replayed]) subscriber.socket.close();
+});
+
 test('a subscriber that stops reading is cut with resumeFrom, while the others get everything; resuming loses nothing', async () => {
   const run = await makeActiveRun(t, 'slow');
   const big = 'x'.repeat(15_000); // large events fill the socket's buffers quickly
@@ -244,7 +263,7 @@ test.each([
   await new Promise((resolve) => wss.close(resolve));
 });
 
-test('frames built in the reused scratch buffer arrive intact on a socket that stopped reading, interleaved with one that reads', async () => {
+test('frames built in the shared slab arrive intact on a socket that stopped reading, interleaved with one that reads', async () => {
   const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false });
   const accepted: [WebSocket, Socket][] = [];
   const both = new Promise<void>((resolve) => wss.on('connection', (socket, request) => void (accepted.push([socket, request.socket]), accepted.length === 2 && resolve())));
@@ -259,11 +278,11 @@ test('frames built in the reused scratch buffer arrive intact on a socket that s
     const slow = clients[1] as WebSocket & { _socket: Socket };
     slow._socket.pause(); // its kernel buffers fill, and the server's writes to it start to wait
     const writers = accepted.map(([socket, raw], i) => graphqlWsNext(socket, raw, `sub-${i}`, 64 * 1024 * 1024));
-    // 9 MB to a socket that does not read: more than its kernel buffers take. Each frame fits the 16 KiB scratch buffer.
+    // 9 MB to a socket that does not read: more than its kernel buffers take. Each frame is small enough for the slab.
     const payloads = Array.from({ length: 700 }, (_, n) => JSON.stringify({ data: { n, text: String.fromCharCode(97 + (n % 26)).repeat(10_000 + n * 8) } }));
     for (const payload of payloads) {
       for (const write of writers) expect(write(Buffer.from(payload))).toBe('sent');
-      await new Promise((resolve) => setImmediate(resolve)); // a new turn: a socket's first write of a turn is built in the scratch
+      await new Promise((resolve) => setImmediate(resolve)); // a new turn: a socket's first write of a turn is built in the slab
     }
     expect(accepted[1]![1].writableLength).toBeGreaterThan(0); // the slow socket really had writes waiting
     slow._socket.resume();

@@ -6,7 +6,8 @@
  * - Execution: for the root fields in `fields`, the plugin replaces yoga's subscribe with one that
  *   maps each source event through a memo keyed by the event object (the bus hands every listener the
  *   same one) and the sharing key. Over SSE and for history the results then flow as before.
- * - Live events handed over are executed by the document compiled with graphql-jit (once per document):
+ * - Live events handed over are executed by the document compiled with graphql-jit (with the first
+ *   live event of a text, kept for the most recently used texts):
  *   graphql-js builds an execution context and coerces the variables for every event, which measured
  *   40 µs an event in the loaded server (0.3 µs compiled, in a loop). A compiled result with errors is
  *   declined, so errors are always made and masked by graphql-js. graphql-jit's own subscribe is not
@@ -102,18 +103,24 @@ export function graphqlWsNext(socket: WebSocket, raw: Writable, id: string, maxB
       return 'sent';
     }
     const headerLength = length < 126 ? 2 : length < 65_536 ? 4 : 10;
-    // A second write in a turn is corked, and a socket with writes waiting queues this one: the frame
-    // then outlives the call, so it cannot be cut from the scratch buffer.
-    const inScratch = headerLength + length <= FRAME_SCRATCH_BYTES && lastTurn !== turn && raw.writableLength === 0;
-    const frame = inScratch ? frameScratch.subarray(0, headerLength + length) : Buffer.allocUnsafe(headerLength + length);
+    const size = headerLength + length;
+    // A second write in a turn is corked, and a socket with writes waiting queues this one: such a frame
+    // outlives the call, so it gets a buffer of its own rather than a place in the slab.
+    const inSlab = size <= MAX_SLAB_FRAME_BYTES && lastTurn !== turn && raw.writableLength === 0;
+    let start = slabOffset;
+    if (inSlab && start + size > FRAME_SLAB_BYTES) {
+      frameSlab = Buffer.allocUnsafeSlow(FRAME_SLAB_BYTES);
+      start = 0;
+    }
+    const frame = inSlab ? frameSlab.subarray(start, start + size) : Buffer.allocUnsafe(size);
     writeTextFrameHeader(frame, length, headerLength);
     frame.set(prefix, headerLength);
     frame.set(payload, headerLength + prefix.length);
-    frame[frame.length - 1] = 0x7d; // }
+    frame[size - 1] = 0x7d; // }
     lastTurn = writeInTurn(raw, frame, lastTurn);
-    // Written whole at once, the frame's bytes are in the kernel: the next frame reuses the scratch buffer.
-    // Otherwise the socket holds on to it until its write ends, and later frames take a new one.
-    if (inScratch && raw.writableLength !== 0) frameScratch = Buffer.allocUnsafeSlow(FRAME_SCRATCH_BYTES);
+    // Written whole at once, the frame's bytes are in the kernel and its place is free for the next one.
+    // Otherwise the socket holds the frame until its write ends, and the next frames go after it.
+    if (inSlab) slabOffset = raw.writableLength === 0 ? start : start + size;
     return 'sent';
   };
 }
@@ -121,12 +128,17 @@ export function graphqlWsNext(socket: WebSocket, raw: Writable, id: string, maxB
 const CLOSING_BRACE = Buffer.from('}');
 
 /**
- * Frames up to this size are built in one scratch buffer, reused while sockets take each write whole,
- * as they nearly always do: a Buffer.allocUnsafe per frame made a new 8 KiB pool every thirty
- * frames, which cost about as much as the copies. @default 16_384 // bytes
+ * Frames are built in a slab, and a frame the socket took whole gives its place to the next one, as
+ * sockets nearly always do: a Buffer.allocUnsafe per frame made a new 8 KiB pool every thirty frames,
+ * which cost about as much as the copies. A frame a socket holds keeps its place, and with it the slab,
+ * until its write ends; later frames go after it, so held frames share slabs. @default 65_536 // bytes
  */
-const FRAME_SCRATCH_BYTES = 16_384;
-let frameScratch = Buffer.allocUnsafeSlow(FRAME_SCRATCH_BYTES);
+const FRAME_SLAB_BYTES = 65_536;
+/** Larger frames get a buffer of their own. @default 16_384 // bytes */
+const MAX_SLAB_FRAME_BYTES = 16_384;
+let frameSlab = Buffer.allocUnsafeSlow(FRAME_SLAB_BYTES);
+/** Where the next frame in the slab starts: after the last frame a socket still holds. */
+let slabOffset = 0;
 
 /** Writes the header of a final, unmasked text frame (what a server sends) of `length` payload bytes into `frame`'s first `headerLength` bytes (RFC 6455 §5.2). */
 function writeTextFrameHeader(frame: Buffer, length: number, headerLength: number): void {
@@ -235,11 +247,13 @@ function executeLive(key: string, event: object, live: EventExecutor): SharedRes
 
 /**
  * An event pulled through the stream (mostly history, which each subscriber reads for itself): the
- * live result made for it already, else one made by graphql-js and not kept, as keeping them costs
- * more (an entry per event for the collector) than it saves.
+ * live result made for it already, if that one is complete and without errors (a live result that is
+ * not was declined, so that graphql-js makes it), else one made by graphql-js and not kept, as keeping
+ * them costs more (an entry per event for the collector) than it saves.
  */
 function executeOnce(args: ExecutionArgs, key: string, event: unknown): ExecutionResult | Promise<ExecutionResult> {
-  return (event !== null && typeof event === 'object' && sharedResult(event, key)?.result) || executeEvent(args, event);
+  const made = event !== null && typeof event === 'object' ? sharedResult(event, key)?.result : undefined;
+  return made && !(made instanceof Promise) && !made.errors ? made : executeEvent(args, event);
 }
 
 function executeEvent(args: ExecutionArgs, event: unknown): ExecutionResult | Promise<ExecutionResult> {
@@ -247,30 +261,50 @@ function executeEvent(args: ExecutionArgs, event: unknown): ExecutionResult | Pr
   return execute({ ...args, rootValue: event });
 }
 
-/** graphql-jit, loaded with the first live hand-over: its modules cost start-up time that a command without followers never uses. */
-let graphqlJit: Promise<typeof import('graphql-jit')> | undefined;
-/** Compiled documents by schema, document and operation name; null where graphql-jit cannot compile one. */
-const compiledDocuments = new WeakMap<object, WeakMap<DocumentNode, Map<string, CompiledQuery | null>>>();
+/**
+ * graphql-jit, loaded with the first live hand-over: its modules cost start-up time that a command
+ * without followers never uses. null if it cannot be loaded: live events then take graphql-js.
+ */
+let graphqlJit: Promise<typeof import('graphql-jit') | null> | undefined;
+/**
+ * Documents compiled for live events, by operation name and printed text (so equal texts parsed twice
+ * share), the most recently used last; null where graphql-jit cannot compile one.
+ * @default 256
+ */
+const MAX_COMPILED_DOCUMENTS = 256;
+const compiledDocuments = new Map<string, CompiledQuery | null>();
 
-/** The executor of this subscription's live events: its document compiled, or graphql-js's execute when that fails. */
+/**
+ * The executor of this subscription's live events: its document compiled with its first live event
+ * (a follow that never goes live costs no compilation), or graphql-js's execute where that fails.
+ */
 async function liveExecutor(args: ExecutionArgs): Promise<EventExecutor> {
-  const { compileQuery, isCompiledQuery } = await (graphqlJit ??= import('graphql-jit'));
-  let bySchema = compiledDocuments.get(args.schema);
-  if (!bySchema) compiledDocuments.set(args.schema, (bySchema = new WeakMap()));
-  let byOperation = bySchema.get(args.document);
-  if (!byOperation) bySchema.set(args.document, (byOperation = new Map()));
-  const operationName = args.operationName ?? undefined;
-  let compiled = byOperation.get(operationName ?? '');
+  const jit = await (graphqlJit ??= import('graphql-jit').catch(() => null));
+  const plain: EventExecutor = (event) => execute({ ...args, rootValue: event });
+  if (!jit) return plain;
+  let run: EventExecutor | undefined;
+  return (event) => (run ??= compiledExecutor(jit, args) ?? plain)(event);
+}
+
+function compiledExecutor({ compileQuery, isCompiledQuery }: typeof import('graphql-jit'), args: ExecutionArgs): EventExecutor | null {
+  const key = `${args.operationName ?? ''}\n${printed.get(args.document) ?? print(args.document)}`;
+  let compiled = compiledDocuments.get(key);
   if (compiled === undefined) {
-    const made = compileQuery(args.schema, args.document, operationName);
-    byOperation.set(operationName ?? '', (compiled = isCompiledQuery(made) ? made : null));
+    try {
+      const made = compileQuery(args.schema, args.document, args.operationName ?? undefined);
+      compiled = isCompiledQuery(made) ? made : null;
+    } catch {
+      compiled = null;
+    }
     if (compiled) fanOutCounters.compiled++;
   }
-  if (!compiled) return (event) => execute({ ...args, rootValue: event });
+  compiledDocuments.delete(key); // re-inserted last: the most recently used
+  compiledDocuments.set(key, compiled);
+  if (compiledDocuments.size > MAX_COMPILED_DOCUMENTS) compiledDocuments.delete(compiledDocuments.keys().next().value!);
+  if (!compiled) return null;
   const { query } = compiled;
   return (event) => query(event, args.contextValue, args.variableValues) as ExecutionResult | Promise<ExecutionResult>;
 }
-
 
 /** graphql-js's subscribe, with shared execution, and a caught-up follow handed to the context's writer. */
 async function subscribeShared(args: ExecutionArgs, key: string): Promise<ExecutionResult | AsyncGenerator<ExecutionResult>> {
