@@ -87,8 +87,12 @@ export class SqliteDatabase implements DatabaseBase {
   readonly sqlite: BetterSqlite3.Database;
   readonly migrations: MigrationOutcome;
   private readonly writes = new Mutex();
-  /** Runs a function in a transaction on `sqlite`; made once, as better-sqlite3 builds four wrappers per `transaction()`. */
-  private readonly inTransaction: (fn: () => unknown) => unknown;
+  /**
+   * Runs `fn` atomically on `sqlite`: in a transaction, or in a savepoint of the open one (better-sqlite3
+   * picks at each call), so that a throw undoes its writes alone. Made once: better-sqlite3 builds four
+   * wrappers per `transaction()`.
+   */
+  readonly atomically: <T>(fn: () => T) => T;
   private readonly locks = new KeyedMutex();
 
   private constructor(client: PrismaClient, writer: PrismaClient, sqlite: BetterSqlite3.Database, migrations: MigrationOutcome) {
@@ -96,7 +100,7 @@ export class SqliteDatabase implements DatabaseBase {
     this.writer = writer;
     this.sqlite = sqlite;
     this.migrations = migrations;
-    this.inTransaction = sqlite.transaction((fn: () => unknown) => fn());
+    this.atomically = sqlite.transaction((fn: () => unknown) => fn()) as <T>(fn: () => T) => T;
   }
 
   /** Creates the file's directory, applies pending migrations, then connects. */
@@ -126,7 +130,7 @@ export class SqliteDatabase implements DatabaseBase {
 
   /** Runs `fn` as one transaction on the `sqlite` connection, after every earlier write has finished. */
   writeSync<T>(fn: () => T): Promise<T> {
-    return this.writes.run(async () => this.inTransaction(fn) as T);
+    return this.writes.run(async () => this.atomically(fn));
   }
 
   /** One process owns a SQLite file (data-dir-lock.ts), so an in-process mutex per name is enough. */

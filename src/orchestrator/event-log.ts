@@ -126,8 +126,6 @@ export abstract class EventLog {
 /** The log on SQLite: prepared statements on `db.sqlite`, appends of one event-loop turn committed together. */
 export class SqliteEventLog extends EventLog {
   private readonly statements;
-  /** Runs a body in a savepoint of the group's transaction: if it throws, its writes alone are undone. */
-  private readonly inSavepoint: <T>(body: () => T) => T;
   /** Appends made in this turn of the event loop, committed together (see `groupCommit`). */
   private pending: PendingAppend[] = [];
 
@@ -139,7 +137,6 @@ export class SqliteEventLog extends EventLog {
   ) {
     super(bus);
     const sqlite = db.sqlite;
-    this.inSavepoint = sqlite.transaction((body: () => unknown) => body()) as <T>(body: () => T) => T;
     this.statements = {
       status: sqlite.prepare<[string], { status: string }>('SELECT "status" FROM "Run" WHERE "id" = ?'),
       bumpSeq: sqlite.prepare<[number, string], { lastSeq: number; cardId: string }>(BUMP_SEQ),
@@ -182,7 +179,7 @@ export class SqliteEventLog extends EventLog {
     try {
       outcomes = await this.db.writeSync(() => {
         try {
-          return this.inSavepoint(() => batch.map((entry): Outcome => ({ ok: true, written: entry.body() })));
+          return this.db.atomically(() => batch.map((entry): Outcome => ({ ok: true, written: entry.body() }))); // a savepoint
         } catch (error) {
           // An error that made SQLite roll the whole transaction back (a full disk, say) fails the group.
           if (!this.db.sqlite.inTransaction) throw error;
@@ -210,7 +207,7 @@ export class SqliteEventLog extends EventLog {
   /** One append of a group in a savepoint: what it wrote, or why it failed (its writes rolled back). */
   private attempt(entry: PendingAppend): Outcome {
     try {
-      return { ok: true, written: this.inSavepoint(entry.body) };
+      return { ok: true, written: this.db.atomically(entry.body) };
     } catch (error) {
       return { ok: false, error };
     }
