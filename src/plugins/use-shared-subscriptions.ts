@@ -93,12 +93,13 @@ export function useSharedSubscriptions({ fields = ['runEvents'], startArgument =
  */
 export function graphqlWsNext(socket: WebSocket, raw: Writable, id: string, maxBufferedBytes = MAX_SOCKET_BUFFERED_BYTES): LiveWriter {
   const prefix = Buffer.from(`{"id":${JSON.stringify(id)},"type":"next","payload":`);
+  const viaSend = socket.extensions !== ''; // negotiated in the handshake, before any subscription
   let lastTurn = -1;
   return (payload) => {
     if (socket.readyState !== WebSocket.OPEN) return 'declined';
     if (socket.bufferedAmount > maxBufferedBytes) return 'full';
     const length = prefix.length + payload.length + 1;
-    if (socket.extensions !== '') {
+    if (viaSend) {
       socket.send(Buffer.concat([prefix, payload, CLOSING_BRACE], length), { binary: false });
       return 'sent';
     }
@@ -201,9 +202,14 @@ function sharingKey(args: ExecutionArgs, fields: ReadonlySet<string>, startArgum
   const start = field.arguments?.find((argument) => argument.name.value === startArgument)?.value;
   const variables: Record<string, unknown> = { ...args.variableValues };
   if (start?.kind === Kind.VARIABLE && uses(args.document, start.name.value) === 1) delete variables[start.name.value];
-  let text = printed.get(args.document);
-  if (text === undefined) printed.set(args.document, (text = print(args.document)));
-  return `${args.operationName ?? ''}\n${JSON.stringify(variables)}\n${text}`;
+  return `${args.operationName ?? ''}\n${JSON.stringify(variables)}\n${printedOf(args.document)}`;
+}
+
+/** The document's text, printed once per document. */
+function printedOf(document: DocumentNode): string {
+  let text = printed.get(document);
+  if (text === undefined) printed.set(document, (text = print(document)));
+  return text;
 }
 
 /** How many times the document refers to variable `name`. */
@@ -253,11 +259,12 @@ function executeLive(key: string, event: object, live: EventExecutor): SharedRes
  */
 function executeOnce(args: ExecutionArgs, key: string, event: unknown): ExecutionResult | Promise<ExecutionResult> {
   const made = event !== null && typeof event === 'object' ? sharedResult(event, key)?.result : undefined;
-  return made && !(made instanceof Promise) && !made.errors ? made : executeEvent(args, event);
+  if (made && !(made instanceof Promise) && !made.errors) return made;
+  fanOutCounters.executed++;
+  return executeEvent(args, event);
 }
 
 function executeEvent(args: ExecutionArgs, event: unknown): ExecutionResult | Promise<ExecutionResult> {
-  fanOutCounters.executed++;
   return execute({ ...args, rootValue: event });
 }
 
@@ -280,14 +287,14 @@ const compiledDocuments = new Map<string, CompiledQuery | null>();
  */
 async function liveExecutor(args: ExecutionArgs): Promise<EventExecutor> {
   const jit = await (graphqlJit ??= import('graphql-jit').catch(() => null));
-  const plain: EventExecutor = (event) => execute({ ...args, rootValue: event });
+  const plain: EventExecutor = (event) => executeEvent(args, event);
   if (!jit) return plain;
   let run: EventExecutor | undefined;
   return (event) => (run ??= compiledExecutor(jit, args) ?? plain)(event);
 }
 
 function compiledExecutor({ compileQuery, isCompiledQuery }: typeof import('graphql-jit'), args: ExecutionArgs): EventExecutor | null {
-  const key = `${args.operationName ?? ''}\n${printed.get(args.document) ?? print(args.document)}`;
+  const key = `${args.operationName ?? ''}\n${printedOf(args.document)}`;
   let compiled = compiledDocuments.get(key);
   if (compiled === undefined) {
     try {
