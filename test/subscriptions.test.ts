@@ -233,13 +233,25 @@ test('a group with a failing append keeps its place: a later group, queued while
   expect(after[0]!.seq).toBe(2);
 });
 
-test('event ids are UUIDv7s in the order they were written, past 4,096 in one millisecond', async () => {
+test('event ids are UUIDv7s in the order they were written, past 4,096 in one millisecond and with the clock going back', async () => {
   const run = await makeRun();
   const { eventLog, db } = t.server.orchestrator;
-  await eventLog.append(run.id, Array.from({ length: 5_000 }, (_, i) => ({ type: 'assistant_text' as const, data: { text: `${i}` } })));
+  // The clock stands still for the first append (5,000 ids in one millisecond: the counter overflows),
+  // then goes back a second for the next: ids must stay in order all the same.
+  const realNow = Date.now;
+  const frozen = realNow() + 60_000;
+  Date.now = () => frozen;
+  try {
+    await eventLog.append(run.id, Array.from({ length: 5_000 }, (_, i) => ({ type: 'assistant_text' as const, data: { text: `${i}` } })));
+    Date.now = () => frozen - 1_000;
+    await eventLog.append(run.id, [{ type: 'assistant_text', data: { text: 'clock back' } }]);
+  } finally {
+    Date.now = realNow;
+  }
   await eventLog.append(run.id, [{ type: 'assistant_text', data: { text: 'later' } }]);
   const ids = (await db.client.runEvent.findMany({ where: { runId: run.id }, orderBy: { seq: 'asc' }, select: { id: true } })).map((row) => row.id);
-  expect(ids).toHaveLength(5_001);
+  expect(ids).toHaveLength(5_002);
+  expect(new Set(ids.map((id) => id.slice(0, 13))).size).toBeGreaterThan(1); // the overflow borrowed the next millisecond
   for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   expect([...ids].sort()).toEqual(ids);
   expect(new Set(ids).size).toBe(ids.length);
