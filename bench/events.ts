@@ -12,7 +12,7 @@
  * and turns keep a drift from landing on one source. Then the replay of a
  * long history to a fresh subscriber, and the cold start of the bundle next to `node dist/cli.js` (spawn -> first answer).
  *
- * Knobs: BENCH_QUICK=1 (shorter), BENCH_ROUNDS (per load; default 3, 1 when quick), BENCH_CPU_PROF=<dir> (each child's V8 CPU profiles, under <dir>/<child>), BENCH_EVENTS (per run), BENCH_RATE (events/s per run, 0 = as fast
+ * Knobs: BENCH_QUICK=1 (shorter), BENCH_ROUNDS (per load; default 3, 1 when quick), BENCH_CPU_PROF=<dir> (each child's V8 CPU profiles, under <dir>/<child>), BENCH_NODE_ARGS (extra node flags for every child, e.g. "--perf-basic-prof" for perf), BENCH_EVENTS (per run), BENCH_RATE (events/s per run, 0 = as fast
  * as accepted), BENCH_REPLAY, BENCH_SUBSCRIBER_PROCESSES, BENCH_COLD_STARTS, BENCH_LOADS (e.g. "5,10,50"),
  * BENCH_CLUSTER=1 (adds the cluster source: the same loads through 2 API nodes on Postgres and Redis), BENCH_CLI (the entry to cold-start; default dist/cli.js, unbundled) and BENCH_CLI_OTHER (a second entry,
  * cold-started alternately in the same run and reported as a ratio; default dist/runboard.cjs, the bundle).

@@ -66,7 +66,13 @@ function sqlValue(value: RunChanges[keyof RunChanges]): string | number | null {
   return value ?? null;
 }
 
-const BUMP_SEQ = 'UPDATE "Run" SET "lastSeq" = "lastSeq" + ? WHERE "id" = ? RETURNING "lastSeq", "cardId"';
+/**
+ * Advances a run's seq counter; LAST_SEQ then reads it in the same transaction, which holds the write
+ * lock. Not one statement with RETURNING: SQLite makes a temporary table for RETURNING on every call,
+ * which measured a fifth of a group commit's CPU per event (17 -> 10 µs of statements per event).
+ */
+const BUMP_SEQ = 'UPDATE "Run" SET "lastSeq" = "lastSeq" + ? WHERE "id" = ?';
+const LAST_SEQ = 'SELECT "lastSeq", "cardId" FROM "Run" WHERE "id" = ?';
 const INSERT_EVENT = 'INSERT INTO "RunEvent" ("id", "runId", "seq", "type", "data", "createdAt") VALUES (?, ?, ?, ?, ?, ?)';
 
 /** What one append wrote: its run events and the board log entries that came with them. */
@@ -139,7 +145,8 @@ export class SqliteEventLog extends EventLog {
     const sqlite = db.sqlite;
     this.statements = {
       status: sqlite.prepare<[string], { status: string }>('SELECT "status" FROM "Run" WHERE "id" = ?'),
-      bumpSeq: sqlite.prepare<[number, string], { lastSeq: number; cardId: string }>(BUMP_SEQ),
+      bumpSeq: sqlite.prepare<[number, string]>(BUMP_SEQ),
+      lastSeq: sqlite.prepare<[string], { lastSeq: number; cardId: string }>(LAST_SEQ),
       insert: sqlite.prepare(INSERT_EVENT),
       read: sqlite.prepare<[string, number, number], { seq: number; type: string; data: string; createdAt: string }>(
         'SELECT "seq", "type", "data", "createdAt" FROM "RunEvent" WHERE "runId" = ? AND "seq" > ? ORDER BY "seq" LIMIT ?',
@@ -214,8 +221,8 @@ export class SqliteEventLog extends EventLog {
   }
 
   async appendTx(tx: Tx, runId: string, events: readonly RunEventInput[]): Promise<RunEvent[]> {
-    const [bumped] = await tx.$queryRawUnsafe<{ lastSeq: number | bigint }[]>(BUMP_SEQ, events.length, runId);
-    if (!bumped) throw new NotFoundError('Run', runId);
+    if ((await tx.$executeRawUnsafe(BUMP_SEQ, events.length, runId)) === 0) throw new NotFoundError('Run', runId);
+    const [bumped] = await tx.$queryRawUnsafe<{ lastSeq: number | bigint }[]>(LAST_SEQ, runId);
     const rows = eventRows(runId, Number(bumped.lastSeq), events);
     for (const row of rows) await tx.$executeRawUnsafe(INSERT_EVENT, ...row.params);
     return rows.map((row) => row.record);
@@ -232,8 +239,8 @@ export class SqliteEventLog extends EventLog {
         .prepare(`UPDATE "Run" SET ${columns.map((c) => `"${c}" = ?`).join(', ')} WHERE "id" = ?`)
         .run(...columns.map((c) => sqlValue(changes[c])), runId);
     }
-    const bumped = this.statements.bumpSeq.get(events.length, runId);
-    if (!bumped) throw new NotFoundError('Run', runId);
+    if (this.statements.bumpSeq.run(events.length, runId).changes === 0) throw new NotFoundError('Run', runId);
+    const bumped = this.statements.lastSeq.get(runId)!;
     const records = eventRows(runId, bumped.lastSeq, events).map((row) => {
       this.statements.insert.run(...row.params);
       return row.record;
