@@ -23,6 +23,7 @@ import { timeOrderedId } from './ids.js';
 import { boardEventsOf, capData, EventLog, MAX_EVENTS_PER_READ, RUN_COLUMNS, type RunChanges, type RunEventTopics } from './event-log.js';
 import { KeyedMutex, Mutex } from './lock.js';
 import type { PubSub } from './pubsub.js';
+import { setMostRecent } from './recent.js';
 import { toRunEvent, type RunEvent, type RunEventInput } from './run-events.js';
 import type { RunStatus } from './run-status.js';
 
@@ -169,7 +170,7 @@ interface Written {
 export class PostgresEventLog extends EventLog {
   /** One append (and publish) of a run at a time in this process, in call order. */
   private readonly turns = new KeyedMutex();
-  /** The last seq published here, by run (a Map in insertion order doubles as the LRU list). */
+  /** The last seq published here, by run, for the most recently published runs. */
   private readonly published = new Map<string, number>();
 
   constructor(
@@ -252,9 +253,7 @@ export class PostgresEventLog extends EventLog {
     if (!records.length) return;
     const since = this.published.get(runId) ?? records[0]!.seq - 1;
     const last = await publishInOrder(since, records, (from, limit) => this.read(runId, from, limit), (record) => this.bus.publish('run-events', runId, record));
-    this.published.delete(runId);
-    this.published.set(runId, last);
-    if (this.published.size > MAX_TRACKED_RUNS) this.published.delete(this.published.keys().next().value!);
+    setMostRecent(this.published, runId, last, MAX_TRACKED_RUNS);
   }
 }
 

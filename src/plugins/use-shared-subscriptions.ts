@@ -31,6 +31,7 @@ import type { CompiledQuery } from 'graphql-jit';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import WebSocket from 'ws';
 import { HAND_OVER_LIVE, type HandsOverLive, type LiveDelivery } from '../orchestrator/event-stream.js';
+import { setMostRecent } from '../orchestrator/recent.js';
 
 /** Sends one serialized `next` payload (an ExecutionResult's JSON) to one subscriber; never throws. */
 export type LiveWriter = (payload: Utf8Bytes) => LiveDelivery;
@@ -187,9 +188,7 @@ const internedKeys = new Map<string, string>();
 
 function interned(key: string): string {
   const known = internedKeys.get(key) ?? key;
-  internedKeys.delete(known); // re-inserted last: the most recently used
-  internedKeys.set(known, known);
-  if (internedKeys.size > MAX_INTERNED_KEYS) internedKeys.delete(internedKeys.keys().next().value!);
+  setMostRecent(internedKeys, known, known, MAX_INTERNED_KEYS);
   return known;
 }
 
@@ -293,9 +292,7 @@ function compiledExecutor({ compileQuery, isCompiledQuery }: typeof import('grap
     }
     if (compiled) fanOutCounters.compiled++;
   }
-  compiledDocuments.delete(key); // re-inserted last: the most recently used
-  compiledDocuments.set(key, compiled);
-  if (compiledDocuments.size > MAX_COMPILED_DOCUMENTS) compiledDocuments.delete(compiledDocuments.keys().next().value!);
+  setMostRecent(compiledDocuments, key, compiled, MAX_COMPILED_DOCUMENTS);
   if (!compiled) return null;
   const { query } = compiled;
   return (event) => query(event, args.contextValue, args.variableValues) as ExecutionResult | Promise<ExecutionResult>;
