@@ -125,7 +125,13 @@ const EVERY_KIND = {
   unrecognized: { originalType: 'x', preview: '{}' },
 } satisfies { [T in keyof RunEventDataByType]: RunEventDataByType[T] };
 
-test('a live event, executed by the compiled document, reads byte for byte as graphql-js replays it, for every kind', async () => {
+/** The run's events as graphql-js executes them (a query: no subscription path), each as JSON. */
+async function byGraphqlJs(runId: string, selection: string): Promise<string[]> {
+  const { node } = await t.ok(`query($id: ID!) { node(id: $id) { ... on Run { events(first: 100) ${selection} } } } ${RUN_EVENT_FIELDS}`, { id: runId });
+  return (node.events as unknown[]).map((event) => JSON.stringify(event));
+}
+
+test('live, replayed and batched events, executed by the compiled document, read as graphql-js makes them, for every kind', async () => {
   const run = await makeActiveRun(t, 'every kind');
   const query = `subscription($id: ID!) { runEvents(runId: $id, untilSettled: true) { __typename ...RunEventFields } } ${RUN_EVENT_FIELDS}`;
   const before = { ...fanOutCounters };
@@ -139,14 +145,22 @@ test('a live event, executed by the compiled document, reads byte for byte as gr
   await Promise.all(live.map((subscriber) => subscriber.completed));
   const replayed = await subscribe({ id: run.globalId }, undefined, query);
   await replayed.completed;
+  const compiledBefore = fanOutCounters.compiled;
+  const batched = await subscribe({ id: run.globalId }, undefined, `subscription($id: ID!) { runEventBatches(runId: $id, untilSettled: true, first: 100) { __typename ...RunEventFields } } ${RUN_EVENT_FIELDS}`);
+  await batched.completed;
 
   const kinds = Object.keys(EVERY_KIND).length;
-  expect(fanOutCounters.compiled - before.compiled).toBe(1); // one document, compiled once for both
+  expect(compiledBefore - before.compiled).toBe(1); // one document, compiled once for live and replay
+  expect(fanOutCounters.compiled - compiledBefore).toBe(1); // and the batches' document
   expect(fanOutCounters.sentDirectly - before.sentDirectly).toBe(2 * (2 * kinds + 1)); // every live frame went straight from the publish
   expect(live[0].frames).toHaveLength(2 * kinds + 2); // each event, then complete
   expect(payloadOf(live[0].frames[0])).toMatchObject({ data: { runEvents: { __typename: 'StatusChangedEvent', seq: 1, status: 'RUNNING' } } });
   for (const subscriber of [live[1], replayed]) expect(subscriber.frames).toEqual(live[0].frames);
-  for (const subscriber of [...live, replayed]) subscriber.socket.close();
+  const expected = await byGraphqlJs(run.globalId, '{ __typename ...RunEventFields }');
+  expect(live[0].frames.slice(0, -1).map((frame) => JSON.stringify(payloadOf(frame)?.data?.runEvents))).toEqual(expected);
+  const batches = batched.frames.slice(0, -1).map((frame) => (JSON.parse(frame) as { payload: { data: { runEventBatches: unknown[] } } }).payload.data.runEventBatches);
+  expect(batches.flat().map((event) => JSON.stringify(event))).toEqual(expected);
+  for (const subscriber of [...live, replayed, batched]) subscriber.socket.close();
 });
 
 test('an event whose live result has errors reaches live subscribers as graphql-js makes and masks it for a replay', async () => {
@@ -165,7 +179,17 @@ test('an event whose live result has errors reaches live subscribers as graphql-
   await replayed.completed;
   expect(payloadOf(live.frames[0]!)?.errors?.length).toBeGreaterThan(0);
   expect(live.frames).toEqual(replayed.frames);
-  for (const subscriber of [live, replayed]) subscriber.socket.close();
+  // A batch with that event: graphql-js's masked errors, at the event's index in the list.
+  const batched = await subscribe({ id: run.globalId }, undefined, query.replace('runEvents(runId: $id,', 'runEventBatches(runId: $id, first: 10,'));
+  await batched.completed;
+  type Payload = { data: null; errors: { message: string; path: unknown[]; locations?: unknown[] }[] };
+  const [batch] = batched.frames.map((frame) => (JSON.parse(frame) as { payload: Payload }).payload);
+  const replayedErrors = (JSON.parse(replayed.frames[0]!) as { payload: Payload }).payload.errors;
+  expect(batch!.data).toBeNull(); // the non-null list of non-null events takes the errors' null up to the root
+  // Not their locations: the batch's document is another text.
+  const placed = (errors: Payload['errors'], path: (error: Payload['errors'][number]) => unknown[]) => errors.map(({ locations, ...error }) => ({ ...error, path: path(error), located: (locations as unknown[]).length }));
+  expect(placed(batch!.errors, (error) => error.path)).toEqual(placed(replayedErrors, (error) => ['runEventBatches', 0, ...error.path.slice(1)]));
+  for (const subscriber of [live, replayed, batched]) subscriber.socket.close();
 });
 
 test('a subscriber that stops reading is cut with resumeFrom, while the others get everything; resuming loses nothing', async () => {

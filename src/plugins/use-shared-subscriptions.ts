@@ -6,12 +6,13 @@
  * - Execution: for the root fields in `fields`, the plugin replaces yoga's subscribe with one that
  *   maps each source event through a memo keyed by the event object (the bus hands every listener the
  *   same one) and the sharing key. Over SSE and for history the results then flow as before.
- * - Live events handed over are executed by the document compiled with graphql-jit (with the first
- *   live event of a text, kept for the most recently used texts):
- *   graphql-js builds an execution context and coerces the variables for every event, which measured
- *   40 µs an event in the loaded server (0.3 µs compiled, in a loop). A compiled result with errors is
- *   declined, so errors are always made and masked by graphql-js. graphql-jit's own subscribe is not
- *   used (it passes wrong arguments to the root field, graphql-jit#183): source streams stay graphql-js's.
+ * - Events are executed by the document compiled with graphql-jit (with the first event of a text,
+ *   kept for the most recently used texts): graphql-js builds an execution context and coerces the
+ *   variables for every event, which measured 40 µs an event in the loaded server (0.3 µs compiled, in
+ *   a loop). A compiled result with errors is made again by graphql-js (a live one is declined), so
+ *   errors are always made and masked by graphql-js. graphql-jit's own subscribe is not used (it
+ *   passes wrong arguments to the root field, graphql-jit#183): source streams stay graphql-js's.
+ *   Fields in `compiledFields` (lists of events) are executed so too, without sharing.
  * - Delivery: a transport that can write a prepared `next` message puts a LiveWriter in the context
  *   (graphql-ws does, see graphqlWsNext). Once a follow has caught up (event-stream.ts, HAND_OVER_LIVE),
  *   its live events go from the publish straight to that writer: no async iterator chain, no
@@ -26,7 +27,7 @@
  * field's `subscribe`, which runs for every subscriber.
  */
 import type { Writable } from 'node:stream';
-import { createSourceEventStream, execute, getOperationAST, Kind, print, visit, type DocumentNode, type ExecutionArgs, type ExecutionResult } from 'graphql';
+import { createSourceEventStream, execute, getOperationAST, Kind, print, visit, type DocumentNode, type ExecutionArgs, type ExecutionResult, type FieldNode } from 'graphql';
 import type { CompiledQuery } from 'graphql-jit';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import WebSocket from 'ws';
@@ -45,6 +46,11 @@ export interface SharedSubscriptionContext {
 export interface SharedSubscriptionsOptions {
   /** Root subscription fields whose events are shared; each resolves its selection from the event alone. @default ['runEvents'] */
   fields?: readonly string[];
+  /**
+   * Root subscription fields whose steps (lists of events, say) are executed by the compiled document
+   * too, but not shared: each subscriber's steps are its own objects. @default ['runEventBatches']
+   */
+  compiledFields?: readonly string[];
   /** The argument left out of the sharing key: it picks where a follow starts, not what an event looks like. @default 'since' */
   startArgument?: string;
 }
@@ -72,12 +78,17 @@ export const fanOutCounters = {
  * gives one. A shared field should decode its arguments in `subscribe`, not through argument mappers,
  * which Pothos also runs in `resolve`: for every event (runEvents decodes its run id so).
  */
-export function useSharedSubscriptions({ fields = ['runEvents'], startArgument = 'since' }: SharedSubscriptionsOptions = {}): Plugin {
+export function useSharedSubscriptions({ fields = ['runEvents'], compiledFields = ['runEventBatches'], startArgument = 'since' }: SharedSubscriptionsOptions = {}): Plugin {
   const shared = new Set(fields);
+  const compiled = new Set(compiledFields);
   return {
     onSubscribe({ args, setSubscribeFn }) {
-      const key = sharingKey(args, shared, startArgument);
-      if (key !== null) setSubscribeFn((subscribeArgs) => subscribeShared(subscribeArgs, key));
+      const field = soleRootField(args);
+      if (!field) return;
+      if (shared.has(field.name.value)) {
+        const key = sharingKey(args, field, startArgument);
+        setSubscribeFn((subscribeArgs) => subscribeShared(subscribeArgs, key));
+      } else if (compiled.has(field.name.value)) setSubscribeFn(subscribeCompiled);
     },
   };
 }
@@ -161,16 +172,19 @@ function endTurn(): void {
 /** Printed documents, so that equal texts parsed twice still share. */
 const printed = new WeakMap<DocumentNode, string>();
 
-/**
- * What subscriptions that may share results have in common, or null when this one may not: a
- * subscription whose only root selection is a shared field. Its start argument's variable is left
- * out, unless the document uses that variable anywhere else.
- */
-function sharingKey(args: ExecutionArgs, fields: ReadonlySet<string>, startArgument: string): string | null {
+/** The root field of a subscription that selects one field, or null. */
+function soleRootField(args: ExecutionArgs): FieldNode | null {
   const operation = getOperationAST(args.document, args.operationName);
   if (operation?.operation !== 'subscription' || operation.selectionSet.selections.length !== 1) return null;
   const [field] = operation.selectionSet.selections;
-  if (field?.kind !== Kind.FIELD || !fields.has(field.name.value)) return null;
+  return field?.kind === Kind.FIELD ? field : null;
+}
+
+/**
+ * What subscriptions of a shared `field` that may share results have in common. Its start argument's
+ * variable is left out, unless the document uses that variable anywhere else.
+ */
+function sharingKey(args: ExecutionArgs, field: FieldNode, startArgument: string): string {
   const start = field.arguments?.find((argument) => argument.name.value === startArgument)?.value;
   const variables: Record<string, unknown> = { ...args.variableValues };
   if (start?.kind === Kind.VARIABLE && uses(args.document, start.name.value) === 1) delete variables[start.name.value];
@@ -241,14 +255,14 @@ function executeLive(key: string, event: object, live: EventExecutor): SharedRes
 /**
  * An event pulled through the stream (mostly history, which each subscriber reads for itself): the
  * live result made for it already, if that one is complete and without errors (a live result that is
- * not was declined, so that graphql-js makes it), else one made by graphql-js and not kept, as keeping
- * them costs more (an entry per event for the collector) than it saves.
+ * not was declined, so that graphql-js makes it), else a checked one, not kept, as keeping them costs
+ * more (an entry per event for the collector) than it saves.
  */
-function executeOnce(args: ExecutionArgs, key: string, event: unknown): ExecutionResult | Promise<ExecutionResult> {
+function executeOnce(key: string, event: unknown, executors: EventExecutors): ExecutionResult | Promise<ExecutionResult> {
   const made = event !== null && typeof event === 'object' ? sharedResult(event, key)?.result : undefined;
   if (made && !(made instanceof Promise) && !made.errors) return made;
   fanOutCounters.executed++;
-  return executeEvent(args, event);
+  return made && !(made instanceof Promise) ? executors.plain(event) : executors.checked(event);
 }
 
 function executeEvent(args: ExecutionArgs, event: unknown): ExecutionResult | Promise<ExecutionResult> {
@@ -256,12 +270,12 @@ function executeEvent(args: ExecutionArgs, event: unknown): ExecutionResult | Pr
 }
 
 /**
- * graphql-jit, loaded with the first live hand-over: its modules cost start-up time that a command
- * without followers never uses. null if it cannot be loaded: live events then take graphql-js.
+ * graphql-jit, loaded with the first subscription that executes by it: its modules cost start-up time
+ * that a command without followers never uses. null if it cannot be loaded: events then take graphql-js.
  */
 let graphqlJit: Promise<typeof import('graphql-jit') | null> | undefined;
 /**
- * Documents compiled for live events, by operation name and printed text (so equal texts parsed twice
+ * Documents compiled for events, by operation name and printed text (so equal texts parsed twice
  * share), the most recently used last; null where graphql-jit cannot compile one.
  * @default 256
  */
@@ -269,15 +283,38 @@ const MAX_COMPILED_DOCUMENTS = 256;
 const compiledDocuments = new Map<string, CompiledQuery | null>();
 
 /**
- * The executor of this subscription's live events: its document compiled with its first live event
- * (a follow that never goes live costs no compilation), or graphql-js's execute where that fails.
+ * How one subscription's events become results:
+ * - `fast`: by its document compiled with graphql-jit (with its first event; a subscription that never
+ *   gets one costs no compilation), or graphql-js's execute where it cannot be compiled. Its errors
+ *   are graphql-jit's: a live result with errors is declined (subscribeShared).
+ * - `checked`: the same, but a result with errors is made again by graphql-js, so that errors always
+ *   read as graphql-js makes them. History and batches take it: graphql-js spent 1.6 µs an event of a
+ *   batched replay, a quarter of the server's CPU.
+ * - `plain`: graphql-js's execute.
  */
-async function liveExecutor(args: ExecutionArgs): Promise<EventExecutor> {
+interface EventExecutors {
+  readonly fast: EventExecutor;
+  readonly checked: EventExecutor;
+  readonly plain: EventExecutor;
+}
+
+async function eventExecutors(args: ExecutionArgs): Promise<EventExecutors> {
   const jit = await (graphqlJit ??= import('graphql-jit').catch(() => null));
   const plain: EventExecutor = (event) => executeEvent(args, event);
-  if (!jit) return plain;
-  let run: EventExecutor | undefined;
-  return (event) => (run ??= compiledExecutor(jit, args) ?? plain)(event);
+  if (!jit) return { fast: plain, checked: plain, plain };
+  let compiled: EventExecutor | null | undefined;
+  const compiledOrNull = () => (compiled === undefined ? (compiled = compiledExecutor(jit, args)) : compiled);
+  return {
+    fast: (event) => (compiledOrNull() ?? plain)(event),
+    checked: (event) => {
+      const run = compiledOrNull();
+      if (!run) return plain(event);
+      const result = run(event);
+      if (result instanceof Promise) return result.then((made) => (made.errors ? plain(event) : made));
+      return result.errors ? plain(event) : result;
+    },
+    plain,
+  };
 }
 
 function compiledExecutor({ compileQuery, isCompiledQuery }: typeof import('graphql-jit'), args: ExecutionArgs): EventExecutor | null {
@@ -302,11 +339,11 @@ function compiledExecutor({ compileQuery, isCompiledQuery }: typeof import('grap
 async function subscribeShared(args: ExecutionArgs, key: string): Promise<ExecutionResult | AsyncGenerator<ExecutionResult>> {
   const source = await createSourceEventStream(args);
   if (!isAsyncIterable(source)) return source;
+  const executors = await eventExecutors(args);
   const writer = (args.contextValue as SharedSubscriptionContext | undefined)?.liveNext;
   if (writer && HAND_OVER_LIVE in source) {
-    const live = await liveExecutor(args);
     (source as HandsOverLive<object>)[HAND_OVER_LIVE]((event) => {
-      const shared = executeLive(key, event, live);
+      const shared = executeLive(key, event, executors.fast);
       const { result } = shared;
       if (result instanceof Promise || result.errors) return 'declined';
       const delivery = writer((shared.json ??= utf8Bytes(JSON.stringify(result))));
@@ -314,7 +351,15 @@ async function subscribeShared(args: ExecutionArgs, key: string): Promise<Execut
       return delivery;
     });
   }
-  return mapResults(source[Symbol.asyncIterator](), (event) => executeOnce(args, key, event));
+  return mapResults(source[Symbol.asyncIterator](), (event) => executeOnce(key, event, executors));
+}
+
+/** graphql-js's subscribe, with each step executed by the compiled document, checked (see EventExecutors). */
+async function subscribeCompiled(args: ExecutionArgs): Promise<ExecutionResult | AsyncGenerator<ExecutionResult>> {
+  const source = await createSourceEventStream(args);
+  if (!isAsyncIterable(source)) return source;
+  const { checked } = await eventExecutors(args);
+  return mapResults(source[Symbol.asyncIterator](), checked);
 }
 
 /** Each event of `source` as its result. `return()` reaches the source at once, even while a `next()` waits. */
