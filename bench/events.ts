@@ -8,7 +8,8 @@
  * subscribers) it prints the source's CPU µs per delivery (process.cpuUsage over the window),
  * deliveries/s, accept -> receive latency and exactly-once counts, for both. Each load is measured
  * BENCH_ROUNDS times, the sources taking turns, and each source's round with the median µs/delivery
- * is printed (the counts are every round's): on 2 shared cores one window can be 40% off the next,
+ * is printed (the counts are every round's, and the last column every round's µs/delivery in order):
+ * on 2 shared cores one window can be 40% off the next,
  * and turns keep a drift from landing on one source. Then the replay of a
  * long history to a fresh subscriber, and the cold start of the bundle next to `node dist/cli.js` (spawn -> first answer).
  *
@@ -121,10 +122,10 @@ const subscribers = await Promise.all(Array.from({ length: SUBSCRIBER_PROCESSES 
 try {
   // Warm-up, not reported: both sources load and compile their delivery path before the first measured load.
   for (const [source, bareSource] of [...Object.values(sources).map((source) => [source, false] as const), [bare, true] as const]) await measureLoad(source, subscribers, 2, bareSource, 100);
-  const widths = [22, 9, 12, 8, 8, 8, 8, 13, 26];
+  const widths = [22, 9, 12, 8, 8, 8, 8, 13, 26, 16];
   console.log();
   console.log(`each load ${ROUNDS} time${ROUNDS === 1 ? '' : 's'}, the sources taking turns; each source's median round (by µs/deliv), with every round's counts`);
-  console.log(row(['load / source', 'µs/deliv', 'deliveries/s', 'vs bare', 'p50 ms', 'p99 ms', 'seconds', 'client µs/deliv', 'delivered/expected rep gap'], widths));
+  console.log(row(['load / source', 'µs/deliv', 'deliveries/s', 'vs bare', 'p50 ms', 'p99 ms', 'seconds', 'client µs/deliv', 'delivered/expected rep gap', 'every round µs/deliv'], widths));
   for (const perRun of LOADS) {
     const rounds: Record<string, LoadFigures[]> = {};
     for (let round = 0; round < ROUNDS; round++) {
@@ -149,6 +150,7 @@ try {
             fixed(figures.seconds, 1),
             fixed(figures.counts.cpuMicros / figures.counts.delivered, 1),
             `${delivered}/${expected} ${repeats} ${gaps}${missing ? ` missing ${missing}` : ''}${resumes ? ` resumed ${resumes}` : ''}${errors ? ` errors ${errors}` : ''}`,
+            rounds[name].map((round) => fixed(microsPerDelivery(round), 1)).join(' '),
           ],
           widths,
         ),
