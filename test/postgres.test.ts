@@ -15,6 +15,7 @@ import type { BoardEventRecord } from '../src/orchestrator/board-log.js';
 import { Database, type PostgresDatabase } from '../src/orchestrator/db.js';
 import type { RunEvent } from '../src/orchestrator/event-log.js';
 import { createLogs } from '../src/orchestrator/logs.js';
+import { READ_EVENTS } from '../src/orchestrator/pg-logs.js';
 import { migrateDatabase } from '../src/orchestrator/migrations.js';
 import { PG_MIGRATIONS_DIR } from '../src/orchestrator/pg-migrations.js';
 import { InMemoryPubSub } from '../src/orchestrator/pubsub.js';
@@ -109,6 +110,31 @@ test('appends to one run from two Database instances at once get gapless seqs, p
     await Promise.all([a.db.close(), b.db.close()]);
   }
 });
+
+test('a page of a long run reads about a page of rows, even before Postgres has statistics for the run', async () => {
+  const url = await freshDatabase();
+  const a = await node(url);
+  try {
+    // No ANALYZE during the test: the planner knows nothing of the 20,000 events, as on a fresh or fast-grown table.
+    await a.db.pg.query('ALTER TABLE "RunEvent" SET (autovacuum_enabled = false)');
+    const card = await a.db.client.card.create({ data: { title: 'long', position: 0 } });
+    const run = await a.db.client.run.create({ data: { cardId: card.id, prompt: 'p', status: 'RUNNING' } });
+    for (let i = 0; i < 20; i++) await a.eventLog.append(run.id, Array.from({ length: 1_000 }, (_, k) => ({ type: 'assistant_text' as const, data: { text: `${i}-${k}` } })));
+    expect((await a.eventLog.read(run.id, 10_000, 500)).map((event) => event.seq)).toEqual(Array.from({ length: 500 }, (_, i) => 10_001 + i));
+    const { rows } = await a.db.pg.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${READ_EVENTS}`, [run.id, 10_000, 500]);
+    const nodes = (plan: PlanNode): PlanNode[] => [plan, ...(plan.Plans ?? []).flatMap(nodes)];
+    // Every step of the plan handles at most the page: not the 10,000 events after it, sorted for the first 500.
+    expect(Math.max(...nodes(rows[0]!['QUERY PLAN'][0].Plan).map((plan) => plan['Actual Rows']))).toBe(500);
+  } finally {
+    await a.db.close();
+  }
+});
+
+/** A node of EXPLAIN's JSON plan. */
+interface PlanNode {
+  'Actual Rows': number;
+  Plans?: PlanNode[];
+}
 
 test('board seqs become visible in order under concurrent writers: a follower reading seq > last skips none', async () => {
   const url = await freshDatabase();
