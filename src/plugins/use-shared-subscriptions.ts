@@ -9,8 +9,8 @@
  * - Events are executed by the document compiled with graphql-jit (with the first event of a text,
  *   kept for the most recently used texts): graphql-js builds an execution context and coerces the
  *   variables for every event, which measured 40 µs an event in the loaded server (0.3 µs compiled, in
- *   a loop). A compiled result with errors is made again by graphql-js (a live one is declined), so
- *   errors are always made and masked by graphql-js. graphql-jit's own subscribe is not used (it
+ *   a loop). A compiled result with errors is made again by graphql-js, so errors are always made by
+ *   graphql-js (and a live one is declined, to be masked). graphql-jit's own subscribe is not used (it
  *   passes wrong arguments to the root field, graphql-jit#183): source streams stay graphql-js's.
  *   Fields in `compiledFields` (lists of events) are executed so too, without sharing.
  * - Delivery: a transport that can write a prepared `next` message puts a LiveWriter in the context
@@ -87,8 +87,8 @@ export function useSharedSubscriptions({ fields = ['runEvents'], compiledFields 
       if (!field) return;
       if (shared.has(field.name.value)) {
         const key = sharingKey(args, field, startArgument);
-        setSubscribeFn((subscribeArgs) => subscribeShared(subscribeArgs, key));
-      } else if (compiled.has(field.name.value)) setSubscribeFn(subscribeCompiled);
+        setSubscribeFn((subscribeArgs) => subscribeCompiled(subscribeArgs, key));
+      } else if (compiled.has(field.name.value)) setSubscribeFn((subscribeArgs) => subscribeCompiled(subscribeArgs, null));
     },
   };
 }
@@ -254,15 +254,14 @@ function executeLive(key: string, event: object, live: EventExecutor): SharedRes
 
 /**
  * An event pulled through the stream (mostly history, which each subscriber reads for itself): the
- * live result made for it already, if that one is complete and without errors (a live result that is
- * not was declined, so that graphql-js makes it), else a checked one, not kept, as keeping them costs
- * more (an entry per event for the collector) than it saves.
+ * live result made for it already (one the writer declined, say), else a new one, not kept, as keeping
+ * them costs more (an entry per event for the collector) than it saves.
  */
-function executeOnce(key: string, event: unknown, executors: EventExecutors): ExecutionResult | Promise<ExecutionResult> {
+function executeOnce(key: string, event: unknown, run: EventExecutor): ExecutionResult | Promise<ExecutionResult> {
   const made = event !== null && typeof event === 'object' ? sharedResult(event, key)?.result : undefined;
-  if (made && !(made instanceof Promise) && !made.errors) return made;
+  if (made) return made;
   fanOutCounters.executed++;
-  return made && !(made instanceof Promise) ? executors.plain(event) : executors.checked(event);
+  return run(event);
 }
 
 function executeEvent(args: ExecutionArgs, event: unknown): ExecutionResult | Promise<ExecutionResult> {
@@ -283,37 +282,23 @@ const MAX_COMPILED_DOCUMENTS = 256;
 const compiledDocuments = new Map<string, CompiledQuery | null>();
 
 /**
- * How one subscription's events become results:
- * - `fast`: by its document compiled with graphql-jit (with its first event; a subscription that never
- *   gets one costs no compilation), or graphql-js's execute where it cannot be compiled. Its errors
- *   are graphql-jit's: a live result with errors is declined (subscribeShared).
- * - `checked`: the same, but a result with errors is made again by graphql-js, so that errors always
- *   read as graphql-js makes them. History and batches take it: graphql-js spent 1.6 µs an event of a
- *   batched replay, a quarter of the server's CPU.
- * - `plain`: graphql-js's execute.
+ * How one subscription's events become results: by its document compiled with graphql-jit (with its
+ * first event; a subscription that never gets one costs no compilation), or graphql-js's execute where
+ * graphql-jit cannot compile it. A compiled result with errors is made again by graphql-js, so errors
+ * always read as graphql-js makes them. graphql-js spent 1.6 µs an event of a batched replay, a
+ * quarter of the server's CPU.
  */
-interface EventExecutors {
-  readonly fast: EventExecutor;
-  readonly checked: EventExecutor;
-  readonly plain: EventExecutor;
-}
-
-async function eventExecutors(args: ExecutionArgs): Promise<EventExecutors> {
+async function eventExecutor(args: ExecutionArgs): Promise<EventExecutor> {
   const jit = await (graphqlJit ??= import('graphql-jit').catch(() => null));
   const plain: EventExecutor = (event) => executeEvent(args, event);
-  if (!jit) return { fast: plain, checked: plain, plain };
+  if (!jit) return plain;
   let compiled: EventExecutor | null | undefined;
-  const compiledOrNull = () => (compiled === undefined ? (compiled = compiledExecutor(jit, args)) : compiled);
-  return {
-    fast: (event) => (compiledOrNull() ?? plain)(event),
-    checked: (event) => {
-      const run = compiledOrNull();
-      if (!run) return plain(event);
-      const result = run(event);
-      if (result instanceof Promise) return result.then((made) => (made.errors ? plain(event) : made));
-      return result.errors ? plain(event) : result;
-    },
-    plain,
+  return (event) => {
+    if (compiled === undefined) compiled = compiledExecutor(jit, args);
+    if (!compiled) return plain(event);
+    const result = compiled(event);
+    if (result instanceof Promise) return result.then((made) => (made.errors ? plain(event) : made));
+    return result.errors ? plain(event) : result;
   };
 }
 
@@ -335,15 +320,20 @@ function compiledExecutor({ compileQuery, isCompiledQuery }: typeof import('grap
   return (event) => query(event, args.contextValue, args.variableValues) as ExecutionResult | Promise<ExecutionResult>;
 }
 
-/** graphql-js's subscribe, with shared execution, and a caught-up follow handed to the context's writer. */
-async function subscribeShared(args: ExecutionArgs, key: string): Promise<ExecutionResult | AsyncGenerator<ExecutionResult>> {
+/**
+ * graphql-js's subscribe, with each step executed by eventExecutor. With a sharing key, results are
+ * shared, and a caught-up follow is handed to the context's writer; a result with errors is declined,
+ * to take the usual path, where yoga masks it.
+ */
+async function subscribeCompiled(args: ExecutionArgs, key: string | null): Promise<ExecutionResult | AsyncGenerator<ExecutionResult>> {
   const source = await createSourceEventStream(args);
   if (!isAsyncIterable(source)) return source;
-  const executors = await eventExecutors(args);
+  const run = await eventExecutor(args);
+  if (key === null) return mapResults(source[Symbol.asyncIterator](), run);
   const writer = (args.contextValue as SharedSubscriptionContext | undefined)?.liveNext;
   if (writer && HAND_OVER_LIVE in source) {
     (source as HandsOverLive<object>)[HAND_OVER_LIVE]((event) => {
-      const shared = executeLive(key, event, executors.fast);
+      const shared = executeLive(key, event, run);
       const { result } = shared;
       if (result instanceof Promise || result.errors) return 'declined';
       const delivery = writer((shared.json ??= utf8Bytes(JSON.stringify(result))));
@@ -351,15 +341,7 @@ async function subscribeShared(args: ExecutionArgs, key: string): Promise<Execut
       return delivery;
     });
   }
-  return mapResults(source[Symbol.asyncIterator](), (event) => executeOnce(key, event, executors));
-}
-
-/** graphql-js's subscribe, with each step executed by the compiled document, checked (see EventExecutors). */
-async function subscribeCompiled(args: ExecutionArgs): Promise<ExecutionResult | AsyncGenerator<ExecutionResult>> {
-  const source = await createSourceEventStream(args);
-  if (!isAsyncIterable(source)) return source;
-  const { checked } = await eventExecutors(args);
-  return mapResults(source[Symbol.asyncIterator](), checked);
+  return mapResults(source[Symbol.asyncIterator](), (event) => executeOnce(key, event, run));
 }
 
 /** Each event of `source` as its result. `return()` reaches the source at once, even while a `next()` waits. */
