@@ -227,9 +227,13 @@ test('the hand-over: only a pull that finds nothing buffered hands live events t
   const sunk: number[] = [];
   let answer: LiveDelivery = 'sent';
   const follow = (await followRunEvents(db, eventLog, bus, run.id, { untilSettled: true })) as AsyncGenerator<RunEvent> & HandsOverLive<RunEvent>;
-  follow[HAND_OVER_LIVE]((event) => {
-    if (answer === 'sent') sunk.push(event.seq);
-    return answer;
+  follow[HAND_OVER_LIVE]({
+    shareKey: 'hand-over',
+    prepare: (event) => event,
+    send: (event) => {
+      if (answer === 'sent') sunk.push(event.seq);
+      return answer;
+    },
   });
   const pulled: number[] = [];
   const pull = async () => pulled.push((await follow.next()).value!.seq);
@@ -255,11 +259,57 @@ test('the hand-over: only a pull that finds nothing buffered hands live events t
   await eventLog.append(other.id, text(1));
   const cut = (await followRunEvents(db, eventLog, bus, other.id)) as AsyncGenerator<RunEvent> & HandsOverLive<RunEvent>;
   let room = 2;
-  cut[HAND_OVER_LIVE](() => (room-- > 0 ? 'sent' : 'full'));
+  cut[HAND_OVER_LIVE]({ shareKey: 'cut', prepare: (event) => event, send: () => (room-- > 0 ? 'sent' : 'full') });
   expect((await cut.next()).value!.seq).toBe(1);
   const cutting = cut.next(); // finds nothing buffered: hands over
   await eventLog.append(other.id, text(5)); // 2 and 3 are sent, then the sink is full
   await expect(cutting).rejects.toEqual(new SubscriberTooSlowError(3));
+});
+
+test('caught-up follows of one run and share key are fed by one listener, each entry prepared once; one that declines listens for itself again', async () => {
+  const run = await makeActiveRun(t, 'group');
+  const { db, eventLog, bus } = t.server.orchestrator;
+  const text = (n: number) => Array.from({ length: n }, () => ({ type: 'assistant_text' as const, data: { text: 'x' } }));
+  const listeners = () => bus.listenerCount('run-events', run.id);
+  const settle = () => new Promise((resolve) => setImmediate(resolve));
+  await eventLog.append(run.id, text(2));
+  let prepared = 0;
+  const answers: LiveDelivery[] = ['sent', 'sent', 'sent'];
+  const sunk: number[][] = [[], [], []];
+  const follows = (await Promise.all(answers.map(() => followRunEvents(db, eventLog, bus, run.id, { untilSettled: true })))) as (AsyncGenerator<RunEvent> & HandsOverLive<RunEvent>)[];
+  follows.forEach((follow, i) =>
+    follow[HAND_OVER_LIVE]({
+      shareKey: 'group',
+      prepare: (event) => (prepared++, event),
+      send: (event) => {
+        if (answers[i] === 'sent') sunk[i]!.push(event.seq);
+        return answers[i]!;
+      },
+    }),
+  );
+  for (const follow of follows) expect([(await follow.next()).value!.seq, (await follow.next()).value!.seq]).toEqual([1, 2]); // the history
+  expect(listeners()).toBe(3); // each follow its own
+  let pending = follows.map((follow) => follow.next()); // each finds nothing buffered: hands over
+  await settle();
+  expect(listeners()).toBe(1); // the group's alone
+
+  await eventLog.append(run.id, text(3));
+  expect([sunk, prepared]).toEqual([[[3, 4, 5], [3, 4, 5], [3, 4, 5]], 3]); // each entry prepared once for all three
+  answers[1] = 'declined';
+  await eventLog.append(run.id, text(1));
+  expect((await pending[1]).value!.seq).toBe(6); // declined: through its stream…
+  expect([sunk.map((seqs) => seqs.at(-1)), listeners()]).toEqual([[6, 5, 6], 2]); // …listening for itself again
+  answers[1] = 'sent';
+  await eventLog.append(run.id, text(1)); // 7 waits in its buffer, behind nothing: the next pull takes it…
+  pending[1] = follows[1]!.next();
+  expect((await pending[1]).value!.seq).toBe(7);
+  pending[1] = follows[1]!.next(); // …and the one after hands over again
+  await settle();
+  expect(listeners()).toBe(1);
+  await eventLog.append(run.id, [{ type: 'status', data: { status: 'SUCCEEDED' } }], { status: 'SUCCEEDED' });
+  expect(await Promise.all(pending)).toEqual(answers.map(() => ({ done: true, value: undefined }))); // the terminal status ends them all
+  expect([sunk, prepared]).toEqual([[[3, 4, 5, 6, 7, 8], [3, 4, 5, 8], [3, 4, 5, 6, 7, 8]], 6]);
+  expect(listeners()).toBe(0); // nothing left behind
 });
 
 test.each([

@@ -39,6 +39,9 @@ export class SubscriberTooSlowError extends RunboardError {
   }
 }
 
+/** The events a run follow's `isOver` must see: the only ones that end it or change what `observe` knows. */
+const changesSettling = (event: RunEvent) => event.type === 'status' || event.type === 'playtest_start' || event.type === 'playtest_exit';
+
 /** A `status` event that ends a run. */
 export function isTerminalEvent(event: RunEvent): boolean {
   return event.type === 'status' && !isActive(event.data.status);
@@ -59,20 +62,39 @@ export interface LogSource<Entry extends { readonly seq: number }> {
    * Whether the stream is over once `entry` has been seen (delivered, or skipped as already sent),
    * or, with `null`, once the history is sent. Absent: the stream runs until the consumer leaves.
    */
-  isOver?(entry: Entry | null): boolean;
+  readonly isOver?: (entry: Entry | null) => boolean;
+  /**
+   * False for entries `isOver` need not see: they neither end the stream nor change what it knows. A
+   * fan-out group then skips the call for them. Absent: every entry.
+   */
+  readonly mayEnd?: (entry: Entry) => boolean;
+  /**
+   * Names the log across follows: its name on `bus` (a run's id, say). Follows of one channel whose
+   * sinks share a key are fed by one fan-out group (LiveSink). Absent: a follow's group is its own.
+   */
+  readonly channel?: { readonly bus: object; readonly name: string };
 }
 
 /** What a LiveSink did with one entry. */
 export type LiveDelivery = 'sent' | 'declined' | 'full';
 
 /**
- * Takes a caught-up follower's live entries straight from the publish: synchronously, in seq order,
- * each once, with no async step per subscriber. It answers 'sent' once the entry is on its way;
- * 'declined' to have this entry, and the ones after it, go through the stream as usual (the follow
- * hands over again once caught up); 'full' when its consumer is too far behind: the follow then ends
- * with SubscriberTooSlowError from the last entry sent. A throw counts as 'declined'.
+ * Takes caught-up followers' live entries straight from the publish: synchronously, in seq order, each
+ * once, with no async step per subscriber. The follows of one log (LogSource.channel) whose sinks have
+ * the same `shareKey` are one fan-out group: the group alone listens to the log, `prepare`s each entry
+ * once (with the sink of whichever member came first) and hands the result to every member's `send`,
+ * so a delivery costs little more than its write. Both are called without `this`.
+ *
+ * `send` answers 'sent' once the entry is on its way; 'declined' to have this entry, and the ones after
+ * it, go through the member's stream as usual (the follow hands over again once caught up); 'full'
+ * when its consumer is too far behind: the follow then ends with SubscriberTooSlowError from the last
+ * entry sent. `prepare` answering null declines the entry for every member. A throw counts as declined.
  */
-export type LiveSink<Entry> = (entry: Entry) => LiveDelivery;
+export interface LiveSink<Entry, Prepared = unknown> {
+  readonly shareKey: string;
+  readonly prepare: (entry: Entry) => Prepared | null;
+  readonly send: (prepared: Prepared) => LiveDelivery;
+}
 
 /** The method of a follow (followLog, followLogBatches) that hands its live entries to a sink once it has caught up. */
 export const HAND_OVER_LIVE = Symbol('runboard.handOverLive');
@@ -84,7 +106,7 @@ export const HAND_OVER_LIVE = Symbol('runboard.handOverLive');
  * `isOver`, when the sink is full (SubscriberTooSlowError), or when the consumer leaves.
  */
 export interface HandsOverLive<Entry> {
-  [HAND_OVER_LIVE](sink: LiveSink<Entry>): void;
+  [HAND_OVER_LIVE](sink: LiveSink<Entry, any>): void;
 }
 
 /** Most entries one message of a batched follow carries. @default 2_000 */
@@ -130,43 +152,44 @@ export function followLogBatches<Entry extends { readonly seq: number }>(
   maxBuffered = MAX_BUFFERED_EVENTS,
   sizes: BatchSizes = perMessage(),
 ): AsyncGenerator<Entry[]> & HandsOverLive<Entry> {
-  const buffer: Entry[] = [];
-  let overflowed = false;
-  // Shared with the listener, which sends straight to the sink once handed over.
-  let lastSent = since;
-  let over = false;
-  let sink: LiveSink<Entry> | null = null;
-  let handedOver = false;
-  /** One live entry to the sink; false when declined, to be buffered instead. */
-  const sendDirectly = (entry: Entry): boolean => {
-    if (entry.seq > lastSent) {
-      let delivery: LiveDelivery;
-      try {
-        delivery = sink!(entry);
-      } catch {
-        delivery = 'declined';
-      }
-      if (delivery === 'declined') return (handedOver = false);
-      if (delivery === 'full') return (overflowed = true);
-      lastSent = entry.seq;
-    }
-    if (source.isOver?.(entry)) over = true; // also when skipped, as below
-    return true;
+  const member: LiveMember<Entry> = {
+    lastSent: since,
+    over: false,
+    overflowed: false,
+    buffer: [],
+    sink: null,
+    send: null,
+    group: null,
+    notify: () => undefined,
+    isOver: source.isOver,
+    mayEnd: source.mayEnd,
+    unlisten: null,
+    listen: null,
   };
+  const { buffer, isOver } = member;
   const stream = feed<Entry[]>(
-    (notify) =>
-      source.listen((entry) => {
-        if (overflowed || over) return;
-        if (handedOver && sendDirectly(entry)) {
-          if (overflowed || over) notify(); // the stream only wakes to end
-          return;
-        }
-        if (buffer.length >= maxBuffered) {
-          overflowed = true;
-          buffer.length = 0; // free the memory now; the subscriber resumes from history
-        } else buffer.push(entry);
-        notify();
-      }),
+    (notify) => {
+      member.notify = notify;
+      // The follow's own listener, while it is not in a fan-out group: it buffers for the stream.
+      const listen = () => {
+        member.unlisten = source.listen((entry) => {
+          if (member.overflowed || member.over) return;
+          if (buffer.length >= maxBuffered) {
+            member.overflowed = true;
+            buffer.length = 0; // free the memory now; the subscriber resumes from history
+          } else buffer.push(entry);
+          notify();
+        });
+      };
+      member.listen = listen;
+      listen();
+      return () => {
+        member.listen = null; // the consumer left: no listener again
+        member.group?.leave(member);
+        member.unlisten?.();
+        member.unlisten = null;
+      };
+    },
     async function* (control) {
       // A shared bus confirms the subscription later: reading history before that would miss what is
       // published in between (neither in the history read nor delivered live).
@@ -179,11 +202,11 @@ export function followLogBatches<Entry extends { readonly seq: number }>(
           const batch: Entry[] = [];
           while (more && batch.length < sizes.history) {
             const limit = Math.min(REPLAY_PAGE, sizes.history - batch.length);
-            const page = await source.read(lastSent, limit);
+            const page = await source.read(member.lastSent, limit);
             for (const entry of page) {
-              lastSent = entry.seq;
+              member.lastSent = entry.seq;
               batch.push(entry);
-              if (source.isOver?.(entry)) over = true;
+              if (isOver?.(entry)) member.over = true;
             }
             more = page.length === limit;
           }
@@ -194,26 +217,26 @@ export function followLogBatches<Entry extends { readonly seq: number }>(
         // A client that left mid-replay is only noticed by I/O callbacks: let them run between batches.
         if (more) await new Promise((resolve) => setImmediate(resolve));
       }
-      if (over || source.isOver?.(null)) return;
+      if (member.over || isOver?.(null)) return;
       // Live.
       for (;;) {
-        if (control.closed || over) return;
-        if (overflowed) throw new SubscriberTooSlowError(lastSent);
+        if (control.closed || member.over) return;
+        if (member.overflowed) throw new SubscriberTooSlowError(member.lastSent);
         if (buffer.length === 0) {
-          // Caught up, and everything yielded so far consumed: the sink takes it from here.
-          if (sink) handedOver = true;
+          // Caught up, and everything yielded so far consumed: the sink's group takes it from here.
+          if (member.sink && !member.group) LiveGroup.join(member, source);
           await control.wait();
           continue;
         }
         const batch: Entry[] = [];
         let ends = false;
         for (const entry of buffer.splice(0, sizes.live)) {
-          if (entry.seq > lastSent) {
-            lastSent = entry.seq;
+          if (entry.seq > member.lastSent) {
+            member.lastSent = entry.seq;
             batch.push(entry);
           }
           // Also when skipped: a terminal event replayed earlier still ends the stream.
-          if (source.isOver?.(entry)) {
+          if (isOver?.(entry)) {
             ends = true;
             break;
           }
@@ -223,7 +246,145 @@ export function followLogBatches<Entry extends { readonly seq: number }>(
       }
     },
   );
-  return Object.assign(stream, { [HAND_OVER_LIVE]: (live: LiveSink<Entry>) => void (sink = live) });
+  return Object.assign(stream, {
+    [HAND_OVER_LIVE]: (sink: LiveSink<Entry>) => {
+      member.sink = sink;
+      member.send = sink.send;
+    },
+  });
+}
+
+/** A follow as its fan-out group sees it: the state its stream and the group share. */
+interface LiveMember<Entry extends { readonly seq: number }> {
+  /** The seq of the last entry yielded or sent. */
+  lastSent: number;
+  /** `isOver` said so: the stream ends. */
+  over: boolean;
+  /** Fell too far behind: the stream ends with SubscriberTooSlowError. */
+  overflowed: boolean;
+  /** Live entries for the stream to yield. */
+  readonly buffer: Entry[];
+  sink: LiveSink<Entry> | null;
+  /** The sink's `send`, read once: the group calls it for every delivery. */
+  send: LiveSink<Entry>['send'] | null;
+  group: LiveGroup<Entry> | null;
+  /** Wakes the stream. */
+  notify: () => void;
+  readonly isOver: LogSource<Entry>['isOver'];
+  readonly mayEnd: LogSource<Entry>['mayEnd'];
+  /** Unsubscribes the follow's own listener, while it has one (out of a group). */
+  unlisten: (() => void) | null;
+  /** Subscribes the follow's own listener again; null once its consumer has left. */
+  listen: (() => void) | null;
+}
+
+/** Fan-out groups by bus, then by channel name and share key: servers in one process never share one. */
+const liveGroups = new WeakMap<object, Map<string, LiveGroup<{ readonly seq: number }>>>();
+
+/**
+ * The follows of one log handed over to sinks of one key (see LiveSink). While in the group, a
+ * member's only listener on the log is the group's: one call per entry for all of them, not one per
+ * member. A member that leaves (declined, full, over, or gone) listens for itself again, subscribed
+ * before the group may unsubscribe, so a shared bus never drops the log in between.
+ */
+class LiveGroup<Entry extends { readonly seq: number }> {
+  /** Replaced, not changed, when a member joins or leaves: a publish walks the members it began with. */
+  private members: LiveMember<Entry>[] = [];
+  private readonly prepare: LiveSink<Entry>['prepare'];
+  private readonly unlisten: () => void;
+
+  private constructor(
+    /** Where the group is registered; null: it is its member's alone. */
+    private readonly registry: { readonly groups: Map<string, LiveGroup<{ readonly seq: number }>>; readonly key: string } | null,
+    source: LogSource<Entry>,
+    sink: LiveSink<Entry>,
+  ) {
+    this.prepare = sink.prepare;
+    this.unlisten = source.listen((entry) => this.publish(entry));
+  }
+
+  /** Moves a caught-up follow (nothing buffered, everything yielded consumed) from its own listener into its group. */
+  static join<Entry extends { readonly seq: number }>(member: LiveMember<Entry>, source: LogSource<Entry>): void {
+    const sink = member.sink!;
+    const { channel } = source;
+    let registry: LiveGroup<Entry>['registry'] = null;
+    if (channel) {
+      let groups = liveGroups.get(channel.bus);
+      if (!groups) liveGroups.set(channel.bus, (groups = new Map()));
+      registry = { groups, key: `${channel.name}\n${sink.shareKey}` };
+    }
+    let group = registry?.groups.get(registry.key) as LiveGroup<Entry> | undefined;
+    if (!group) {
+      group = new LiveGroup(registry, source, sink);
+      registry?.groups.set(registry.key, group as unknown as LiveGroup<{ readonly seq: number }>);
+    }
+    group.members = [...group.members, member];
+    member.group = group;
+    member.unlisten?.(); // once the group listens
+    member.unlisten = null;
+  }
+
+  /** Takes a member out, back to its own listener unless its consumer has left. */
+  leave(member: LiveMember<Entry>): void {
+    if (member.group !== this) return;
+    member.group = null;
+    member.listen?.(); // before the group may stop listening
+    this.members = this.members.filter((other) => other !== member);
+    if (this.members.length > 0) return;
+    this.registry?.groups.delete(this.registry.key);
+    this.unlisten();
+  }
+
+  private publish(entry: Entry): void {
+    let prepared: unknown = null;
+    let preparedYet = false;
+    for (const member of this.members) {
+      if (member.group !== this) continue; // left during this publish
+      if (entry.seq > member.lastSent) {
+        if (!preparedYet) {
+          preparedYet = true;
+          try {
+            prepared = this.prepare(entry);
+          } catch {
+            prepared = null;
+          }
+        }
+        let delivery: LiveDelivery = 'declined';
+        if (prepared !== null) {
+          try {
+            delivery = member.send!(prepared);
+          } catch {
+            delivery = 'declined';
+          }
+        }
+        if (delivery === 'full') {
+          member.overflowed = true;
+          this.end(member);
+          continue;
+        }
+        if (delivery === 'declined') {
+          // Through the stream: this entry now (the member's own listener, just subscribed, gets the next ones).
+          this.leave(member);
+          member.buffer.push(entry);
+          member.notify();
+          continue;
+        }
+        member.lastSent = entry.seq;
+      }
+      // Also when skipped, as in the stream: a terminal entry sent before still ends it.
+      const isOver = member.isOver;
+      if (isOver !== undefined && (member.mayEnd === undefined || member.mayEnd(entry)) && isOver(entry)) {
+        member.over = true;
+        this.end(member);
+      }
+    }
+  }
+
+  /** A member whose stream ends (over, or too slow): out of the group, and its stream woken to end. */
+  private end(member: LiveMember<Entry>): void {
+    this.leave(member);
+    member.notify();
+  }
 }
 
 /**
@@ -325,6 +486,7 @@ async function openRunEvents<Step>(
     else if (event.type === 'playtest_exit') playtestRunning = false;
   };
   const source: LogSource<RunEvent> = {
+    channel: { bus, name: `run-events:${runId}` },
     read: (after, limit) => eventLog.read(runId, after, limit),
     listen: (listener) => bus.subscribe('run-events', runId, listener),
     ready: () => bus.ready('run-events', runId),
@@ -334,6 +496,7 @@ async function openRunEvents<Step>(
           return (event === null || isTerminalEvent(event) || event.type === 'playtest_exit') && settled && !playtestRunning;
         }
       : undefined,
+    mayEnd: options.untilSettled ? changesSettling : undefined,
   };
   // Subscribes at once: whatever is written from now on is caught by the stream, or by its replay.
   const stream = follow(source, since, options.maxBuffered);

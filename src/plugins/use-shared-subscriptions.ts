@@ -15,9 +15,10 @@
  *   Fields in `compiledFields` (lists of events) are executed so too, without sharing.
  * - Delivery: a transport that can write a prepared `next` message puts a LiveWriter in the context
  *   (graphql-ws does, see graphqlWsNext). Once a follow has caught up (event-stream.ts, HAND_OVER_LIVE),
- *   its live events go from the publish straight to that writer: no async iterator chain, no
- *   JSON.stringify and no wait for the write per subscriber; the writes of one tick are corked.
- *   A result with errors is declined, and takes the usual path, where errors are masked.
+ *   it joins the fan-out group of its run and sharing key: one listener for the group executes each
+ *   event once and hands the bytes to every member's writer. No listener, async iterator chain,
+ *   JSON.stringify or wait for the write per subscriber; the writes of one tick are corked. A result
+ *   with errors is declined, and takes the usual path, where errors are masked.
  *
  * Sharing relies on the bus handing every listener the same event object; a bus that gives each
  * follower its own copy still works, with one execution per subscriber.
@@ -31,7 +32,7 @@ import { createSourceEventStream, execute, getOperationAST, Kind, print, visit, 
 import type { CompiledQuery } from 'graphql-jit';
 import { isAsyncIterable, type Plugin } from 'graphql-yoga';
 import WebSocket from 'ws';
-import { HAND_OVER_LIVE, type HandsOverLive, type LiveDelivery } from '../orchestrator/event-stream.js';
+import { HAND_OVER_LIVE, type HandsOverLive, type LiveDelivery, type LiveSink } from '../orchestrator/event-stream.js';
 import { setMostRecent } from '../orchestrator/recent.js';
 
 /** Sends one serialized `next` payload (an ExecutionResult's JSON) to one subscriber; never throws. */
@@ -110,10 +111,13 @@ export function graphqlWsNext(socket: WebSocket, raw: Writable, id: string, maxB
   let lastTurn = -1;
   return (payload) => {
     if (socket.readyState !== WebSocket.OPEN) return 'declined';
-    if (socket.bufferedAmount > maxBufferedBytes) return 'full';
+    // Without an extension ws queues nothing of its own, so the TCP socket's buffer is all of it (and
+    // reading it there spares a load of ws's sender per delivery).
+    if ((viaSend ? socket.bufferedAmount : raw.writableLength) > maxBufferedBytes) return 'full';
     const message = prefix + payload + '}';
     if (viaSend) socket.send(Buffer.from(message, 'latin1'), { binary: false });
     else lastTurn = writeInTurn(raw, textFrameHeader(message.length) + message, lastTurn);
+    fanOutCounters.sentDirectly++;
     return 'sent';
   };
 }
@@ -242,7 +246,10 @@ function sharedResult(event: object, key: string): SharedResult | undefined {
   return shared;
 }
 
-/** A live event's result for this sharing key: the one made for it already, else a new one by `live`, kept for the subscribers after this one. */
+/**
+ * A live event's result for this sharing key: the one made for it already, else a new one by `live`,
+ * kept for the streams that pull it (a declined event comes back through each member's stream).
+ */
 function executeLive(key: string, event: object, live: EventExecutor): SharedResult {
   const made = sharedResult(event, key);
   if (made) return made;
@@ -332,14 +339,17 @@ async function subscribeCompiled(args: ExecutionArgs, key: string | null): Promi
   if (key === null) return mapResults(source[Symbol.asyncIterator](), run);
   const writer = (args.contextValue as SharedSubscriptionContext | undefined)?.liveNext;
   if (writer && HAND_OVER_LIVE in source) {
-    (source as HandsOverLive<object>)[HAND_OVER_LIVE]((event) => {
-      const shared = executeLive(key, event, run);
-      const { result } = shared;
-      if (result instanceof Promise || result.errors) return 'declined';
-      const delivery = writer((shared.json ??= utf8Bytes(JSON.stringify(result))));
-      if (delivery === 'sent') fanOutCounters.sentDirectly++;
-      return delivery;
-    });
+    (source as HandsOverLive<object>)[HAND_OVER_LIVE]({
+      shareKey: key,
+      // Once per event for every follow of the run with this key (event-stream.ts's fan-out group).
+      prepare: (event) => {
+        const shared = executeLive(key, event, run);
+        const { result } = shared;
+        if (result instanceof Promise || result.errors) return null;
+        return (shared.json ??= utf8Bytes(JSON.stringify(result)));
+      },
+      send: writer,
+    } satisfies LiveSink<object, Utf8Bytes>);
   }
   return mapResults(source[Symbol.asyncIterator](), (event) => executeOnce(key, event, run));
 }
