@@ -128,9 +128,20 @@ export class SqliteDatabase implements DatabaseBase {
     return this.writes.run(() => this.writer.$transaction(fn));
   }
 
-  /** Runs `fn` as one transaction on the `sqlite` connection, after every earlier write has finished. */
-  writeSync<T>(fn: () => T): Promise<T> {
-    return this.writes.run(async () => this.atomically(fn));
+  /**
+   * Runs `fn` as one transaction on the `sqlite` connection, after every earlier write has finished.
+   * If it throws and there is a `retry`, its writes are rolled back and `retry` runs as the next
+   * transaction, before any other write.
+   */
+  writeSync<T>(fn: () => T, retry?: () => T): Promise<T> {
+    return this.writes.run(async () => {
+      try {
+        return this.atomically(fn);
+      } catch (error) {
+        if (!retry) throw error;
+        return this.atomically(retry);
+      }
+    });
   }
 
   /** One process owns a SQLite file (data-dir-lock.ts), so an in-process mutex per name is enough. */
