@@ -39,7 +39,10 @@ export class SubscriberTooSlowError extends RunboardError {
   }
 }
 
-/** The events a run follow's `isOver` must see: the only ones that end it or change what `observe` knows. */
+/**
+ * The only events a run follow's `isOver` looks at (the others neither end it nor change what it knows):
+ * its `mayEnd`, and its own first test, so the stream and a fan-out group skip the same ones.
+ */
 const changesSettling = (event: RunEvent) => event.type === 'status' || event.type === 'playtest_start' || event.type === 'playtest_exit';
 
 /** A `status` event that ends a run. */
@@ -492,7 +495,10 @@ async function openRunEvents<Step>(
     ready: () => bus.ready('run-events', runId),
     isOver: options.untilSettled
       ? (event) => {
-          if (event) observe(event);
+          if (event) {
+            if (!changesSettling(event)) return false; // what mayEnd tells a fan-out group: both paths see the same entries
+            observe(event);
+          }
           return (event === null || isTerminalEvent(event) || event.type === 'playtest_exit') && settled && !playtestRunning;
         }
       : undefined,
